@@ -1,0 +1,241 @@
+"""AutoscaleEnv: horizontal and vertical autoscaling of one microservice app, as a gymnasium env."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from envs.action import ACTION_DIMS, decode
+from envs.app import AppSpec, load_app
+from envs.backend import Backend
+from envs.config import EnvConfig
+from envs.guard import GuardResult, guard
+from envs.metrics import ScalingDecision, ServiceMetrics
+from envs.observation import ObservationLayout, build
+from envs.reward import reward
+from envs.sim_backend import SimBackend
+from envs.simulator import SimConfig
+from envs.trace import poisson_noise
+from envs.workload import Workload, make_workload
+
+DROP_VIOLATION = 1.0
+"""Dropped requests in an interval from which it counts as violating (one whole request)."""
+
+
+@dataclass
+class StepRecord:
+    """The scoreboard's raw metrics of one interval (also returned in ``info``)."""
+
+    t_seconds: float
+    external_rps: float
+    e2e_p99_ms: float
+    violated: bool
+    dropped: float
+    cpu_core_hours: float
+    mem_gib_hours: float
+    cpu_utilization: float
+    scaling_actions: int
+    guard_clamps: int
+    reward: float
+
+
+class AutoscaleEnv(gym.Env):
+    """Scale every service of a microservice app horizontally and vertically.
+
+    ## Description
+    One env is one app (1..N services with a call graph) on a node pool, driven by a workload
+    (a real trace or a synthetic family, one drawn per episode). Each step is one control
+    interval (15 s by default): the agent sets, per service, replicas, CPU limit and memory
+    limit; the decision passes the guard (bounds, rate limits, memory floor, node capacity);
+    the backend (the built-in simulator, or a Kubernetes cluster) runs the interval.
+
+    ## Action Space
+    ``Box(-1, 1, (max_services * 3,), float32)``: per service (replicas, CPU limit, memory
+    limit), each relative to the current setting (see ``envs.action``): +1 adds the most pods
+    the guard allows in one interval, -1 removes the most; for limits +/-1 multiplies or divides
+    by ``guard.max_limit_factor``. Rows of padding services are ignored.
+
+    ## Observation Space
+    ``Box(-10, 10, (max_services * 20 + 7,), float32)``: per service (padded, with a mask)
+    ``cpu_util`` (CPU used / ready x limit), ``mem_util``, ``replicas``, ``ready`` and ``pending``
+    (over max replicas), ``cpu_limit`` and ``mem_limit`` (over their maxima), ``load`` (arrival
+    rate over the capacity of the desired replicas), ``log_rate``, ``queue``, ``latency``
+    (service p99 / SLO), ``drops``, ``throttled``, the last action (3), and static traits
+    ``cpu_cost``, ``startup``, ``visits``, ``mask``; then app features ``e2e_latency``,
+    ``e2e_drops``, ``log_external``, ``external_trend``, ``node_cpu``, ``node_mem``,
+    ``n_services``. ``envs.observation`` gives each normalisation.
+
+    ## Rewards
+    ``slo * SLO preservation + utilization * CPU utilisation - violation * [violated]
+    - flapping * changed services / services`` (``envs.reward``; weights in the config).
+    An interval violates the SLO when the end-to-end p99 exceeds it or a request was dropped.
+
+    ## Starting State
+    The app's initial replicas (all ready) and limits, empty queues; the workload window and
+    the arrival noise are drawn from the env's seed.
+
+    ## Episode End
+    Never terminates (autoscaling is a continuing task); truncates after ``episode_steps``.
+
+    ## Arguments
+    ``config``: an ``EnvConfig`` or a mapping of its keys (as RLlib's ``env_config``);
+    ``backend``: an optional Backend to use instead of the simulator.
+    ``reset(options={"rates": array, "workload": name})`` replays an explicit rate series
+    (its length sets the episode length); ``options={"workload": spec}`` picks the workload.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: EnvConfig | dict[str, Any] | None = None, backend: Backend | None = None):
+        super().__init__()
+        self.config = config if isinstance(config, EnvConfig) else EnvConfig.from_dict(dict(config or {}))
+        cfg = self.config
+        self.app: AppSpec = load_app(cfg.app)
+        if self.app.n_services > cfg.max_services:
+            from envs.errors import ConfigError
+
+            raise ConfigError(f"max_services: app {self.app.name!r} has {self.app.n_services} services, above {cfg.max_services}")
+        self.layout = ObservationLayout(cfg.max_services)
+        self.peak_rps = cfg.peak_rps or self.app.default_peak_rps
+        self.sim_config = SimConfig(
+            interval_s=cfg.interval_s, substeps=cfg.substeps, noise=cfg.noise, vertical_mode=cfg.vertical_mode
+        )
+        self.backend: Backend = backend or SimBackend(self.app, self.sim_config)
+        self.workloads: list[Workload] = [make_workload(s, self.peak_rps, cfg.time_compression) for s in cfg.workloads]
+        n = cfg.max_services
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (n * ACTION_DIMS,), np.float32)
+        self.observation_space = gym.spaces.Box(-10.0, 10.0, (self.layout.size,), np.float32)
+        self.rates = np.zeros(cfg.episode_steps)
+        self.workload_name = ""
+        self.workload_family = ""
+        self.metrics: ServiceMetrics | None = None
+        self.decision: ScalingDecision | None = None
+        self.last_action = np.zeros((n, ACTION_DIMS))
+        self.last_guard: GuardResult | None = None
+        self.steps = 0
+        self.episode_steps = cfg.episode_steps
+
+    # ------------------------------------------------------------------------------ gym API
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        rng = self.np_random
+        if "rates" in options:
+            rates = np.asarray(options["rates"], dtype=np.float64)
+            self.workload_name = str(options.get("workload", "explicit"))
+            self.workload_family = str(options.get("family", "trace"))
+            self.episode_steps = len(rates)
+        else:
+            if "workload" in options:
+                spec = options["workload"]
+                wl = spec if not isinstance(spec, str) else make_workload(spec, self.peak_rps, self.config.time_compression)
+            else:
+                wl = self.workloads[int(rng.integers(len(self.workloads)))]
+            self.episode_steps = int(options.get("episode_steps", self.config.episode_steps))
+            rates = wl.rates(self.episode_steps, self.config.interval_s, rng)
+            self.workload_name, self.workload_family = wl.name, wl.family
+            if self.config.arrival_noise:
+                rates = poisson_noise(rates, self.config.interval_s, rng)
+        self.rates = rates
+        if isinstance(self.backend, SimBackend):
+            self.backend.reset(rates, seed=int(rng.integers(2**63 - 1)))
+        self.metrics = self.backend.observe()
+        self.decision = ScalingDecision.of(self.metrics)
+        self.last_action = np.zeros((self.config.max_services, ACTION_DIMS))
+        self.steps = 0
+        self.prev_external = 0.0
+        obs = self._obs()
+        return obs, {"workload": self.workload_name, "family": self.workload_family}
+
+    def step(self, action: np.ndarray):
+        assert self.metrics is not None and self.decision is not None, "call reset() first"
+        n = self.app.n_services
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.config.max_services, ACTION_DIMS), -1.0, 1.0)
+        a = np.nan_to_num(a, nan=0.0)
+        want = decode(a[:n], self.decision, self.config.guard)
+        result = guard(want, self.decision, self.metrics.mem_usage, self.app, self.config.guard)
+        new = result.decision
+        changed = int(
+            (
+                (new.replicas != self.decision.replicas)
+                | (new.cpu_limit != self.decision.cpu_limit)
+                | (new.mem_limit != self.decision.mem_limit)
+            ).sum()
+        )
+        self.backend.apply(new)
+        self.backend.advance(self.config.interval_s)
+        self.prev_external = self.metrics.external_rps
+        self.metrics = self.backend.observe()
+        self.decision = new
+        self.last_action = a
+        self.last_guard = result
+        self.steps += 1
+        record = self._record(changed, result)
+        truncated = self.steps >= self.episode_steps
+        info = {"scoreboard": record, "guard_reasons": result.counts()}
+        return self._obs(), record.reward, False, truncated, info
+
+    # ------------------------------------------------------------------------------ helpers
+
+    def _obs(self) -> np.ndarray:
+        assert self.metrics is not None
+        obs = build(
+            self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s
+        )
+        return np.clip(obs, -10.0, 10.0)
+
+    def _record(self, changed: int, result: GuardResult) -> StepRecord:
+        """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""
+        m = self.metrics
+        assert m is not None
+        truth = getattr(self.backend, "truth", None)
+        hours = self.config.interval_s / 3600.0
+        if truth is not None:
+            p99 = float(truth.e2e_p99_ms[0])
+            dropped = float(truth.dropped_total[0])
+            external = float(truth.external_requests[0])
+            cap = float((truth.ready_avg[0] * self.decision.cpu_limit).sum())
+            used = float(truth.cpu_usage[0].sum())
+            core_h = float(truth.cpu_core_hours[0])
+            mem_h = float(truth.mem_gib_hours[0])
+        else:
+            p99, dropped = m.e2e_p99_ms, m.dropped_total
+            external = m.external_rps * self.config.interval_s
+            cap = float((m.ready_replicas * m.cpu_limit).sum())
+            used = float(m.cpu_usage.sum())
+            alloc = m.replicas - m.pending_replicas
+            core_h = float((alloc * m.cpu_limit).sum() * hours)
+            mem_h = float((alloc * m.mem_limit).sum() / 1024.0 * hours)
+        util = used / cap if cap > 0 else 0.0
+        violated = p99 > self.app.slo_ms or dropped >= DROP_VIOLATION
+        drop_share = dropped / external if external > 0 else 0.0
+        r = reward(
+            e2e_p99_ms=p99,
+            slo_ms=self.app.slo_ms,
+            drop_share=drop_share,
+            violated=violated,
+            cpu_utilization=util,
+            changed_services=changed,
+            n_services=self.app.n_services,
+            weights=self.config.reward,
+        )
+        return StepRecord(
+            t_seconds=m.t_seconds,
+            external_rps=external / self.config.interval_s,
+            e2e_p99_ms=p99,
+            violated=violated,
+            dropped=dropped,
+            cpu_core_hours=core_h,
+            mem_gib_hours=mem_h,
+            cpu_utilization=util,
+            scaling_actions=changed,
+            guard_clamps=result.clamped,
+            reward=r,
+        )
+
+
+

@@ -1,0 +1,127 @@
+"""EnvConfig: everything that defines an autoscaling environment, validated on load."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from envs.errors import ConfigError
+from envs.guard import GuardConfig
+from envs.reward import RewardWeights
+from envs.simulator import VERTICAL_MODES
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Settings of one AutoscaleEnv (a dict of these keys is what RLlib's env_config holds)."""
+
+    app: str = "social-network"
+    """Shipped app name or path to an app YAML."""
+    workloads: tuple[str, ...] = ("family:diurnal",)
+    """Workload specs ('family:NAME', 'trace:FILE[#column]'); one is drawn per episode."""
+    peak_rps: float | None = None
+    """Peak external rps workloads are scaled to; None takes the app's default_peak_rps."""
+    episode_steps: int = 240
+    """Control intervals per episode (240 x 15 s = one hour)."""
+    interval_s: float = 15.0
+    """Seconds per control interval (the HPA sync period)."""
+    substeps: int = 3
+    """Simulator sub-steps per interval."""
+    noise: float = 0.05
+    """Relative measurement noise on observed metrics (0 turns it off)."""
+    arrival_noise: bool = True
+    """Draw arrivals per interval from a Poisson process around the workload's rate."""
+    time_compression: float = 4.0
+    """Seconds of trace replayed per simulated second (4: a 1-minute bin per 15 s step)."""
+    max_services: int = 16
+    """Observation and action are padded to this many services."""
+    vertical_mode: str = "in-place"
+    """How limit changes reach pods: 'in-place' resize or 'recreate' (evict and restart)."""
+    reward: RewardWeights = field(default_factory=RewardWeights)
+    """Reward weights (see envs.reward)."""
+    guard: GuardConfig = field(default_factory=GuardConfig)
+    """Guard limits (see envs.guard)."""
+
+    def __post_init__(self) -> None:
+        if not self.workloads:
+            raise ConfigError("workloads: at least one workload spec is needed")
+        if not (isinstance(self.episode_steps, int) and self.episode_steps >= 1):
+            raise ConfigError(f"episode_steps: must be an integer >= 1, got {self.episode_steps!r}")
+        if self.peak_rps is not None and not self.peak_rps > 0:
+            raise ConfigError(f"peak_rps: must be > 0, got {self.peak_rps}")
+        if not self.time_compression > 0:
+            raise ConfigError(f"time_compression: must be > 0, got {self.time_compression}")
+        if not (isinstance(self.max_services, int) and self.max_services >= 1):
+            raise ConfigError(f"max_services: must be an integer >= 1, got {self.max_services!r}")
+        if self.vertical_mode not in VERTICAL_MODES:
+            raise ConfigError(f"vertical_mode: expected one of {VERTICAL_MODES}, got {self.vertical_mode!r}")
+
+    @staticmethod
+    def from_dict(d: dict[str, Any] | None) -> EnvConfig:
+        """Build from a plain mapping (YAML, RLlib env_config); unknown keys and bad types name the key."""
+        d = dict(d or {})
+        fields = {f.name: f for f in dataclasses.fields(EnvConfig)}
+        for key in d:
+            if key not in fields:
+                raise ConfigError(f"env config: unknown key '{key}' (known: {', '.join(sorted(fields))})")
+        out: dict[str, Any] = {}
+        for key, value in d.items():
+            if key == "reward":
+                out[key] = _sub(RewardWeights, value, "reward")
+            elif key == "guard":
+                out[key] = _sub(GuardConfig, value, "guard")
+            elif key == "workloads":
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError(f"env config: 'workloads' must be a list of strings, got {value!r}")
+                out[key] = tuple(value)
+            else:
+                out[key] = _typed(key, value, fields[key].type)
+        return EnvConfig(**out)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["workloads"] = list(self.workloads)
+        return d
+
+
+def _typed(key: str, value: Any, annotation: Any) -> Any:
+    ann = str(annotation)
+    if ann.startswith("float"):
+        if value is None and "None" in ann:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"env config: '{key}' must be a number, got {value!r}")
+        return float(value)
+    if ann == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"env config: '{key}' must be an integer, got {value!r}")
+        return value
+    if ann == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"env config: '{key}' must be true or false, got {value!r}")
+        return value
+    if ann == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"env config: '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _sub(cls: type, value: Any, name: str) -> Any:
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ConfigError(f"env config: '{name}' must be a mapping, got {value!r}")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key, v in value.items():
+        if key not in known:
+            raise ConfigError(f"env config: unknown key '{name}.{key}' (known: {', '.join(sorted(known))})")
+        if isinstance(v, bool) != (str(known[key].type) == "bool") or not isinstance(v, int | float):
+            raise ConfigError(f"env config: '{name}.{key}' has the wrong type: {v!r}")
+    try:
+        return cls(**value)
+    except TypeError as exc:
+        raise ConfigError(f"env config: '{name}': {exc}") from None

@@ -1,0 +1,160 @@
+"""The observation vector: per-service features padded to a maximum size, plus app features.
+
+Layout (float32, flat): ``max_services`` rows of ``N_SERVICE_FEATURES`` per-service features,
+then ``N_APP_FEATURES`` app-level features. Padding rows are zero with mask 0. A policy with
+shared per-service weights reshapes the first part to (max_services, N_SERVICE_FEATURES), so
+the same weights act on an app of any size up to ``max_services``.
+
+Heuristics read the same vector back with ``service_view``: every feature they need (replicas,
+utilisation, limits) is stored in a form that inverts exactly, so the HPA sees what it would
+see on a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.app import AppSpec
+from envs.metrics import ServiceMetrics
+
+SERVICE_FEATURES = (
+    "cpu_util",  # CPU used / (ready replicas x CPU limit): the HPA's metric, in [0, 1]
+    "mem_util",  # memory used per replica / memory limit, clipped to [0, 2]
+    "replicas",  # desired replicas / max replicas
+    "ready",  # ready replicas / max replicas
+    "pending",  # starting or unschedulable replicas / max replicas
+    "cpu_limit",  # CPU limit / largest allowed CPU limit
+    "mem_limit",  # memory limit / largest allowed memory limit
+    "load",  # arrival rate / capacity of the desired replicas (offered utilisation), clipped to [0, 4]
+    "log_rate",  # log1p(arrival rate) / 10
+    "queue",  # log1p(backlog) / 10
+    "latency",  # service p99 / app SLO, clipped to [0, 10]
+    "drops",  # share of the service's arrivals dropped in the interval
+    "throttled",  # share of the interval spent CPU-saturated
+    "last_replicas",  # last action, replicas component, in [-1, 1]
+    "last_cpu",  # last action, CPU component
+    "last_mem",  # last action, memory component
+    "cpu_cost",  # log1p(CPU ms per request) / 5: how heavy a request is here
+    "startup",  # start-up delay / 120 s
+    "visits",  # requests this service handles per external request, clipped to [0, 4]
+    "mask",  # 1 for a real service, 0 for padding
+)
+APP_FEATURES = (
+    "e2e_latency",  # end-to-end p99 / SLO, clipped to [0, 10]
+    "e2e_drops",  # share of external requests dropped
+    "log_external",  # log1p(external rps) / 10
+    "external_trend",  # external rps / previous external rps - 1, clipped to [-1, 1]
+    "node_cpu",  # requested CPU (replicas x limit) / node pool cores
+    "node_mem",  # requested memory / node pool memory
+    "n_services",  # services / max_services
+)
+N_SERVICE_FEATURES = len(SERVICE_FEATURES)
+N_APP_FEATURES = len(APP_FEATURES)
+F = {name: i for i, name in enumerate(SERVICE_FEATURES)}
+A = {name: i for i, name in enumerate(APP_FEATURES)}
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """Sizes of the flat observation for a given maximum number of services."""
+
+    max_services: int = 16
+
+    @property
+    def size(self) -> int:
+        return self.max_services * N_SERVICE_FEATURES + N_APP_FEATURES
+
+    def services(self, obs: np.ndarray) -> np.ndarray:
+        """The per-service block as (max_services, N_SERVICE_FEATURES) (batched: leading dims kept)."""
+        lead = obs.shape[:-1]
+        return obs[..., : self.max_services * N_SERVICE_FEATURES].reshape(*lead, self.max_services, N_SERVICE_FEATURES)
+
+    def app(self, obs: np.ndarray) -> np.ndarray:
+        return obs[..., self.max_services * N_SERVICE_FEATURES :]
+
+
+@dataclass
+class ServiceView:
+    """Per-service quantities read back from an observation (what a heuristic acts on)."""
+
+    replicas: np.ndarray
+    ready_replicas: np.ndarray
+    cpu_utilization: np.ndarray
+    cpu_limit: np.ndarray
+    mem_limit: np.ndarray
+    mem_usage: np.ndarray
+    request_rate: np.ndarray
+    latency_over_slo: np.ndarray
+
+
+def build(
+    metrics: ServiceMetrics,
+    app: AppSpec,
+    layout: ObservationLayout,
+    last_action: np.ndarray,
+    prev_external_rps: float,
+    interval_s: float,
+) -> np.ndarray:
+    """The observation for `metrics` (see the feature tuples above for meaning and scaling)."""
+    n = app.n_services
+    m = metrics
+    max_r = app.column("max_replicas")
+    mu = 1000.0 * m.cpu_limit / app.column("cpu_ms_mean")
+    svc = np.zeros((layout.max_services, N_SERVICE_FEATURES), dtype=np.float64)
+    s = svc[:n]
+    s[:, F["cpu_util"]] = m.cpu_utilization
+    s[:, F["mem_util"]] = np.clip(np.where(m.ready_replicas > 0, m.mem_usage / m.mem_limit, 0.0), 0.0, 2.0)
+    s[:, F["replicas"]] = m.replicas / max_r
+    s[:, F["ready"]] = m.ready_replicas / max_r
+    s[:, F["pending"]] = m.pending_replicas / max_r
+    s[:, F["cpu_limit"]] = m.cpu_limit / app.column("cpu_limit_max")
+    s[:, F["mem_limit"]] = m.mem_limit / app.column("mem_limit_max")
+    cap = np.maximum(m.replicas, 1.0) * mu
+    s[:, F["load"]] = np.clip(m.request_rate / cap, 0.0, 4.0)
+    s[:, F["log_rate"]] = np.log1p(m.request_rate) / 10.0
+    s[:, F["queue"]] = np.log1p(m.queue) / 10.0
+    s[:, F["latency"]] = np.clip(m.p99_ms / app.slo_ms, 0.0, 10.0)
+    arrivals = m.request_rate * interval_s
+    s[:, F["drops"]] = np.clip(np.where(arrivals > 0, m.dropped / np.maximum(arrivals, 1e-9), 0.0), 0.0, 1.0)
+    s[:, F["throttled"]] = m.throttled
+    s[:, F["last_replicas"] : F["last_mem"] + 1] = last_action[:n]
+    s[:, F["cpu_cost"]] = np.log1p(app.column("cpu_ms_mean")) / 5.0
+    s[:, F["startup"]] = app.column("startup_s") / 120.0
+    s[:, F["visits"]] = np.clip(app.visits, 0.0, 4.0)
+    s[:, F["mask"]] = 1.0
+    ext = m.external_rps
+    reserved = m.replicas
+    a = np.array(
+        [
+            min(m.e2e_p99_ms / app.slo_ms, 10.0),
+            min(m.dropped_total / max(ext * interval_s, 1e-9), 1.0) if ext > 0 else 0.0,
+            np.log1p(ext) / 10.0,
+            float(np.clip(ext / prev_external_rps - 1.0, -1.0, 1.0)) if prev_external_rps > 0 else 0.0,
+            float((reserved * m.cpu_limit).sum() / app.node_cores),
+            float((reserved * m.mem_limit).sum() / app.node_mem_mib),
+            n / layout.max_services,
+        ]
+    )
+    return np.concatenate([svc.ravel(), a]).astype(np.float32)
+
+
+def service_view(obs: np.ndarray, app: AppSpec, layout: ObservationLayout) -> ServiceView:
+    """Read the per-service quantities a heuristic needs back out of an observation."""
+    n = app.n_services
+    s = layout.services(np.asarray(obs, dtype=np.float64))[:n]
+    max_r = app.column("max_replicas")
+    cpu_limit = np.round(s[:, F["cpu_limit"]] * app.column("cpu_limit_max"), 3)
+    mem_limit = np.round(s[:, F["mem_limit"]] * app.column("mem_limit_max"))
+    replicas = np.rint(s[:, F["replicas"]] * max_r)
+    return ServiceView(
+        replicas=replicas,
+        ready_replicas=np.rint(s[:, F["ready"]] * max_r),
+        cpu_utilization=s[:, F["cpu_util"]],
+        cpu_limit=cpu_limit,
+        mem_limit=mem_limit,
+        mem_usage=s[:, F["mem_util"]] * mem_limit,
+        request_rate=np.expm1(s[:, F["log_rate"]] * 10.0),
+        latency_over_slo=s[:, F["latency"]],
+    )

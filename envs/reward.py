@@ -1,0 +1,59 @@
+"""The reward: SLO preservation plus utilisation, minus violations and flapping.
+
+Following FIRM/AWARE, the agent is paid for keeping latency under the SLO and for using what
+it allocates, and charged for changing things. Pure function of one interval's outcome.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Weights of the reward terms (all >= 0)."""
+
+    slo: float = 1.0
+    """Weight of SLO preservation, min(1, SLO / p99) x (1 - drop share), in [0, 1]."""
+    utilization: float = 1.0
+    """Weight of mean CPU utilisation of the allocated capacity (cost efficiency), in [0, 1]."""
+    violation: float = 2.0
+    """Penalty for an interval that violated the SLO (p99 above it, or any request dropped)."""
+    flapping: float = 0.1
+    """Penalty per service whose replicas or limits changed, divided by the number of services."""
+
+    def __post_init__(self) -> None:
+        for name in ("slo", "utilization", "violation", "flapping"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
+                raise ConfigError(f"reward.{name}: must be a finite number >= 0, got {v!r}")
+
+
+def slo_preservation(e2e_p99_ms: float, slo_ms: float, drop_share: float) -> float:
+    """1 when p99 is within the SLO and nothing dropped; falls as SLO / p99 beyond it."""
+    keep = 1.0 if e2e_p99_ms <= slo_ms else slo_ms / e2e_p99_ms
+    return keep * (1.0 - min(max(drop_share, 0.0), 1.0))
+
+
+def reward(
+    *,
+    e2e_p99_ms: float,
+    slo_ms: float,
+    drop_share: float,
+    violated: bool,
+    cpu_utilization: float,
+    changed_services: int,
+    n_services: int,
+    weights: RewardWeights,
+) -> float:
+    """Reward of one control interval."""
+    return (
+        weights.slo * slo_preservation(e2e_p99_ms, slo_ms, drop_share)
+        + weights.utilization * min(max(cpu_utilization, 0.0), 1.0)
+        - weights.violation * float(violated)
+        - weights.flapping * changed_services / max(n_services, 1)
+    )

@@ -1,0 +1,191 @@
+"""Workloads: the external request rate an episode replays, from a real trace or a synthetic family.
+
+The env only needs "give me the mean rate for each of the next ``n_steps`` control intervals"; this
+module hides whether that comes from a shipped trace (rescaled and time-compressed) or from a seeded
+synthetic family, and turns a one-string spec from a config or the command line into a workload.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import yaml
+
+from envs.errors import ConfigError, TraceError
+from envs.synthetic import FAMILIES, generate
+from envs.trace import Trace, load_trace, resample, rescale, split_column
+
+TRACES_DIR = Path(__file__).parent / "traces"
+"""The shipped traces (see its README.md for sources and terms) and the default split."""
+
+SPLIT_FILE = TRACES_DIR / "split.yaml"
+
+
+@runtime_checkable
+class Workload(Protocol):
+    """A source of external request rates for episodes."""
+
+    name: str
+    """What is replayed, e.g. ``nasa_http_1995-08_1min`` or ``diurnal``."""
+    family: str
+    """Group used to aggregate evaluation results: the synthetic family name, or ``"trace"``."""
+
+    def rates(self, n_steps: int, interval_s: float, rng: np.random.Generator) -> np.ndarray:
+        """Noiseless mean external request rate (rps) for each of ``n_steps`` control intervals."""
+        ...
+
+
+class TraceWorkload:
+    """Replays a window of a real trace, rescaled to a target peak and compressed in time.
+
+    The whole trace is scaled once, so that the maximum of the resampled trace (the rate the env can
+    actually see) is ``peak_rps``; windows therefore keep their level relative to the rest of the
+    trace, and a quiet night stays quiet instead of being blown up to the peak.
+    """
+
+    family = "trace"
+
+    def __init__(self, trace: Trace, peak_rps: float, time_compression: float = 4.0, random_start: bool = True):
+        if not (math.isfinite(peak_rps) and peak_rps > 0):
+            raise ConfigError(f"{trace.name}: peak_rps must be positive, got {peak_rps}")
+        if not (math.isfinite(time_compression) and time_compression > 0):
+            raise ConfigError(f"{trace.name}: time_compression must be positive, got {time_compression}")
+        if not np.any(trace.rps > 0):
+            raise TraceError(f"{trace.path}: all rates are zero, cannot scale to a peak")
+        self.trace = trace
+        self.name = trace.name
+        self.peak_rps = float(peak_rps)
+        self.time_compression = float(time_compression)
+        self.random_start = random_start
+        self._cache: dict[float, np.ndarray] = {}
+
+    def series(self, interval_s: float) -> np.ndarray:
+        """The whole trace at ``interval_s`` per step, scaled to ``peak_rps`` (cached per interval)."""
+        interval_s = float(interval_s)
+        if interval_s not in self._cache:
+            resampled = resample(self.trace.t_seconds, self.trace.rps, interval_s, self.time_compression)
+            self._cache[interval_s] = rescale(resampled, peak=self.peak_rps)
+        return self._cache[interval_s]
+
+    def full_length(self, interval_s: float) -> int:
+        """Steps needed to replay the whole trace once, so evaluation can cover all of it."""
+        return len(self.series(interval_s))
+
+    def rates(self, n_steps: int, interval_s: float, rng: np.random.Generator) -> np.ndarray:
+        """A window of ``n_steps`` from a random offset (0 without ``random_start``).
+
+        The offset is drawn so the window lies inside the trace when the trace is long enough;
+        a trace shorter than the window wraps around to its start.
+        """
+        if int(n_steps) != n_steps or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer, got {n_steps}")
+        series = self.series(interval_s)
+        length = len(series)
+        offset = 0
+        if self.random_start:
+            offset = int(rng.integers(0, length - n_steps + 1)) if length >= n_steps else int(rng.integers(0, length))
+        return series[(offset + np.arange(n_steps)) % length].copy()
+
+    def __repr__(self) -> str:
+        return f"TraceWorkload({self.name!r}, peak_rps={self.peak_rps}, time_compression={self.time_compression})"
+
+
+class SyntheticWorkload:
+    """A fresh random instance of a synthetic family on every call, drawn from the passed generator."""
+
+    def __init__(self, family: str, peak_rps: float):
+        if family not in FAMILIES:
+            raise ConfigError(f"unknown workload family {family!r} (valid: {', '.join(FAMILIES)})")
+        if not (math.isfinite(peak_rps) and peak_rps > 0):
+            raise ConfigError(f"{family}: peak_rps must be positive, got {peak_rps}")
+        self.name = family
+        self.family = family
+        self.peak_rps = float(peak_rps)
+
+    def rates(self, n_steps: int, interval_s: float, rng: np.random.Generator) -> np.ndarray:
+        """Noiseless mean rates of a new instance of the family, peaking at ``peak_rps``."""
+        return generate(self.family, n_steps, interval_s, self.peak_rps, rng)
+
+    def __repr__(self) -> str:
+        return f"SyntheticWorkload({self.family!r}, peak_rps={self.peak_rps})"
+
+
+def resolve_trace_path(path: str) -> Path:
+    """Where a trace file named in a spec lives: a bare name is looked up in the shipped traces first.
+
+    A bare name may leave out ``.csv``. Anything else (a relative or absolute path, or a bare name
+    that is not shipped) is taken as given.
+    """
+    candidate = Path(path)
+    if candidate.parent == Path() and not candidate.is_absolute():
+        for shipped in (TRACES_DIR / path, TRACES_DIR / f"{path}.csv"):
+            if shipped.is_file():
+                return shipped
+    return candidate
+
+
+def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> Workload:
+    """Build a workload from a one-string spec.
+
+    ``"family:NAME"`` gives a synthetic family; ``"trace:PATH"`` a trace, where PATH may end in
+    ``#column`` and a bare file name is looked up in the shipped traces first; a bare spec is a family
+    if it names one, a trace otherwise.
+
+    Raises:
+        ConfigError: empty spec, unknown family, or a non-positive peak or compression; the message
+            starts with the spec.
+        TraceError: the trace cannot be loaded; the message starts with the spec and then names the
+            file and line.
+    """
+    where = f"workload {spec!r}"
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"{where}: empty workload spec (use 'family:NAME' or 'trace:PATH')")
+    if not (isinstance(peak_rps, numbers.Real) and math.isfinite(peak_rps) and peak_rps > 0):
+        raise ConfigError(f"{where}: peak_rps must be a positive number, got {peak_rps!r}")
+    if not (isinstance(time_compression, numbers.Real) and math.isfinite(time_compression) and time_compression > 0):
+        raise ConfigError(f"{where}: time_compression must be a positive number, got {time_compression!r}")
+
+    kind, sep, rest = spec.strip().partition(":")
+    if not sep or kind not in ("family", "trace"):
+        kind, rest = ("family" if spec.strip() in FAMILIES else "trace"), spec.strip()
+    if not rest:
+        raise ConfigError(f"{where}: nothing after '{kind}:'")
+    if kind == "family":
+        if rest not in FAMILIES:
+            raise ConfigError(f"{where}: unknown workload family {rest!r} (valid: {', '.join(FAMILIES)})")
+        return SyntheticWorkload(rest, peak_rps)
+
+    file_part, column = split_column(rest)
+    path = resolve_trace_path(file_part)
+    try:
+        trace = load_trace(path, column)
+        return TraceWorkload(trace, peak_rps, time_compression)
+    except TraceError as err:
+        if not path.exists() and path.parent == Path():
+            raise TraceError(f"{where}: trace file not found (not shipped in envs/traces/ nor at {path})") from None
+        raise TraceError(f"{where}: {err}") from None
+
+
+def default_split() -> dict[str, list[str]]:
+    """The shipped train / validation split as ``trace:`` specs, read from ``traces/split.yaml``.
+
+    Raises:
+        ConfigError: if the split file is missing, malformed, or names nothing.
+    """
+    try:
+        data = yaml.safe_load(SPLIT_FILE.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{SPLIT_FILE}: cannot read split ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{SPLIT_FILE}: expected a mapping with 'train' and 'validation' lists")
+    split: dict[str, list[str]] = {}
+    for key in ("train", "validation"):
+        entries = data.get(key)
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, str) and e for e in entries):
+            raise ConfigError(f"{SPLIT_FILE}: '{key}' must be a non-empty list of trace file names")
+        split[key] = [f"trace:{entry}" for entry in entries]
+    return split

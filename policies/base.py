@@ -1,0 +1,81 @@
+"""The one call every decision maker answers: ``act(observation, state) -> (action, state)``.
+
+HPA, VPA, the oracle, static provisioning and DDPG all take the env's observation and return
+an action in [-1, 1]^(max_services x 3), so evaluation, bootstrapping and serving treat them
+alike. Heuristics decide in Kubernetes terms (replicas and limits) and are turned into actions
+by ``HeuristicPolicy``, through the same encoding the env decodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from envs.action import ACTION_DIMS, encode
+from envs.app import AppSpec
+from envs.guard import GuardConfig
+from envs.metrics import ScalingDecision
+from envs.observation import ObservationLayout, ServiceView, service_view
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A decision maker for one app."""
+
+    name: str
+    vertical_mode: str
+    """How the policy's limit changes reach pods ('in-place' or 'recreate'); the env follows it."""
+
+    def initial_state(self) -> Any:
+        """State at the start of an episode (histories, clocks, an RNN state...)."""
+        ...
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """Action for `observation`, and the state to pass with the next observation."""
+        ...
+
+
+@dataclass(frozen=True)
+class EnvContext:
+    """What a heuristic needs to know about the env it acts in."""
+
+    app: AppSpec
+    layout: ObservationLayout
+    guard: GuardConfig
+    interval_s: float
+
+    @staticmethod
+    def of(env: Any) -> EnvContext:
+        """Context of an AutoscaleEnv."""
+        return EnvContext(env.app, env.layout, env.config.guard, env.config.interval_s)
+
+
+class HeuristicPolicy:
+    """Base for rule-based policies: read the observation back, decide, encode the decision."""
+
+    name = "heuristic"
+    vertical_mode = "in-place"
+
+    def __init__(self, ctx: EnvContext):
+        self.ctx = ctx
+
+    def initial_state(self) -> Any:
+        return {"t": 0.0}
+
+    def decide(self, view: ServiceView, current: ScalingDecision, state: Any, now_s: float) -> ScalingDecision:
+        """The desired replicas and limits; subclasses implement it."""
+        raise NotImplementedError
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        view = service_view(observation, self.ctx.app, self.ctx.layout)
+        current = ScalingDecision(
+            replicas=view.replicas.astype(np.int64), cpu_limit=view.cpu_limit, mem_limit=view.mem_limit
+        )
+        now = state["t"]
+        target = self.decide(view, current, state, now)
+        action = np.zeros((self.ctx.layout.max_services, ACTION_DIMS), dtype=np.float32)
+        action[: self.ctx.app.n_services] = encode(target, current, self.ctx.guard)
+        state["t"] = now + self.ctx.interval_s
+        return action.ravel(), state
