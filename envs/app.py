@@ -224,6 +224,8 @@ def app_from_dict(d: Any, source: str = "<dict>") -> AppSpec:
                 raise ConfigError(f"{w}.per_request: must be > 0")
             if index[to] <= i:
                 raise ConfigError(f"{w}.to: services must be listed callers first (acyclic call graph)")
+            if calls[i, index[to]] > 0:
+                raise ConfigError(f"{w}.to: a second call edge to {to!r}; give one edge with the total per_request")
             calls[i, index[to]] = per
     entry_name = d.get("entry", names[0])
     if entry_name not in index:
@@ -242,9 +244,15 @@ def app_from_dict(d: Any, source: str = "<dict>") -> AppSpec:
         node_mem_mib=_get(node, "mem_gib", f"{source}.node", float) * 1024.0,
         source=source,
     )
-    for key in ("slo_ms", "timeout_s", "default_peak_rps", "node_cores", "node_mem_mib"):
+    for key, field_name in (
+        ("slo_ms", "slo_ms"),
+        ("timeout_s", "timeout_s"),
+        ("default_peak_rps", "default_peak_rps"),
+        ("node_cores", "node.cores"),
+        ("node_mem_mib", "node.mem_gib"),
+    ):
         if getattr(app, key) <= 0:
-            raise ConfigError(f"{source}.{key}: must be > 0")
+            raise ConfigError(f"{source}.{field_name}: must be > 0")
     return app
 
 

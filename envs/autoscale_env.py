@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -87,7 +87,7 @@ class AutoscaleEnv(gym.Env):
     (its length sets the episode length); ``options={"workload": spec}`` picks the workload.
     """
 
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, config: EnvConfig | dict[str, Any] | None = None, backend: Backend | None = None):
         super().__init__()
@@ -97,7 +97,9 @@ class AutoscaleEnv(gym.Env):
         if self.app.n_services > cfg.max_services:
             from envs.errors import ConfigError
 
-            raise ConfigError(f"max_services: app {self.app.name!r} has {self.app.n_services} services, above {cfg.max_services}")
+            raise ConfigError(
+                f"max_services: app {self.app.name!r} has {self.app.n_services} services, above {cfg.max_services}"
+            )
         self.layout = ObservationLayout(cfg.max_services)
         self.peak_rps = cfg.peak_rps or self.app.default_peak_rps
         self.sim_config = SimConfig(
@@ -132,7 +134,11 @@ class AutoscaleEnv(gym.Env):
         else:
             if "workload" in options:
                 spec = options["workload"]
-                wl = spec if not isinstance(spec, str) else make_workload(spec, self.peak_rps, self.config.time_compression)
+                wl = (
+                    spec
+                    if not isinstance(spec, str)
+                    else make_workload(spec, self.peak_rps, self.config.time_compression)
+                )
             else:
                 wl = self.workloads[int(rng.integers(len(self.workloads)))]
             self.episode_steps = int(options.get("episode_steps", self.config.episode_steps))
@@ -183,9 +189,7 @@ class AutoscaleEnv(gym.Env):
 
     def _obs(self) -> np.ndarray:
         assert self.metrics is not None
-        obs = build(
-            self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s
-        )
+        obs = build(self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s)
         return np.clip(obs, -10.0, 10.0)
 
     def _record(self, changed: int, result: GuardResult) -> StepRecord:
@@ -236,6 +240,3 @@ class AutoscaleEnv(gym.Env):
             guard_clamps=result.clamped,
             reward=r,
         )
-
-
-

@@ -12,8 +12,8 @@ Steps, per service:
 3. Replica bounds (``TooFewReplicas`` / ``TooManyReplicas``).
 4. CPU and memory limit change per interval at most ``max_limit_factor`` either way
    (``CpuStepLimit`` / ``MemStepLimit``), then their bounds (``CpuLimitBounds`` / ``MemLimitBounds``).
-5. Memory limit never below observed use times ``mem_headroom``, which would OOM-kill the pods
-   (``MemBelowUsage``).
+5. Memory limit never below observed use times ``mem_headroom``, which would OOM-kill the pods,
+   and never lowered while no use is reported (``MemBelowUsage``).
 6. Node capacity: the app's reserved CPU and memory (replicas x limits) must fit the node pool;
    increases are cut back, replicas first, then limits (``NodeCapacity``).
 """
@@ -138,7 +138,9 @@ def guard(
     r = np.rint(r)
 
     # 2-3. Replica rate limits, then bounds.
-    r = _clamp(r, cur_r - config.down_range(cur_r), cur_r + config.up_range(cur_r), reasons, "ScaleDownLimit", "ScaleUpLimit")
+    r = _clamp(
+        r, cur_r - config.down_range(cur_r), cur_r + config.up_range(cur_r), reasons, "ScaleDownLimit", "ScaleUpLimit"
+    )
     r = _clamp(r, app.column("min_replicas"), app.column("max_replicas"), reasons, "TooFewReplicas", "TooManyReplicas")
 
     # 4. Limit step per interval, then bounds.
@@ -148,8 +150,12 @@ def guard(
     m = _clamp(m, cur_m / f, cur_m * f, reasons, "MemStepLimit", "MemStepLimit")
     m = _clamp(m, app.column("mem_limit_min"), app.column("mem_limit_max"), reasons, "MemLimitBounds", "MemLimitBounds")
 
-    # 5. Never shrink memory under what the pods use now.
-    floor = np.minimum(np.asarray(mem_usage, dtype=np.float64) * config.mem_headroom, app.column("mem_limit_max"))
+    # 5. Never shrink memory under what the pods use now; with no usage reported (no ready
+    # pod, a missing metric) nothing is known, so memory may not shrink at all.
+    usage = np.asarray(mem_usage, dtype=np.float64)
+    unknown = ~np.isfinite(usage) | (usage <= 0)
+    floor = np.where(unknown, cur_m, usage * config.mem_headroom)
+    floor = np.minimum(floor, app.column("mem_limit_max"))
     low = m < floor
     for i in np.flatnonzero(low):
         reasons[i].append("MemBelowUsage")

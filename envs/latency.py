@@ -65,7 +65,8 @@ def sojourn(
         rho = np.where(cap > 0, lam / cap, 1.0)
         prob_wait = erlang_c(c_safe, rho)
         theta = waiting_rate(c_safe, mu, lam, cv)
-        wait_mean = np.where(none, timeout_s, fluid_delay + prob_wait / theta)
+        # A request gives up at the timeout, so no wait is longer.
+        wait_mean = np.where(none, timeout_s, np.minimum(fluid_delay + prob_wait / theta, timeout_s))
         wait_var = np.where(none, 0.0, prob_wait * (2.0 - prob_wait) / theta**2)
     svc_mean = 1.0 / mu
     svc_var = (cv / mu) ** 2
@@ -82,7 +83,7 @@ class CallGraph:
     parallel: tuple[bool, ...]
 
     @staticmethod
-    def of(app) -> CallGraph:  # noqa: ANN001 - AppSpec, imported lazily to keep this module light
+    def of(app) -> CallGraph:
         return CallGraph(
             calls=app.calls,
             entry=app.entry,

@@ -32,7 +32,7 @@ class SimBackend:
 
     def advance(self, seconds: float) -> None:
         """Run whole control intervals covering `seconds` at the loaded rates."""
-        n = max(1, int(round(seconds / self.sim.config.interval_s)))
+        n = max(1, round(seconds / self.sim.config.interval_s))
         for _ in range(n):
             rate = self.rates[min(self.step_index, len(self.rates) - 1)]
             self.sim.advance(rate)

@@ -41,8 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.app import AppSpec
-from envs.metrics import ServiceMetrics
 from envs.latency import CallGraph, server_rate, servers, sojourn
+from envs.metrics import ServiceMetrics
 from envs.queueing import erlang_c, gamma_quantile, waiting_quantile, waiting_rate
 
 VERTICAL_MODES = ("in-place", "recreate")
@@ -264,9 +264,11 @@ class ClusterSim:
             fluid = np.where(cap_avg > 0, np.minimum(backlog_avg / cap_avg, timeout), timeout)
         sj = sojourn(lam_avg, ready_avg, self.cpu_limit, self.cpu_ms, self.cv, fluid, timeout)
         none_ready = ready_avg <= 0
-        # Requests in the stationary tail beyond the timeout are dropped as well.
-        tail = sj.prob_wait * np.exp(-sj.theta * np.maximum(timeout - fluid, 0.0))
-        drop_sum += np.where(none_ready, 0.0, thr_avg * cfg.interval_s * tail)
+        # Without a carried backlog, requests in the stationary tail beyond the timeout give up
+        # too. With one, the fluid model has already dropped every request that would wait
+        # longer, and counting the tail again would drop served requests twice.
+        tail = sj.prob_wait * np.exp(-sj.theta * timeout)
+        drop_sum += np.where(none_ready | (backlog_avg > 0), 0.0, thr_avg * cfg.interval_s * tail)
         soj_mean, soj_var = sj.mean, sj.var
         wait_p99 = np.where(
             none_ready, timeout, np.minimum(fluid + waiting_quantile(0.99, sj.prob_wait, sj.theta), timeout)

@@ -358,7 +358,7 @@ def stabilize_recommendation(
     stabilized = min(max(current_replicas, up_recommendation), down_recommendation)
 
     obsolete_before = min(up_cutoff, down_cutoff)
-    history = tuple(rec for rec in recommendations if rec.t_s >= obsolete_before) + (Recommendation(now_s, desired),)
+    history = (*(rec for rec in recommendations if rec.t_s >= obsolete_before), Recommendation(now_s, desired))
     reason = REASON_SCALE_UP_STABILIZED if desired >= current_replicas else REASON_SCALE_DOWN_STABILIZED
     return stabilized, reason, history
 
@@ -542,7 +542,7 @@ def normalize_legacy(
     for rec in recommendations:
         if rec.t_s >= cutoff:
             stabilized = max(stabilized, rec.replicas)
-    history = tuple(rec for rec in recommendations if rec.t_s >= cutoff) + (Recommendation(now_s, desired),)
+    history = (*(rec for rec in recommendations if rec.t_s >= cutoff), Recommendation(now_s, desired))
 
     growth_limit = int(max(2.0 * current_replicas, 4.0))
     if max_replicas > growth_limit:
@@ -692,9 +692,9 @@ class HPAController:
             return
         if new > previous:
             keep_after = now_s - self.behavior.scale_up.longest_period_s
-            kept = tuple(e for e in self.scale_up_events if e.t_s >= keep_after)
-            self.scale_up_events = kept + (ScaleEvent(now_s, new - previous),)
+            kept = (e for e in self.scale_up_events if e.t_s >= keep_after)
+            self.scale_up_events = (*kept, ScaleEvent(now_s, new - previous))
         else:
             keep_after = now_s - self.behavior.scale_down.longest_period_s
-            kept = tuple(e for e in self.scale_down_events if e.t_s >= keep_after)
-            self.scale_down_events = kept + (ScaleEvent(now_s, previous - new),)
+            kept = (e for e in self.scale_down_events if e.t_s >= keep_after)
+            self.scale_down_events = (*kept, ScaleEvent(now_s, previous - new))

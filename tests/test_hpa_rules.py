@@ -75,6 +75,7 @@ def recommend(current: int, pods: list[PodSample], target: float) -> tuple[int, 
     )
 
 
+# Each row is named after the replica_calculator_test.go test it mirrors.
 # (test name, current, pods, target, expected replicas, expected utilization)
 REPLICA_CALC_CASES = [
     ("TestReplicaCalcScaleUp", 3, make_pods([0.3, 0.5, 0.7], [1.0] * 3), 0.30, 5, 0.50),
@@ -322,7 +323,8 @@ def _group_pod(
     )
 
 
-# TestGroupPods (name, pod, expected ready count, unready, missing)
+# Rows of TestGroupPods (replica_calculator_test.go), named as there; "ignored" pods of the old table are the
+# "unready" set of the current controller. (name, pod, expected ready count, unready, missing)
 GROUP_CASES = [
     ("ignore a pod without ready condition - CPU", _group_pod("lucretius", started=NOW, changed=None), 0, 1, 0),
     (
@@ -429,6 +431,7 @@ def behavior(up: ScalingRules | None = None, down: ScalingRules | None = None) -
     return HPABehavior(up or DEFAULT.scale_up, down or DEFAULT.scale_down)
 
 
+# Subtests of TestScalingWithRules (horizontal_test.go), named as there.
 # (name, up events, down events, min, max, behavior, current, desired, expected, reason)
 SCALING_WITH_RULES = [
     ("prenormalized desired replicas within range", (), (), 3, 8, behavior(), 5, 7, 7, "DesiredWithinRange"),
@@ -579,9 +582,7 @@ def test_scaling_with_rules_matches_kubernetes(
 ) -> None:
     # With an empty history the stabilization passes the recommendation through, so normalize() reduces to
     # convertDesiredReplicasWithBehaviorRate, which is what the Go table exercises.
-    replicas, got_reason, history = normalize(
-        current, desired, min_r, max_r, hpa_behavior, (), up_events, down_events, NOW
-    )
+    replicas, got_reason, _ = normalize(current, desired, min_r, max_r, hpa_behavior, (), up_events, down_events, NOW)
     assert (replicas, got_reason) == (expected, reason), name
 
 
@@ -610,9 +611,9 @@ def test_disabled_scale_down_holds_the_count() -> None:
 
 
 def test_percent_policy_uses_float_rounding_like_the_controller() -> None:
-    # 10 * (1 + 10 / 100) is 11.000000000000002 in float64, so the controller allows 12, and so do we.
+    # 50 * (1 + 10 / 100) is 55.00000000000001 in float64, so the controller's ceil allows 56, and so do we.
     scaling = ScalingRules(0.0, (ScalingPolicy("Percent", 10, 60.0),))
-    assert scale_up_limit(10, (), (), scaling, NOW) == 12
+    assert scale_up_limit(50, (), (), scaling, NOW) == 56
 
 
 def test_replicas_change_in_period_excludes_the_boundary() -> None:
@@ -627,7 +628,9 @@ def test_replicas_change_in_period_excludes_the_boundary() -> None:
 
 
 def windows(up: float, down: float) -> HPABehavior:
-    return behavior(up=ScalingRules(up, DEFAULT.scale_up.policies), down=ScalingRules(down, DEFAULT.scale_down.policies))
+    return behavior(
+        up=ScalingRules(up, DEFAULT.scale_up.policies), down=ScalingRules(down, DEFAULT.scale_down.policies)
+    )
 
 
 def recs(*pairs: tuple[int, float]) -> tuple[Recommendation, ...]:
@@ -635,6 +638,7 @@ def recs(*pairs: tuple[int, float]) -> tuple[Recommendation, ...]:
     return tuple(Recommendation(NOW - age, replicas) for replicas, age in pairs)
 
 
+# Subtests of TestNormalizeDesiredReplicasWithBehavior (horizontal_test.go), named as there.
 # (name, recommendations, current, desired, up window, down window, expected, expected history length)
 STABILIZATION_CASES = [
     ("empty recommendations for scaling down", (), 100, 5, 0, 0, 5, 1),
@@ -714,6 +718,7 @@ def test_normalize_corrects_a_count_outside_the_bounds_first(current: int, expec
 
 @pytest.mark.parametrize(
     ("name", "history", "desired", "expected", "kept"),
+    # TestNormalizeDesiredReplicas (horizontal_test.go), named as there
     [
         ("empty log", (), 5, 5, 1),
         ("stabilize", recs((4, 120), (5, 60)), 3, 5, 3),
@@ -732,6 +737,7 @@ def test_legacy_stabilization_matches_kubernetes(
 
 @pytest.mark.parametrize(
     ("name", "current", "desired", "min_r", "max_r", "expected", "reason"),
+    # TestConvertDesiredReplicasWithRules (horizontal_test.go), named as there
     [
         ("prenormalized desired replicas within range", 5, 7, 3, 8, 7, "DesiredWithinRange"),
         ("prenormalized desired replicas < minReplicas", 3, 1, 2, 8, 2, "TooFewReplicas"),
@@ -807,7 +813,7 @@ def test_controller_scale_events_within_a_period_limit_the_next_steps() -> None:
     hpa = HPAController(target_utilization=0.5, behavior=behavior(up=up))
     replicas, seen = 2, []
     for t in range(0, 135, 15):
-        replicas, reason = hpa.step(float(t), replicas, fleet(replicas, 2.0), 1, 100)
+        replicas = hpa.step(float(t), replicas, fleet(replicas, 2.0), 1, 100)[0]
         seen.append(replicas)
     # +2 at t=0 uses the whole allowance until it leaves the 60 s period at t=60, and so on.
     assert seen == [4, 4, 4, 4, 6, 6, 6, 6, 8]

@@ -1,0 +1,118 @@
+"""The ``aware-ray`` command line.
+
+Bad input (an unknown app or policy, a broken trace file, a bad value) ends with one line on
+stderr and exit code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from envs.errors import ConfigError, TraceError
+
+EXIT_BAD_INPUT = 2
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--policies",
+        default="hpa-frontier,vpa,hpa+vpa,oracle,static",
+        help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static",
+    )
+    p.add_argument("--app", default="social-network", help="shipped app name or app YAML path")
+    p.add_argument(
+        "--trace",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="trace CSV (shipped name or path; FILE#column for one column); repeatable",
+    )
+    p.add_argument("--family", action="append", default=[], metavar="NAME", help="synthetic family; repeatable")
+    p.add_argument("--validation", action="store_true", help="add every trace of the default validation split")
+    p.add_argument("--max-hours", type=float, default=6.0, help="longest simulated time per episode")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per workload")
+    p.add_argument("--workers", type=int, default=0, help="parallel processes (0: one per core)")
+    p.add_argument("--timeseries", default="first-seed", help="per-step rows for: first-seed, all, none")
+    p.add_argument("--noise", type=float, default=None, help="measurement noise (default: the env's)")
+    p.add_argument("--peak-rps", type=float, default=None, help="scale workloads to this peak")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from aware_ray.evaluate import EvalPlan, run, table
+    from envs.workload import default_split
+
+    traces = list(args.trace)
+    if args.validation:
+        traces += [s.split(":", 1)[1] for s in default_split()["validation"]]
+    env = {}
+    if args.noise is not None:
+        env["noise"] = args.noise
+    if args.peak_rps is not None:
+        env["peak_rps"] = args.peak_rps
+    plan = EvalPlan(
+        policies=[p for p in args.policies.split(",") if p.strip()],
+        app=args.app,
+        traces=traces,
+        families=list(args.family),
+        max_hours=args.max_hours,
+        seeds=args.seeds,
+        env=env,
+        timeseries=args.timeseries,
+        workers=args.workers,
+    )
+    summary = run(plan, Path(args.out), progress=not args.quiet)
+    print(table(summary))
+    print(f"\nwrote {args.out}/summary.json, summary.csv, timeseries.csv, report.md and {len(summary['plots'])} plots")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from aware_ray import bench
+
+    result = bench.run(args.name, args)
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from aware_ray.demo import run_demo
+
+    return run_demo(Path(args.out), quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aware-ray", description="RL autoscaling for Kubernetes microservices, on Ray"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    ev = sub.add_parser("evaluate", help="compare policies on traces and synthetic workloads")
+    _evaluate_args(ev)
+    ev.set_defaults(func=cmd_evaluate)
+    be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
+    be.add_argument("name", choices=["sim"], help="sim: simulator and env throughput")
+    be.add_argument("--seconds", type=float, default=3.0, help="measurement time per figure")
+    be.add_argument("--batch", type=int, default=256, help="envs in the batched simulator figure")
+    be.set_defaults(func=cmd_bench)
+    de = sub.add_parser("demo", help="the main job on the built-in simulator, with a report and plots")
+    de.add_argument("--out", default="reports/demo", help="output folder")
+    de.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
+    de.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, TraceError) as exc:
+        print(f"aware-ray {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

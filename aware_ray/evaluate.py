@@ -1,0 +1,256 @@
+"""``aware-ray evaluate``: every policy on the same arrivals, the scoreboard, tables and plots.
+
+Each (workload, seed) fixes one arrival series (the trace window and the Poisson noise come
+from the seed), and every policy replays exactly that series on a simulator seeded the same
+way, so differences are the policies' own. Jobs run in parallel processes. Everything is
+written into a temporary folder first and moved into place at the end, so a failed run
+leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aware_ray import policy_registry
+from aware_ray.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS, EpisodeResult, run_episode
+from aware_ray.scoreboard import scores
+from envs.app import load_app
+from envs.autoscale_env import AutoscaleEnv
+from envs.errors import ConfigError
+from envs.trace import poisson_noise
+from envs.workload import TraceWorkload, Workload, make_workload
+
+
+@dataclass
+class EvalPlan:
+    """What to evaluate."""
+
+    policies: list[str]
+    """Policy names (``hpa-frontier`` already expanded)."""
+    app: str = "social-network"
+    """App name or YAML path."""
+    traces: list[str] = field(default_factory=list)
+    """Trace files (a shipped name or a path, ``file.csv#column`` for one column)."""
+    families: list[str] = field(default_factory=list)
+    """Synthetic families."""
+    max_hours: float = 6.0
+    """Longest simulated time per episode; a longer trace is cut to a window drawn per seed."""
+    seeds: int = 3
+    """Seeds per workload (0 .. seeds-1)."""
+    env: dict[str, Any] = field(default_factory=dict)
+    """Extra EnvConfig keys (noise, peak_rps, interval_s, ...)."""
+    timeseries: str = "first-seed"
+    """Which episodes write per-step rows: 'first-seed', 'all' or 'none'."""
+    workers: int = 0
+    """Parallel processes (0: one per core)."""
+
+
+def workload_specs(plan: EvalPlan) -> list[str]:
+    return [f"trace:{t}" for t in plan.traces] + [f"family:{f}" for f in plan.families]
+
+
+def validate(plan: EvalPlan) -> list[Workload]:
+    """Check everything before any work: raises ConfigError/TraceError naming what is wrong."""
+    plan.policies = policy_registry.expand(plan.policies)
+    if not plan.traces and not plan.families:
+        raise ConfigError("evaluate: give at least one --trace or --family")
+    if plan.seeds < 1:
+        raise ConfigError(f"--seeds: must be >= 1, got {plan.seeds}")
+    if not plan.max_hours > 0:
+        raise ConfigError(f"--max-hours: must be > 0, got {plan.max_hours}")
+    if plan.timeseries not in ("first-seed", "all", "none"):
+        raise ConfigError(f"--timeseries: expected first-seed, all or none, got {plan.timeseries!r}")
+    env = _env(plan, "in-place")
+    return [make_workload(s, env.peak_rps, env.config.time_compression) for s in workload_specs(plan)]
+
+
+def _env(plan: EvalPlan, vertical_mode: str) -> AutoscaleEnv:
+    load_app(plan.app)
+    cfg = {"app": plan.app, **plan.env, "vertical_mode": vertical_mode}
+    return AutoscaleEnv(cfg)
+
+
+def episode_rates(workload: Workload, seed: int, env: AutoscaleEnv, max_hours: float) -> np.ndarray:
+    """The arrival series of one (workload, seed): the same for every policy."""
+    interval = env.config.interval_s
+    n_max = max(1, int(max_hours * 3600 / interval))
+    rng = np.random.default_rng([seed, zlib.crc32(workload.name.encode())])
+    if isinstance(workload, TraceWorkload):
+        n = min(n_max, workload.full_length(interval))
+    else:
+        n = n_max
+    rates = workload.rates(n, interval, rng)
+    if isinstance(workload, TraceWorkload) and rates.max() > 0:
+        # Scale each window to the target peak: a window cut from a quiet stretch of a long
+        # trace would otherwise leave every policy idling at its minimum.
+        rates = rates * (env.peak_rps / rates.max())
+    if env.config.arrival_noise:
+        rates = poisson_noise(rates, interval, rng)
+    return rates
+
+
+def _job(plan: EvalPlan, policy_name: str, spec: str, seed: int) -> EpisodeResult:
+    probe = _env(plan, "in-place")
+    workload = make_workload(spec, probe.peak_rps, probe.config.time_compression)
+    rates = episode_rates(workload, seed, probe, plan.max_hours)
+    policy = policy_registry.make_policy(policy_name, probe, rates)
+    env = probe if policy.vertical_mode == "in-place" else _env(plan, policy.vertical_mode)
+    record = plan.timeseries == "all" or (plan.timeseries == "first-seed" and seed == 0)
+    return run_episode(policy, env, rates, seed, workload.name, workload.family, record)
+
+
+def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Evaluate and write DIR/summary.json, summary.csv, timeseries.csv, plots and report.md."""
+    workloads = validate(plan)
+    specs = workload_specs(plan)
+    jobs = [(p, s, seed) for s in specs for seed in range(plan.seeds) for p in plan.policies]
+    workers = plan.workers or os.cpu_count() or 1
+    results: list[EpisodeResult] = []
+    started = time.time()
+    bar = _Progress(len(jobs), enabled=progress)
+    if workers <= 1:
+        for job in jobs:
+            results.append(_job(plan, *job))
+            bar.tick(job)
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+            futures = {pool.submit(_job, plan, *job): job for job in jobs}
+            for fut in as_completed(futures):
+                results.append(fut.result())
+                bar.tick(futures[fut])
+    bar.close()
+    order = {j: i for i, j in enumerate((p, s, seed) for p, s, seed in jobs)}
+    names = {w.name: spec for w, spec in zip(workloads, specs, strict=True)}
+    results.sort(key=lambda r: order[(r.summary["policy"], names[r.summary["trace"]], r.summary["seed"])])
+    rows = [r.summary for r in results]
+    board = scores(rows)
+    summary = {
+        "app": load_app(plan.app).name,
+        "policies": plan.policies,
+        "workloads": [w.name for w in workloads],
+        "seeds": plan.seeds,
+        "max_hours": plan.max_hours,
+        "wall_s": round(time.time() - started, 2),
+        "results": rows,
+        "scores": board,
+    }
+    out = Path(out)
+    tmp = Path(tempfile.mkdtemp(prefix=".eval-", dir=out.parent if out.parent.exists() else None))
+    try:
+        _write(tmp, summary, results)
+        from aware_ray.plots import plot_all
+
+        plot_all(tmp, summary, results)
+        (tmp / "report.md").write_text(report_markdown(summary))
+        out.mkdir(parents=True, exist_ok=True)
+        for f in tmp.iterdir():
+            shutil.move(str(f), out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary
+
+
+def _write(d: Path, summary: dict[str, Any], results: list[EpisodeResult]) -> None:
+    (d / "summary.json").write_text(json.dumps(summary, indent=1, default=_json_default))
+    with open(d / "summary.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=SUMMARY_FIELDS)
+        w.writeheader()
+        w.writerows(summary["results"])
+    with open(d / "timeseries.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(TIMESERIES_FIELDS)
+        for r in results:
+            w.writerows(r.timeseries)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def table(summary: dict[str, Any]) -> str:
+    """The scoreboard as a fixed-width text table."""
+    head = (
+        f"{'workload':<38} {'policy':<12} {'viol%':>6} {'core-h':>8} {'GiB-h':>8} {'util':>5} {'actions':>8} {'gap':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for s in summary["scores"]:
+        lines.append(
+            f"{s['trace'][:38]:<38} {s['policy'][:12]:<12} {100 * s['slo_violation_rate']:>6.2f} "
+            f"{s['cpu_core_hours']:>8.2f} {s['mem_gib_hours']:>8.2f} {s['mean_cpu_utilization']:>5.2f} "
+            f"{s['scaling_actions']:>8.0f} {_fmt(s['gap_closed'], '>6.2f')}"
+        )
+    return "\n".join(lines)
+
+
+def report_markdown(summary: dict[str, Any]) -> str:
+    """A short report: setup, the scoreboard table, the plots."""
+    rows = [
+        "| workload | policy | SLO violations | CPU core-h | memory GiB-h | CPU util | scaling actions | gap closed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in summary["scores"]:
+        rows.append(
+            f"| {s['trace']} | {s['policy']} | {100 * s['slo_violation_rate']:.2f} % | {s['cpu_core_hours']:.2f} | "
+            f"{s['mem_gib_hours']:.2f} | {s['mean_cpu_utilization']:.2f} | {s['scaling_actions']:.0f} | "
+            f"{_fmt(s['gap_closed'], '.2f')} |"
+        )
+    plots = "\n".join(f"![{p}]({p})" for p in summary.get("plots", []))
+    return (
+        f"# Evaluation: {summary['app']}\n\n"
+        f"Policies: {', '.join(summary['policies'])}. Seeds: {summary['seeds']}. "
+        f"At most {summary['max_hours']} simulated hours per episode. Means over seeds.\n\n"
+        "Gap closed = (H(v) − c) / (H(v) − O): H(v) is the tuned-HPA frontier's CPU cost at the policy's "
+        "violation rate v, c the policy's cost, O the oracle's. 1 matches the oracle; 0 is no better than "
+        "the best HPA target; blank where the policy is safer than every HPA target.\n\n"
+        + "\n".join(rows)
+        + "\n\n"
+        + plots
+        + "\n"
+    )
+
+
+class _Progress:
+    """One line on stderr, redrawn per finished job, with an ETA."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled = total, 0, enabled and total > 0
+        self.t0 = time.time()
+
+    def tick(self, job: tuple) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        el = time.time() - self.t0
+        eta = el / self.done * (self.total - self.done)
+        width = 24
+        fill = int(width * self.done / self.total)
+        policy, spec, seed = job
+        sys.stderr.write(
+            f"\r[{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} {policy} {spec.split(':', 1)[1][:30]} "
+            f"seed {seed}  {el:.0f}s elapsed, ~{eta:.0f}s left   "
+        )
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")

@@ -1,0 +1,115 @@
+"""The scoreboard's comparisons: the tuned-HPA frontier, the oracle floor, and the gap closed.
+
+Pure functions over summary rows (dicts with the fields of ``rollout.SUMMARY_FIELDS``).
+
+For one workload, every ``hpa@X`` gives a point (violation rate v, CPU core-hours c), means
+over seeds. The frontier is the lower-left envelope of those points (an HPA target that is
+both cheaper and safer than another removes it), with cost interpolated linearly in v
+between them: H(v). With the oracle's cost O, a policy at (v, c) closes the gap
+``(H(v) - c) / (H(v) - O)``: 1 matches the oracle, 0 is no better than a tuned HPA,
+negative is worse. Where the policy is safer than every HPA target, H(v) is undefined;
+then the other goal counts: its violation rate against the frontier's at the same cost.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+
+def mean_by(rows: list[dict[str, Any]], keys: tuple[str, ...] = ("policy", "trace")) -> dict[tuple, dict[str, float]]:
+    """Mean of the numeric scoreboard fields per group (over seeds)."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(r)
+    out = {}
+    for k, rs in groups.items():
+        out[k] = {
+            f: float(np.mean([r[f] for r in rs]))
+            for f in (
+                "slo_violation_rate",
+                "cpu_core_hours",
+                "mem_gib_hours",
+                "mean_cpu_utilization",
+                "scaling_actions",
+                "dropped_requests",
+                "reward",
+            )
+        }
+        out[k]["seeds"] = len(rs)
+    return out
+
+
+def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Pareto-efficient (violation, cost) points, violation ascending and cost descending."""
+    pts = sorted(set(points))
+    out: list[tuple[float, float]] = []
+    for v, c in pts:
+        if out and c >= out[-1][1]:
+            continue
+        out.append((v, c))
+    return out
+
+
+def frontier_cost(front: list[tuple[float, float]], v: float) -> float | None:
+    """H(v): the frontier's cost at violation rate v; None where v is below every HPA point."""
+    if not front or v < front[0][0] - 1e-12:
+        return None
+    vs = np.array([p[0] for p in front])
+    cs = np.array([p[1] for p in front])
+    if v >= vs[-1]:
+        return float(cs[-1])
+    return float(np.interp(v, vs, cs))
+
+
+def frontier_violation(front: list[tuple[float, float]], c: float) -> float | None:
+    """V(c): the frontier's violation rate at cost c; None where c is below every HPA point."""
+    if not front:
+        return None
+    vs = np.array([p[0] for p in front])[::-1]
+    cs = np.array([p[1] for p in front])[::-1]
+    if c < cs[0]:
+        return None
+    if c >= cs[-1]:
+        return float(vs[-1])
+    return float(np.interp(c, cs, vs))
+
+
+def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (policy, trace): means over seeds plus gap closed and violation reduction."""
+    means = mean_by(rows)
+    traces = sorted({k[1] for k in means})
+    out = []
+    for trace in traces:
+        hpa = [
+            (m["slo_violation_rate"], m["cpu_core_hours"])
+            for (p, t), m in means.items()
+            if t == trace and p.startswith("hpa@")
+        ]
+        front = frontier(hpa)
+        oracle = means.get(("oracle", trace))
+        for (policy, t), m in sorted(means.items()):
+            if t != trace:
+                continue
+            v, c = m["slo_violation_rate"], m["cpu_core_hours"]
+            h = frontier_cost(front, v)
+            gap = None
+            if h is not None and oracle is not None and h - oracle["cpu_core_hours"] > 1e-12:
+                gap = (h - c) / (h - oracle["cpu_core_hours"])
+            fv = frontier_violation(front, c)
+            reduction = None if fv is None or fv <= 0 else 1.0 - v / fv
+            out.append(
+                {
+                    "policy": policy,
+                    "trace": trace,
+                    **m,
+                    "frontier_cost_at_v": h,
+                    "gap_closed": gap,
+                    "frontier_violation_at_c": fv,
+                    "violation_reduction": reduction,
+                    "on_frontier": policy.startswith("hpa@") and (v, c) in front,
+                }
+            )
+    return out
