@@ -127,7 +127,7 @@ class AutoscaleEnv(gym.Env):
         options = options or {}
         rng = self.np_random
         if "rates" in options:
-            rates = np.asarray(options["rates"], dtype=np.float64)
+            rates = _checked_rates(options["rates"])
             self.workload_name = str(options.get("workload", "explicit"))
             self.workload_family = str(options.get("family", "trace"))
             self.episode_steps = len(rates)
@@ -240,3 +240,20 @@ class AutoscaleEnv(gym.Env):
             guard_clamps=result.clamped,
             reward=r,
         )
+
+
+def _checked_rates(value: Any) -> np.ndarray:
+    """Explicit rates from reset options: a non-empty 1-D series of finite rates >= 0."""
+    from envs.errors import ConfigError
+
+    try:
+        rates = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError("reset options 'rates': not a sequence of numbers") from None
+    if rates.ndim != 1 or rates.size == 0:
+        raise ConfigError(f"reset options 'rates': need a non-empty 1-D series, got shape {rates.shape}")
+    bad = ~np.isfinite(rates) | (rates < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ConfigError(f"reset options 'rates': step {i} is {rates[i]!r}; rates must be finite and >= 0")
+    return rates

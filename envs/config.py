@@ -54,6 +54,12 @@ class EnvConfig:
             raise ConfigError(f"time_compression: must be > 0, got {self.time_compression}")
         if not (isinstance(self.max_services, int) and self.max_services >= 1):
             raise ConfigError(f"max_services: must be an integer >= 1, got {self.max_services!r}")
+        if not self.interval_s > 0:
+            raise ConfigError(f"interval_s: must be > 0, got {self.interval_s}")
+        if not (isinstance(self.substeps, int) and self.substeps >= 1):
+            raise ConfigError(f"substeps: must be an integer >= 1, got {self.substeps!r}")
+        if not 0 <= self.noise < 1:
+            raise ConfigError(f"noise: must be in [0, 1), got {self.noise}")
         if self.vertical_mode not in VERTICAL_MODES:
             raise ConfigError(f"vertical_mode: expected one of {VERTICAL_MODES}, got {self.vertical_mode!r}")
 

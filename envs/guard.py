@@ -103,12 +103,14 @@ class GuardResult:
 
 
 def _clamp(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, reasons: list[list[str]], r_lo: str, r_hi: str):
-    out = np.minimum(np.maximum(value, lo), hi)
-    for i in np.flatnonzero(value < lo):
+    below, above = value < lo, value > hi
+    if not (below.any() or above.any()):
+        return value
+    for i in np.flatnonzero(below):
         reasons[i].append(r_lo)
-    for i in np.flatnonzero(value > hi):
+    for i in np.flatnonzero(above):
         reasons[i].append(r_hi)
-    return out
+    return np.minimum(np.maximum(value, lo), hi)
 
 
 def guard(
@@ -131,6 +133,8 @@ def guard(
     m = np.asarray(want.mem_limit, dtype=np.float64).copy()
     for arr, cur in ((r, cur_r), (c, cur_c), (m, cur_m)):
         bad = ~np.isfinite(arr)
+        if not bad.any():
+            continue
         arr[bad] = cur[bad]
         for i in np.flatnonzero(bad):
             if "InvalidValue" not in reasons[i]:
@@ -144,10 +148,19 @@ def guard(
     r = _clamp(r, app.column("min_replicas"), app.column("max_replicas"), reasons, "TooFewReplicas", "TooManyReplicas")
 
     # 4. Limit step per interval, then bounds.
+    # Step bounds are rounded outwards to the quantities Kubernetes takes (millicores, MiB), so
+    # an action at +/-1, decoded and rounded, is never counted as a clamp.
     f = config.max_limit_factor
-    c = _clamp(c, cur_c / f, cur_c * f, reasons, "CpuStepLimit", "CpuStepLimit")
+    c = _clamp(
+        c,
+        np.floor(cur_c / f * 1000 + 1e-9) / 1000,
+        np.ceil(cur_c * f * 1000 - 1e-9) / 1000,
+        reasons,
+        "CpuStepLimit",
+        "CpuStepLimit",
+    )
     c = _clamp(c, app.column("cpu_limit_min"), app.column("cpu_limit_max"), reasons, "CpuLimitBounds", "CpuLimitBounds")
-    m = _clamp(m, cur_m / f, cur_m * f, reasons, "MemStepLimit", "MemStepLimit")
+    m = _clamp(m, np.floor(cur_m / f + 1e-9), np.ceil(cur_m * f - 1e-9), reasons, "MemStepLimit", "MemStepLimit")
     m = _clamp(m, app.column("mem_limit_min"), app.column("mem_limit_max"), reasons, "MemLimitBounds", "MemLimitBounds")
 
     # 5. Never shrink memory under what the pods use now; with no usage reported (no ready
@@ -157,9 +170,10 @@ def guard(
     floor = np.where(unknown, cur_m, usage * config.mem_headroom)
     floor = np.minimum(floor, app.column("mem_limit_max"))
     low = m < floor
-    for i in np.flatnonzero(low):
-        reasons[i].append("MemBelowUsage")
-    m = np.where(low, floor, m)
+    if low.any():
+        for i in np.flatnonzero(low):
+            reasons[i].append("MemBelowUsage")
+        m = np.where(low, np.ceil(floor - 1e-9), m)
 
     # 6. Node capacity.
     if config.node_capacity:

@@ -106,10 +106,13 @@ class CallGraph:
                 continue
             w = self.calls[i, kids]
             if self.parallel[i]:
-                proxy = sub_mean[..., kids] + 2.33 * np.sqrt(sub_var[..., kids])
-                j = np.argmax(proxy, axis=-1)[..., None]
-                sub_mean[..., i] += (w[j] * np.take_along_axis(sub_mean[..., kids], j, axis=-1))[..., 0]
-                sub_var[..., i] += (w[j] * np.take_along_axis(sub_var[..., kids], j, axis=-1))[..., 0]
+                km, kv = sub_mean[..., kids], sub_var[..., kids]
+                proxy = km + 2.33 * np.sqrt(kv)
+                # The callee with the highest proxy (ties share equally), weighted by its calls.
+                pick = proxy >= proxy.max(axis=-1, keepdims=True)
+                n = pick.sum(axis=-1)
+                sub_mean[..., i] += (pick * (w * km)).sum(axis=-1) / n
+                sub_var[..., i] += (pick * (w * kv)).sum(axis=-1) / n
             else:
                 sub_mean[..., i] += sub_mean[..., kids] @ w
                 sub_var[..., i] += sub_var[..., kids] @ w

@@ -43,7 +43,7 @@ import numpy as np
 from envs.app import AppSpec
 from envs.latency import CallGraph, server_rate, servers, sojourn
 from envs.metrics import ServiceMetrics
-from envs.queueing import erlang_c, gamma_quantile, waiting_quantile, waiting_rate
+from envs.queueing import erlang_c, gamma_quantiles_50_95_99, waiting_quantile, waiting_rate
 
 VERTICAL_MODES = ("in-place", "recreate")
 
@@ -302,16 +302,18 @@ class ClusterSim:
         hours = cfg.interval_s / 3600.0
         self.t += cfg.interval_s
         ms = 1000.0
+        e2e_q = gamma_quantiles_50_95_99(e2e_mean, e2e_var) * ms
+        svc_q = gamma_quantiles_50_95_99(soj_mean, soj_var) * ms
         self.truth = StepTruth(
             e2e_mean_ms=e2e_mean * ms,
-            e2e_p50_ms=gamma_quantile(0.5, e2e_mean, e2e_var) * ms,
-            e2e_p95_ms=gamma_quantile(0.95, e2e_mean, e2e_var) * ms,
-            e2e_p99_ms=gamma_quantile(0.99, e2e_mean, e2e_var) * ms,
+            e2e_p50_ms=e2e_q[0],
+            e2e_p95_ms=e2e_q[1],
+            e2e_p99_ms=e2e_q[2],
             wait_mean_ms=sj.wait_mean * ms,
             wait_p99_ms=wait_p99 * ms,
-            p50_ms=gamma_quantile(0.5, soj_mean, soj_var) * ms,
-            p95_ms=gamma_quantile(0.95, soj_mean, soj_var) * ms,
-            p99_ms=gamma_quantile(0.99, soj_mean, soj_var) * ms,
+            p50_ms=svc_q[0],
+            p95_ms=svc_q[1],
+            p99_ms=svc_q[2],
             sojourn_mean_ms=soj_mean * ms,
             arrival_rps=lam_avg,
             served_rps=thr_avg,
@@ -331,27 +333,30 @@ class ClusterSim:
     # ----------------------------------------------------------------------------- observation
 
     def observe(self, b: int = 0) -> ServiceMetrics:
-        """What a metrics pipeline would report for copy ``b`` (with measurement noise)."""
+        """What a metrics pipeline would report for copy ``b`` (with measurement noise).
+
+        Usage, rates and latencies get independent multiplicative noise, drawn in one call;
+        counts (replicas, drops, OOM kills), limits and the backlog are reported exactly.
+        """
         tr = self.truth
         S = self.app.n_services
         if tr is None:
-            zeros = np.zeros(S)
-            lat = zeros
-            cpu = mem = rate = queue = dropped = oom = throttled = zeros
-            e2e = (0.0, 0.0, 0.0)
+            noisy = np.zeros((6, S))
+            e2e = np.zeros(3)
+            dropped = oom = throttled = np.zeros(S)
             ext = dropped_total = 0.0
         else:
-            sigma = self.config.noise
-            noisy = self._noisy if sigma > 0 else (lambda x: x)
-            cpu, rate = noisy(tr.cpu_usage[b]), noisy(tr.arrival_rps[b])
-            mem = noisy(tr.mem_usage[b])
-            lat = np.stack([noisy(tr.p50_ms[b]), noisy(tr.p95_ms[b]), noisy(tr.p99_ms[b])])
-            queue, dropped, oom, throttled = self.backlog[b], tr.dropped[b], tr.oom_kills[b], tr.throttled[b]
-            e2e = tuple(float(noisy(np.array([x[b]]))[0]) for x in (tr.e2e_p50_ms, tr.e2e_p95_ms, tr.e2e_p99_ms))
+            noisy = np.stack(
+                [tr.cpu_usage[b], tr.arrival_rps[b], tr.mem_usage[b], tr.p50_ms[b], tr.p95_ms[b], tr.p99_ms[b]]
+            )
+            e2e = np.array([tr.e2e_p50_ms[b], tr.e2e_p95_ms[b], tr.e2e_p99_ms[b]])
+            if self.config.noise > 0:
+                eps = self.noise_rng.standard_normal(noisy.size + 3) * self.config.noise
+                noisy = noisy * np.maximum(1.0 + eps[:-3].reshape(noisy.shape), 0.0)
+                e2e = e2e * np.maximum(1.0 + eps[-3:], 0.0)
+            dropped, oom, throttled = tr.dropped[b].copy(), tr.oom_kills[b].copy(), tr.throttled[b].copy()
             ext = float(tr.external_requests[b] / self.config.interval_s)
             dropped_total = float(tr.dropped_total[b])
-        if tr is None:
-            lat = np.zeros((3, S))
         return ServiceMetrics(
             t_seconds=self.t,
             replicas=self.replicas[b].copy(),
@@ -359,25 +364,22 @@ class ClusterSim:
             pending_replicas=self.starting[b].sum(axis=-1) + self.unscheduled[b],
             cpu_limit=self.cpu_limit[b].copy(),
             mem_limit=self.mem_limit[b].copy(),
-            cpu_usage=np.asarray(cpu, dtype=float).copy(),
-            mem_usage=np.asarray(mem, dtype=float).copy(),
-            request_rate=np.asarray(rate, dtype=float).copy(),
-            queue=np.asarray(queue, dtype=float).copy(),
-            p50_ms=lat[0].copy(),
-            p95_ms=lat[1].copy(),
-            p99_ms=lat[2].copy(),
-            dropped=np.asarray(dropped, dtype=float).copy(),
-            oom_kills=np.asarray(oom, dtype=float).copy(),
-            throttled=np.asarray(throttled, dtype=float).copy(),
+            cpu_usage=noisy[0],
+            request_rate=noisy[1],
+            mem_usage=noisy[2],
+            queue=self.backlog[b].copy(),
+            p50_ms=noisy[3],
+            p95_ms=noisy[4],
+            p99_ms=noisy[5],
+            dropped=dropped,
+            oom_kills=oom,
+            throttled=throttled,
             external_rps=ext,
-            e2e_p50_ms=e2e[0],
-            e2e_p95_ms=e2e[1],
-            e2e_p99_ms=e2e[2],
+            e2e_p50_ms=float(e2e[0]),
+            e2e_p95_ms=float(e2e[1]),
+            e2e_p99_ms=float(e2e[2]),
             dropped_total=dropped_total,
         )
-
-    def _noisy(self, x: np.ndarray) -> np.ndarray:
-        return x * np.maximum(1.0 + self.config.noise * self.noise_rng.standard_normal(x.shape), 0.0)
 
 
 def _depth(calls: np.ndarray) -> int:

@@ -87,8 +87,9 @@ class AllocationSearch:
             return most.copy()
         total = np.where(ok, cand.sum(axis=1), np.inf)
         best = cand[int(np.argmin(total))].copy()
-        # Then each service alone, largest first, down to the fewest cores that still meet it.
-        for s in np.argsort(-best):
+        # Then each service alone, largest first, down to the fewest cores that still meet it
+        # (two passes: a cut in one service can make room for another).
+        for s in np.concatenate([np.argsort(-best), np.argsort(-best)]):
             trial = np.repeat(best[None, :], _S_GRID.size, axis=0)
             trial[:, s] = np.clip(best[s] * _S_GRID, floor[s], most[s])
             good = self.p99(lam, trial) <= self.target_s
@@ -118,21 +119,40 @@ def plan(ctx: EnvContext, rates: np.ndarray, slo_margin: float = 0.85, mem_headr
         d = lead[s]
         for t in range(T):
             r_plan[t, s] = r_need[t : t + d + 1, s].max()
-    # Scale-up is rate limited: start earlier when the next step is out of reach.
+    # Scale-up is rate limited: start earlier when the next step is out of reach. The guard
+    # allows max(max_up_pods, max_up_percent) more pods per interval, so either bound suffices.
     for t in range(T - 2, -1, -1):
         nxt = r_plan[t + 1]
-        reach = np.maximum(nxt - guard.max_up_pods, np.ceil(nxt / (1.0 + guard.max_up_percent / 100.0) - 1e-9))
+        reach = np.minimum(nxt - guard.max_up_pods, np.ceil(nxt / (1.0 + guard.max_up_percent / 100.0) - 1e-9))
         r_plan[t] = np.maximum(r_plan[t], reach)
-    # Replicas ready at t were requested at least `lead` steps before.
+    # Replicas ready at t were requested at least `lead` steps before; the app's initial
+    # replicas are ready from the start.
+    init_r = app.column("initial_replicas")
+    pad = int(lead.max())
+    hist = np.vstack([np.tile(init_r, (pad, 1)), r_plan])
     ready = np.empty_like(r_plan)
     for s in range(app.n_services):
         d = lead[s]
         for t in range(T):
-            ready[t, s] = r_plan[max(0, t - d) : t + 1, s].min()
-    limit = np.clip(cores / np.maximum(ready, 1.0), app.column("cpu_limit_min"), app.column("cpu_limit_max"))
+            ready[t, s] = hist[t + pad - d : t + pad + 1, s].min()
+    lo, hi = app.column("cpu_limit_min"), app.column("cpu_limit_max")
+    limit = np.clip(cores / np.maximum(ready, 1.0), lo, hi)
     f = guard.max_limit_factor
     for t in range(T - 2, -1, -1):
         limit[t] = np.maximum(limit[t], limit[t + 1] / f)
+    # Forward from the initial state: a limit grows at most f-fold per interval, so where the
+    # planned limit is out of reach, keep replicas that are already ready instead.
+    prev_limit, prev_ready = app.column("cpu_limit_initial"), init_r
+    for t in range(T):
+        cap = np.minimum(prev_limit * f, hi)
+        short = ready[t] * cap < cores[t] - 1e-9
+        if short.any():
+            keep = np.minimum(np.ceil(cores[t] / cap - 1e-9), np.maximum(prev_ready, ready[t]))
+            r_plan[t] = np.where(short, np.maximum(r_plan[t], keep), r_plan[t])
+            ready[t] = np.where(short, np.maximum(ready[t], np.minimum(keep, prev_ready)), ready[t])
+            limit[t] = np.where(short, np.clip(cores[t] / np.maximum(ready[t], 1.0), lo, hi), limit[t])
+        limit[t] = np.minimum(limit[t], cap)
+        prev_limit, prev_ready = limit[t], ready[t]
     mem = np.stack([search.memory(float(x), c) for x, c in zip(rates, cores, strict=True)])
     # Memory must also hold what the previous interval left in flight.
     mem = np.maximum(mem, np.vstack([mem[:1], mem[:-1]]))
