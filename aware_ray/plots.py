@@ -29,8 +29,8 @@ def _style(policy: str) -> dict[str, Any]:
 
 
 def plot_timeseries(path: Path, workload: str, results: list[EpisodeResult], slo_ms: float, interval_s: float) -> None:
-    """Load, reserved cores and end-to-end p99 (with the SLO) over time, one line per policy."""
-    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
+    """Load, replicas, reserved cores and end-to-end p99 (with the SLO) over time, a line per policy."""
+    fig, axes = plt.subplots(4, 1, figsize=(11, 10), sharex=True)
     first = results[0]
     t = np.arange(len(first.external_rps)) * interval_s / 3600.0
     axes[0].plot(t, first.external_rps, color="tab:gray", lw=0.8)
@@ -39,15 +39,17 @@ def plot_timeseries(path: Path, workload: str, results: list[EpisodeResult], slo
     for r in results:
         tt = np.arange(len(r.cores)) * interval_s / 3600.0
         st = _style(r.summary["policy"])
-        axes[1].plot(tt, r.cores, label=r.summary["policy"], **st)
-        axes[2].plot(tt, np.maximum(r.e2e_p99_ms, 1e-1), **st)
-    axes[1].set_ylabel("CPU cores reserved")
-    axes[1].legend(ncol=4, fontsize=7, loc="upper left")
-    axes[2].axhline(slo_ms, color="red", lw=1.0, label="SLO")
-    axes[2].set_yscale("log")
-    axes[2].set_ylabel("end-to-end p99 (ms)")
-    axes[2].set_xlabel("hours")
-    axes[2].legend(fontsize=7, loc="upper left")
+        axes[1].plot(tt, r.replicas, label=r.summary["policy"], **st)
+        axes[2].plot(tt, r.cores, **st)
+        axes[3].plot(tt, np.maximum(r.e2e_p99_ms, 1e-1), **st)
+    axes[1].set_ylabel("replicas (all services)")
+    axes[1].legend(ncol=5, fontsize=7, loc="upper left")
+    axes[2].set_ylabel("CPU cores reserved")
+    axes[3].axhline(slo_ms, color="red", lw=1.0, label="SLO")
+    axes[3].set_yscale("log")
+    axes[3].set_ylabel("end-to-end p99 (ms)")
+    axes[3].set_xlabel("hours")
+    axes[3].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

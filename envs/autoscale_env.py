@@ -165,18 +165,21 @@ class AutoscaleEnv(gym.Env):
         want = decode(a[:n], self.decision, self.config.guard)
         result = guard(want, self.decision, self.metrics.mem_usage, self.app, self.config.guard)
         new = result.decision
-        changed = int(
-            (
-                (new.replicas != self.decision.replicas)
-                | (new.cpu_limit != self.decision.cpu_limit)
-                | (new.mem_limit != self.decision.mem_limit)
-            ).sum()
-        )
         self.backend.apply(new)
         self.backend.advance(self.config.interval_s)
         self.prev_external = self.metrics.external_rps
         self.metrics = self.backend.observe()
-        self.decision = new
+        # What the backend actually runs: a backend may not apply all of a decision (limits a
+        # Recreate-mode updater may not change yet), and the next action is relative to it.
+        applied = ScalingDecision.of(self.metrics)
+        changed = int(
+            (
+                (applied.replicas != self.decision.replicas)
+                | (applied.cpu_limit != self.decision.cpu_limit)
+                | (applied.mem_limit != self.decision.mem_limit)
+            ).sum()
+        )
+        self.decision = applied
         self.last_action = a
         self.last_guard = result
         self.steps += 1

@@ -27,8 +27,8 @@ What is modelled, per service:
   OOM kills probabilistic near the limit; a killed pod drops its in-flight requests and
   restarts (unavailable for its start-up delay).
 * Vertical scaling applies in place (Kubernetes in-place pod resize); in ``recreate`` mode, as
-  with the VPA's Recreate updater, a limit change evicts half the replicas (at least one),
-  which then restart.
+  with the VPA's Recreate updater, a limit change evicts half the ready replicas, which then
+  restart, and does not apply at all to a Deployment with fewer than two ready replicas.
 
 The simulator holds ground truth. ``observe`` adds optional multiplicative measurement noise,
 from a random stream of its own so that noise on or off does not change the dynamics.
@@ -171,12 +171,18 @@ class ClusterSim:
         cpu_limit = np.broadcast_to(np.asarray(cpu_limit, dtype=np.float64), (B, S))
         mem_limit = np.broadcast_to(np.asarray(mem_limit, dtype=np.float64), (B, S))
         changed = (cpu_limit != self.cpu_limit) | (mem_limit != self.mem_limit)
-        self.cpu_limit = cpu_limit.copy()
-        self.mem_limit = mem_limit.copy()
         if self.config.vertical_mode == "recreate" and changed.any():
-            restart = np.where(changed & (self.ready > 0), np.maximum(1.0, np.floor(self.ready / 2)), 0.0)
+            # Like the VPA updater: pods of a Deployment with fewer than two ready replicas are
+            # not evicted (its min-replicas rule), so their limits stay until they restart for
+            # another reason; otherwise half the ready pods (eviction tolerance) restart now.
+            blocked = changed & (self.ready < 2)
+            cpu_limit = np.where(blocked, self.cpu_limit, cpu_limit)
+            mem_limit = np.where(blocked, self.mem_limit, mem_limit)
+            restart = np.where(changed & ~blocked, np.floor(self.ready / 2), 0.0)
             self.ready -= restart
             self.starting[:, self._svc, self.delay_bins] += restart
+        self.cpu_limit = cpu_limit.copy()
+        self.mem_limit = mem_limit.copy()
         total = self.ready + self.starting.sum(axis=-1) + self.unscheduled
         delta = replicas - total
         self.unscheduled += np.maximum(delta, 0.0)

@@ -1,0 +1,138 @@
+"""The aware-ray command line: evaluate's outputs, bad input handling, bench and demo."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from aware_ray.cli import main
+from aware_ray.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS
+
+
+def test_evaluate_writes_the_scoreboard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ev"
+    rc = main(
+        [
+            "evaluate",
+            "--policies",
+            "hpa@0.6,hpa@0.8,oracle,static",
+            "--app",
+            "chain3",
+            "--family",
+            "step",
+            "--trace",
+            "nasa_http_1995-08_1min.csv",
+            "--max-hours",
+            "0.25",
+            "--seeds",
+            "2",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = summary["results"]
+    assert len(rows) == 4 * 2 * 2
+    for r in rows:
+        assert set(SUMMARY_FIELDS) <= set(r)
+        assert r["steps"] == 60
+        assert 0.0 <= r["slo_violation_rate"] <= 1.0
+        assert r["cpu_core_hours"] > 0
+    # Every policy saw the same arrivals for a (workload, seed): the same external load per step.
+    with open(out / "summary.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == len(rows)
+    with open(out / "timeseries.csv") as fh:
+        reader = csv.reader(fh)
+        assert tuple(next(reader)) == TIMESERIES_FIELDS
+        ts = list(reader)
+    # First seed only: 4 policies x 2 workloads x 60 steps x 3 services.
+    assert len(ts) == 4 * 2 * 60 * 3
+    oracle = [s for s in summary["scores"] if s["policy"] == "oracle"]
+    assert all(s["slo_violation_rate"] <= 0.02 for s in oracle)
+    for name in ["frontier.png", "report.md", "timeseries_step.png", "timeseries_nasa_http_1995-08_1min.png"]:
+        assert (out / name).stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "oracle" in printed and "gap" in printed
+
+
+def test_same_arrivals_for_every_policy(tmp_path: Path) -> None:
+    out = tmp_path / "ev"
+    main(
+        [
+            "evaluate",
+            "--policies",
+            "hpa@0.5,static",
+            "--app",
+            "single",
+            "--family",
+            "bursty",
+            "--max-hours",
+            "0.1",
+            "--seeds",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    with open(out / "timeseries.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    by = {}
+    for r in rows:
+        by.setdefault(r["policy"], []).append(float(r["t_seconds"]))
+    assert by["hpa@0.5"] == by["static"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trace", "BAD"], "bad.csv:3: non-numeric value 'x'"),
+        (["--family", "diurnal", "--app", "nope"], "unknown app 'nope'"),
+        (["--family", "diurnal", "--policies", "hpa,ppo"], "unknown policy 'ppo'"),
+        (["--family", "sawtooth"], "sawtooth"),
+        (["--family", "diurnal", "--seeds", "0"], "--seeds: must be >= 1"),
+        ([], "give at least one --trace or --family"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t_seconds,requests_per_second\n0,1\n60,x\n")
+    args = [str(bad) if a == "BAD" else a for a in args]
+    out = tmp_path / "out"
+    rc = main(["evaluate", *args, "--out", str(out), "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err, err
+    assert err.count("\n") == 1
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_bench_sim_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "sim", "--seconds", "0.2", "--batch", "16"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["env_steps_per_s"] > 0
+    assert result["service_steps_per_s_batched"] > 0
+    assert result["batch"] == 16 and result["cores"] >= 1
+
+
+@pytest.mark.slow
+def test_demo_quick(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6"} <= set(summary["policies"])
+    assert (out / "report.md").read_text().startswith("# Evaluation: social-network")

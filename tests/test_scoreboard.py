@@ -1,0 +1,77 @@
+"""The scoreboard maths: frontier, H(v), V(c) and gap closed, on hand-made rows."""
+
+from __future__ import annotations
+
+import pytest
+
+from aware_ray.scoreboard import frontier, frontier_cost, frontier_violation, scores
+
+
+def row(policy: str, v: float, c: float, seed: int = 0, trace: str = "t") -> dict:
+    return {
+        "policy": policy,
+        "trace": trace,
+        "seed": seed,
+        "slo_violation_rate": v,
+        "cpu_core_hours": c,
+        "mem_gib_hours": 1.0,
+        "mean_cpu_utilization": 0.5,
+        "scaling_actions": 3,
+        "dropped_requests": 0.0,
+        "reward": 1.0,
+    }
+
+
+def test_frontier_drops_dominated_points() -> None:
+    # (0.00, 10) and (0.01, 8) and (0.05, 6) are efficient; (0.02, 9) is dominated by (0.01, 8).
+    pts = [(0.05, 6.0), (0.0, 10.0), (0.02, 9.0), (0.01, 8.0)]
+    assert frontier(pts) == [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
+
+
+@pytest.mark.parametrize(
+    ("v", "expected"),
+    [(0.0, 10.0), (0.005, 9.0), (0.01, 8.0), (0.03, 7.0), (0.05, 6.0), (0.5, 6.0), (-0.001, None)],
+)
+def test_frontier_cost_interpolates(v: float, expected: float | None) -> None:
+    front = [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
+    assert frontier_cost(front, v) == (None if expected is None else pytest.approx(expected))
+
+
+@pytest.mark.parametrize(("c", "expected"), [(5.0, None), (6.0, 0.05), (7.0, 0.03), (9.0, 0.005), (12.0, 0.0)])
+def test_frontier_violation_interpolates(c: float, expected: float | None) -> None:
+    front = [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
+    assert frontier_violation(front, c) == (None if expected is None else pytest.approx(expected))
+
+
+def test_gap_closed_and_violation_reduction() -> None:
+    rows = [
+        row("hpa@0.4", 0.0, 10.0),
+        row("hpa@0.6", 0.01, 8.0),
+        row("hpa@0.8", 0.05, 6.0),
+        row("oracle", 0.0, 4.0),
+        # Two seeds average to v = 0.01, c = 6: H(0.01) = 8, so gap = (8 - 6) / (8 - 4) = 0.5.
+        row("ddpg", 0.0, 5.0, seed=0),
+        row("ddpg", 0.02, 7.0, seed=1),
+        # Safer than every HPA: no H(v); at c = 9 the frontier violates 0.005, this one 0.
+        row("careful", -0.0, 9.0),
+    ]
+    by = {s["policy"]: s for s in scores(rows)}
+    assert by["ddpg"]["gap_closed"] == pytest.approx(0.5)
+    assert by["ddpg"]["seeds"] == 2
+    assert by["oracle"]["gap_closed"] == pytest.approx(1.0)
+    assert by["hpa@0.6"]["gap_closed"] == pytest.approx(0.0)
+    assert by["hpa@0.6"]["on_frontier"] is True
+    assert by["careful"]["violation_reduction"] == pytest.approx(1.0)
+    # ddpg at c = 6: the frontier violates 0.05 there, ddpg 0.01: 80 % fewer.
+    assert by["ddpg"]["violation_reduction"] == pytest.approx(0.8)
+
+
+def test_scores_are_per_trace() -> None:
+    rows = [
+        row("hpa@0.5", 0.0, 10.0, trace="a"),
+        row("oracle", 0.0, 5.0, trace="a"),
+        row("hpa@0.5", 0.0, 3.0, trace="b"),
+    ]
+    out = scores(rows)
+    assert {(s["policy"], s["trace"]) for s in out} == {("hpa@0.5", "a"), ("oracle", "a"), ("hpa@0.5", "b")}
+    assert next(s for s in out if s["trace"] == "b")["gap_closed"] is None  # no oracle on b
