@@ -1,0 +1,1 @@
+"""Experiment entry points: training configs (``configs/*.yaml``), ``ray job submit`` and Tune sweeps."""
