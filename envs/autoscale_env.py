@@ -14,7 +14,7 @@ from envs.backend import Backend
 from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
 from envs.metrics import ScalingDecision, ServiceMetrics
-from envs.observation import ObservationLayout, build
+from envs.observation import N_HISTORY_FEATURES, ObservationLayout, build, history_row
 from envs.reward import reward
 from envs.sim_backend import SimBackend
 from envs.simulator import SimConfig
@@ -59,14 +59,16 @@ class AutoscaleEnv(gym.Env):
     by ``guard.max_limit_factor``. Rows of padding services are ignored.
 
     ## Observation Space
-    ``Box(-10, 10, (max_services * 20 + 7,), float32)``: per service (padded, with a mask)
+    ``Box(-10, 10, (max_services * 20 + 7 + history_window * 13,), float32)``: per service (padded, with a mask)
     ``cpu_util`` (CPU used / ready x limit), ``mem_util``, ``replicas``, ``ready`` and ``pending``
     (over max replicas), ``cpu_limit`` and ``mem_limit`` (over their maxima), ``load`` (arrival
     rate over the capacity of the desired replicas), ``log_rate``, ``queue``, ``latency``
     (service p99 / SLO), ``drops``, ``throttled``, the last action (3), and static traits
     ``cpu_cost``, ``startup``, ``visits``, ``mask``; then app features ``e2e_latency``,
     ``e2e_drops``, ``log_external``, ``external_trend``, ``node_cpu``, ``node_mem``,
-    ``n_services``. ``envs.observation`` gives each normalisation.
+    ``n_services``; then, with ``history_window`` W > 0, the last W intervals (oldest first), each
+    the app features, mean CPU utilisation and load, the mean action and the reward: the
+    meta-learner's view of the workload. ``envs.observation`` gives each normalisation.
 
     ## Rewards
     ``slo * SLO preservation + utilization * CPU utilisation - violation * [violated]
@@ -100,7 +102,7 @@ class AutoscaleEnv(gym.Env):
             raise ConfigError(
                 f"max_services: app {self.app.name!r} has {self.app.n_services} services, above {cfg.max_services}"
             )
-        self.layout = ObservationLayout(cfg.max_services)
+        self.layout = ObservationLayout(cfg.max_services, cfg.history_window)
         self.peak_rps = cfg.peak_rps or self.app.default_peak_rps
         self.sim_config = SimConfig(
             interval_s=cfg.interval_s, substeps=cfg.substeps, noise=cfg.noise, vertical_mode=cfg.vertical_mode
@@ -154,6 +156,7 @@ class AutoscaleEnv(gym.Env):
         self.last_action = np.zeros((self.config.max_services, ACTION_DIMS))
         self.steps = 0
         self.prev_external = 0.0
+        self.history = np.zeros((self.config.history_window, N_HISTORY_FEATURES), dtype=np.float32)
         obs = self._obs()
         return obs, {"workload": self.workload_name, "family": self.workload_family}
 
@@ -184,16 +187,30 @@ class AutoscaleEnv(gym.Env):
         self.last_guard = result
         self.steps += 1
         record = self._record(changed, result)
+        base = self._base_obs()
+        if self.config.history_window:
+            self.history[:-1] = self.history[1:]
+            self.history[-1] = history_row(base, self.app.n_services, self.layout, a, record.reward)
         truncated = self.steps >= self.episode_steps
         info = {"scoreboard": record, "guard_reasons": result.counts()}
-        return self._obs(), record.reward, False, truncated, info
+        return self._compose(base), record.reward, False, truncated, info
 
     # ------------------------------------------------------------------------------ helpers
 
-    def _obs(self) -> np.ndarray:
+    def _base_obs(self) -> np.ndarray:
+        """Services and app blocks of the current observation."""
         assert self.metrics is not None
         obs = build(self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s)
         return np.clip(obs, -10.0, 10.0)
+
+    def _obs(self) -> np.ndarray:
+        return self._compose(self._base_obs())
+
+    def _compose(self, base: np.ndarray) -> np.ndarray:
+        """The full observation: the current blocks, then the history window when configured."""
+        if not self.config.history_window:
+            return base
+        return np.concatenate([base, self.history.ravel()])
 
     def _record(self, changed: int, result: GuardResult) -> StepRecord:
         """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""

@@ -36,6 +36,8 @@ class EnvConfig:
     """Seconds of trace replayed per simulated second (4: a 1-minute bin per 15 s step)."""
     max_services: int = 16
     """Observation and action are padded to this many services."""
+    history_window: int = 0
+    """Past intervals appended to the observation for the meta-learner (0: none)."""
     vertical_mode: str = "in-place"
     """How limit changes reach pods: 'in-place' resize or 'recreate' (evict and restart)."""
     reward: RewardWeights = field(default_factory=RewardWeights)
@@ -60,6 +62,8 @@ class EnvConfig:
             raise ConfigError(f"substeps: must be an integer >= 1, got {self.substeps!r}")
         if not 0 <= self.noise < 1:
             raise ConfigError(f"noise: must be in [0, 1), got {self.noise}")
+        if not (isinstance(self.history_window, int) and 0 <= self.history_window <= 512):
+            raise ConfigError(f"history_window: must be an integer in [0, 512], got {self.history_window!r}")
         if self.vertical_mode not in VERTICAL_MODES:
             raise ConfigError(f"vertical_mode: expected one of {VERTICAL_MODES}, got {self.vertical_mode!r}")
 

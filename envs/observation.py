@@ -50,21 +50,44 @@ APP_FEATURES = (
     "node_mem",  # requested memory / node pool memory
     "n_services",  # services / max_services
 )
+HISTORY_FEATURES = (
+    *APP_FEATURES,
+    "mean_cpu_util",  # mean over services of cpu_util
+    "mean_load",  # mean over services of load
+    "action_replicas",  # mean over services of the action's replicas component
+    "action_cpu",  # ... CPU component
+    "action_mem",  # ... memory component
+    "reward",  # the reward of the interval, clipped to [-10, 10]
+)
+"""One row per past interval in the history window (the meta-learner's input): what the app saw,
+what the policy did and what it earned, summarised over services so the row has a fixed size."""
 N_SERVICE_FEATURES = len(SERVICE_FEATURES)
 N_APP_FEATURES = len(APP_FEATURES)
+N_HISTORY_FEATURES = len(HISTORY_FEATURES)
 F = {name: i for i, name in enumerate(SERVICE_FEATURES)}
 A = {name: i for i, name in enumerate(APP_FEATURES)}
 
 
 @dataclass(frozen=True)
 class ObservationLayout:
-    """Sizes of the flat observation for a given maximum number of services."""
+    """Sizes of the flat observation: services block, app block, then the history window."""
 
     max_services: int = 16
+    history_window: int = 0
+    """Past intervals appended (oldest first, newest last), N_HISTORY_FEATURES each; 0 for none."""
 
     @property
     def size(self) -> int:
+        return self.max_services * N_SERVICE_FEATURES + N_APP_FEATURES + self.history_window * N_HISTORY_FEATURES
+
+    @property
+    def history_start(self) -> int:
         return self.max_services * N_SERVICE_FEATURES + N_APP_FEATURES
+
+    def history(self, obs: np.ndarray) -> np.ndarray:
+        """The history window as (history_window, N_HISTORY_FEATURES) (leading dims kept)."""
+        lead = obs.shape[:-1]
+        return obs[..., self.history_start :].reshape(*lead, self.history_window, N_HISTORY_FEATURES)
 
     def services(self, obs: np.ndarray) -> np.ndarray:
         """The per-service block as (max_services, N_SERVICE_FEATURES) (batched: leading dims kept)."""
@@ -72,7 +95,7 @@ class ObservationLayout:
         return obs[..., : self.max_services * N_SERVICE_FEATURES].reshape(*lead, self.max_services, N_SERVICE_FEATURES)
 
     def app(self, obs: np.ndarray) -> np.ndarray:
-        return obs[..., self.max_services * N_SERVICE_FEATURES :]
+        return obs[..., self.max_services * N_SERVICE_FEATURES : self.history_start]
 
 
 @dataclass
@@ -158,3 +181,16 @@ def service_view(obs: np.ndarray, app: AppSpec, layout: ObservationLayout) -> Se
         request_rate=np.expm1(s[:, F["log_rate"]] * 10.0),
         latency_over_slo=s[:, F["latency"]],
     )
+
+
+def history_row(obs: np.ndarray, n_services: int, layout: ObservationLayout, action: np.ndarray, reward: float):
+    """The history row of one interval from its observation (without history), action and reward."""
+    svc = layout.services(obs)[:n_services]
+    return np.concatenate(
+        [
+            layout.app(obs),
+            [svc[:, F["cpu_util"]].mean(), svc[:, F["load"]].mean()],
+            np.asarray(action, dtype=np.float64)[:n_services].mean(axis=0),
+            [float(np.clip(reward, -10.0, 10.0))],
+        ]
+    ).astype(np.float32)
