@@ -71,6 +71,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from aware_ray.train import main_train
+
+    return main_train(args.config, args.set, args.out, args.resume)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from aware_ray import bench
 
@@ -93,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="compare policies on traces and synthetic workloads")
     _evaluate_args(ev)
     ev.set_defaults(func=cmd_evaluate)
+    tr = sub.add_parser("train", help="train DDPG (with the meta-learner) on the simulator, through Ray Tune")
+    tr.add_argument("--config", required=True, help="training config YAML (experiments/configs/NAME.yaml)")
+    tr.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. run.iterations=10 or ddpg.tau=0.01; repeatable",
+    )
+    tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    tr.set_defaults(func=cmd_train)
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument("name", choices=["sim"], help="sim: simulator and env throughput")
     be.add_argument("--seconds", type=float, default=3.0, help="measurement time per figure")

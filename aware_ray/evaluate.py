@@ -72,6 +72,10 @@ def validate(plan: EvalPlan) -> list[Workload]:
         raise ConfigError(f"--seeds: must be >= 1, got {plan.seeds}")
     if not plan.max_hours > 0:
         raise ConfigError(f"--max-hours: must be > 0, got {plan.max_hours}")
+    for key, value in policy_registry.env_overrides(plan.policies).items():
+        if key in plan.env and plan.env[key] != value:
+            raise ConfigError(f"env {key}={plan.env[key]} conflicts with the learned policy's {key}={value}")
+        plan.env[key] = value
     if plan.timeseries not in ("first-seed", "all", "none"):
         raise ConfigError(f"--timeseries: expected first-seed, all or none, got {plan.timeseries!r}")
     env = _env(plan, "in-place")

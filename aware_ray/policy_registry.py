@@ -7,6 +7,7 @@ tuned-HPA frontier every learned policy is judged against.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from policies.vpa import VPAPolicy
 
 FRONTIER_TARGETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 BASELINES = ("hpa-frontier", "vpa", "hpa+vpa", "oracle", "static")
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "policies" / "pretrained"
+"""The shipped pretrained DDPG policy (``ddpg:pretrained``)."""
 DEFAULT_HPA_TARGET = 0.6
 """Target of a bare ``hpa`` (and of the HPA inside ``hpa+vpa``)."""
 
@@ -68,9 +71,37 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         return lambda ctx, env, rates: VPAPolicy(ctx)
     if name == "oracle":
         return lambda ctx, env, rates: OraclePolicy(ctx, rates)
+    if name.startswith("ddpg:"):
+        path = _ddpg_path(name)
+        from policies.ddpg.policy import DDPGPolicy
+
+        DDPGPolicy.load(path)  # fail early, with the path, on a missing or corrupt policy
+        return lambda ctx, env, rates: DDPGPolicy.load(path, name)
     if name == "static":
         return lambda ctx, env, rates: StaticPolicy(ctx, float(np.max(rates)) if len(rates) else env.peak_rps)
     raise ConfigError(f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static)")
+
+
+def _ddpg_path(name: str) -> Path:
+    spec = name[5:]
+    if not spec:
+        raise ConfigError(f"policy '{name}': give a path to an exported policy folder, or 'pretrained'")
+    return PRETRAINED_DIR if spec == "pretrained" else Path(spec)
+
+
+def env_overrides(names: list[str]) -> dict[str, object]:
+    """Env settings the learned policies need (their observation layout); they must agree."""
+    from policies.ddpg.policy import DDPGPolicy
+
+    out: dict[str, object] = {}
+    for name in names:
+        if name.startswith("ddpg:"):
+            need = DDPGPolicy.load(_ddpg_path(name)).env_overrides()
+            for k, v in need.items():
+                if k in out and out[k] != v:
+                    raise ConfigError(f"policy '{name}': needs {k}={v}, another policy needs {out[k]}")
+                out[k] = v
+    return out
 
 
 def make_policy(name: str, env: AutoscaleEnv, rates: np.ndarray) -> Policy:

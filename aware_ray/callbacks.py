@@ -1,0 +1,49 @@
+"""RLlib callbacks that log the scoreboard of every training episode.
+
+Metric names are namespaced so TensorBoard groups them: ``slo/violation_rate``,
+``cost/cpu_core_hours``, ``cost/mem_gib_hours``, ``util/cpu``, ``guard/clamps``,
+``scaling/actions``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+SLO_VIOLATION_RATE = "slo/violation_rate"
+CPU_CORE_HOURS = "cost/cpu_core_hours"
+MEM_GIB_HOURS = "cost/mem_gib_hours"
+CPU_UTIL = "util/cpu"
+GUARD_CLAMPS = "guard/clamps"
+SCALING_ACTIONS = "scaling/actions"
+
+
+def _record(info: Any) -> dict[str, Any] | None:
+    if not isinstance(info, dict):
+        return None
+    sb = info.get("scoreboard")
+    if sb is None:
+        return None
+    if dataclasses.is_dataclass(sb):
+        return dataclasses.asdict(sb)
+    return sb if isinstance(sb, dict) else None
+
+
+class ScoreboardCallbacks(RLlibCallback):
+    """Totals each finished episode's scoreboard into the env runner's metrics."""
+
+    def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
+        if metrics_logger is None:
+            return
+        records = [r for r in (_record(i) for i in episode.get_infos()) if r is not None]
+        if not records:
+            return
+        n = len(records)
+        metrics_logger.log_value(SLO_VIOLATION_RATE, sum(bool(r["violated"]) for r in records) / n)
+        metrics_logger.log_value(CPU_CORE_HOURS, sum(r["cpu_core_hours"] for r in records))
+        metrics_logger.log_value(MEM_GIB_HOURS, sum(r["mem_gib_hours"] for r in records))
+        metrics_logger.log_value(CPU_UTIL, sum(r["cpu_utilization"] for r in records) / n)
+        metrics_logger.log_value(GUARD_CLAMPS, sum(r["guard_clamps"] for r in records))
+        metrics_logger.log_value(SCALING_ACTIONS, sum(r["scaling_actions"] for r in records))

@@ -1,0 +1,53 @@
+"""A linear probe on workload embeddings: do they tell the workload families apart?
+
+Episodes of each synthetic family are run under a policy; the meta-learner's embeddings of
+their history windows are collected; a ridge-regression one-vs-rest classifier is fitted on
+the embeddings of some seeds and scored on episodes of other seeds (held out), so the
+accuracy measures what the embedding encodes about workloads it was not fitted on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from envs.autoscale_env import AutoscaleEnv
+from envs.synthetic import FAMILIES
+
+PROBE_FAMILIES = ("diurnal", "bursty", "flash-crowd", "ramp", "spikes", "step")
+
+
+def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, steps: int = 160, every: int = 8):
+    env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps})
+    obs, _ = env.reset(seed=seed)
+    state = policy.initial_state()
+    window = env.config.history_window
+    out = []
+    for t in range(steps):
+        action, state = policy.act(obs, state)
+        obs, *_ = env.step(action)
+        if t >= window and t % every == 0:
+            out.append(obs)
+    return policy.embedding(np.stack(out))
+
+
+def probe_accuracy(
+    policy: Any, env_config: dict[str, Any], train_seeds: int = 2, test_seeds: int = 1, ridge: float = 1e-2
+) -> float:
+    """Held-out accuracy of a linear probe separating PROBE_FAMILIES from embeddings."""
+    fams = [f for f in PROBE_FAMILIES if f in FAMILIES]
+    xs_tr, ys_tr, xs_te, ys_te = [], [], [], []
+    for k, fam in enumerate(fams):
+        for s in range(train_seeds + test_seeds):
+            e = collect(policy, env_config, fam, seed=1000 + 17 * s + k)
+            (xs_tr if s < train_seeds else xs_te).append(e)
+            (ys_tr if s < train_seeds else ys_te).append(np.full(len(e), k))
+    x_tr, y_tr = np.concatenate(xs_tr), np.concatenate(ys_tr)
+    x_te, y_te = np.concatenate(xs_te), np.concatenate(ys_te)
+    mu, sd = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-6
+    a = np.hstack([(x_tr - mu) / sd, np.ones((len(x_tr), 1))])
+    targets = np.eye(len(fams))[y_tr]
+    w = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ targets)
+    pred = np.argmax(np.hstack([(x_te - mu) / sd, np.ones((len(x_te), 1))]) @ w, axis=1)
+    return float((pred == y_te).mean())

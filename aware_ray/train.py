@@ -1,0 +1,312 @@
+"""``aware-ray train``: DDPG on the autoscaling env, through Ray Tune, with model selection.
+
+The run is one Tune trial (so TensorBoard event files land in ``OUT/tune/``) whose trainable
+builds the DDPG algorithm, trains it for the configured iterations, and every ``eval_every``
+iterations scores the current policy on held-out validation workloads with the same rollout
+and scoreboard code as ``aware-ray evaluate``. The best policy by that score (the share of the
+tuned-HPA-to-oracle gap it closes), not by training reward, is kept in ``OUT/policy/``.
+
+Outputs in OUT: ``config.yaml`` (the merged config), ``checkpoints/iter_N`` and
+``checkpoints/latest`` (RLlib checkpoints, for ``--resume``), ``policy/`` (best exported
+policy), ``policy_final/``, ``validation.json`` (every validation score),
+``train_summary.json``, and ``tune/`` (Tune's results and TensorBoard logs).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from aware_ray.train_config import TrainConfig, build_train_config
+
+VALIDATION_BASELINES = ("hpa@0.4", "hpa@0.5", "hpa@0.6", "hpa@0.7", "hpa@0.8", "hpa@0.9", "oracle")
+
+
+def build_algo_config(cfg: TrainConfig) -> Any:
+    """The DDPGConfig of a training config."""
+    from aware_ray.callbacks import ScoreboardCallbacks
+    from envs.autoscale_env import AutoscaleEnv
+    from policies.ddpg import DDPGConfig
+    from policies.ddpg.layout import autoscale_layout
+
+    run = cfg.run
+    env_config = cfg.env.to_dict()
+    ddpg = dict(cfg.ddpg)
+    return (
+        DDPGConfig()
+        .environment(AutoscaleEnv, env_config=env_config)
+        .env_runners(
+            num_env_runners=run.num_env_runners,
+            num_envs_per_env_runner=run.num_envs_per_env_runner,
+            rollout_fragment_length=run.rollout_fragment_length,
+            num_cpus_per_env_runner=1,
+        )
+        .training(layout=autoscale_layout(cfg.env.max_services, cfg.env.history_window), **ddpg)
+        .callbacks(ScoreboardCallbacks)
+        .reporting(min_sample_timesteps_per_iteration=run.steps_per_iteration, min_time_s_per_iteration=0)
+        .debugging(seed=run.seed, log_level="ERROR")
+    )
+
+
+def eval_env_config(cfg: TrainConfig) -> dict[str, Any]:
+    d = cfg.env.to_dict()
+    d.pop("workloads", None)
+    return d
+
+
+def validation_rows(policy: Any, cfg: TrainConfig, names: list[str] | None = None) -> list[dict[str, Any]]:
+    """Scoreboard rows of `policy` (or of named baselines) on the run's validation workloads."""
+    from aware_ray import policy_registry
+    from aware_ray.evaluate import episode_rates
+    from aware_ray.rollout import run_episode
+    from envs.autoscale_env import AutoscaleEnv
+    from envs.workload import make_workload
+
+    run = cfg.run
+    specs = [f"trace:{t}" for t in run.eval_traces] + [f"family:{f}" for f in run.eval_families]
+    rows = []
+    for spec in specs:
+        for seed in range(run.eval_seeds):
+            env = AutoscaleEnv(eval_env_config(cfg))
+            wl = make_workload(spec, env.peak_rps, env.config.time_compression)
+            rates = episode_rates(wl, seed, env, run.eval_hours)
+            for name in names or [policy.name]:
+                pol = policy if names is None else policy_registry.make_policy(name, env, rates)
+                if pol.vertical_mode != env.config.vertical_mode:
+                    env = AutoscaleEnv({**eval_env_config(cfg), "vertical_mode": pol.vertical_mode})
+                rows.append(run_episode(pol, env, rates, seed, wl.name, wl.family).summary)
+    return rows
+
+
+def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], policy: str) -> dict[str, Any]:
+    """Mean over validation workloads of the gap closed (the frontier extended flat on the safe side)."""
+    from aware_ray.scoreboard import frontier, mean_by
+
+    means = mean_by(baselines + rows)
+    traces = sorted({k[1] for k in means if k[0] == policy})
+    gaps, viols, costs = [], [], []
+    for t in traces:
+        m = means[(policy, t)]
+        front = frontier(
+            [
+                (x["slo_violation_rate"], x["cpu_core_hours"])
+                for (p, tt), x in means.items()
+                if tt == t and p.startswith("hpa@")
+            ]
+        )
+        oracle = means[("oracle", t)]["cpu_core_hours"]
+        v, c = m["slo_violation_rate"], m["cpu_core_hours"]
+        vs = np.array([p[0] for p in front])
+        cs = np.array([p[1] for p in front])
+        h = float(np.interp(v, vs, cs)) if len(front) > 1 else float(cs[0])
+        gaps.append((h - c) / max(h - oracle, 1e-9))
+        viols.append(v)
+        costs.append(c)
+    return {
+        "score": float(np.mean(gaps)),
+        "gap_closed": dict(zip(traces, map(float, gaps), strict=True)),
+        "violation_rate": float(np.mean(viols)),
+        "cpu_core_hours": float(np.mean(costs)),
+    }
+
+
+def _trainable(params: dict[str, Any]) -> None:
+    """The Tune trainable: train, validate, checkpoint; runs in a Ray worker process."""
+    import torch
+    from ray import tune
+
+    from aware_ray.callbacks import CPU_CORE_HOURS, GUARD_CLAMPS, SLO_VIOLATION_RATE
+    from aware_ray.probe import probe_accuracy
+    from policies.ddpg.policy import DDPGPolicy, export_policy
+
+    cfg = build_train_config(params["raw"], params["source"], [])
+    out = Path(params["out"])
+    torch.set_num_threads(cfg.run.torch_threads)
+    algo = build_algo_config(cfg).build_algo()
+    state_file = out / "train_state.json"
+    start_iter, best = 0, {"score": -np.inf, "iteration": None}
+    if params["resume"] and (out / "checkpoints" / "latest").exists():
+        algo.restore_from_path(str((out / "checkpoints" / "latest").resolve()))
+        st = json.loads(state_file.read_text())
+        start_iter, best = st["iteration"], st["best"]
+    history = (
+        json.loads((out / "validation.json").read_text())
+        if params["resume"] and (out / "validation.json").exists()
+        else []
+    )
+    env_cfg = cfg.env.to_dict()
+    t0 = time.time()
+    for it in range(start_iter + 1, cfg.run.iterations + 1):
+        result = algo.train()
+        er = result.get("env_runners", {})
+        learner = result.get("learners", {}).get("default_policy", {})
+        metrics = {
+            "iteration": it,
+            "env_steps": float(er.get("num_env_steps_sampled_lifetime", 0)),
+            "episode_return_mean": float(er.get("episode_return_mean", np.nan) or np.nan),
+            SLO_VIOLATION_RATE: float(er.get(SLO_VIOLATION_RATE, np.nan)),
+            CPU_CORE_HOURS: float(er.get(CPU_CORE_HOURS, np.nan)),
+            GUARD_CLAMPS: float(er.get(GUARD_CLAMPS, np.nan)),
+            "time_this_iter_s": float(result.get("time_this_iter_s", 0.0)),
+        }
+        for k, v in learner.items():
+            if "/" in k and isinstance(v, int | float | np.floating):
+                metrics[k] = float(v)
+        last = it == cfg.run.iterations
+        if (cfg.run.eval_every and it % cfg.run.eval_every == 0) or last:
+            module = algo.get_module()
+            policy = DDPGPolicy(module, env_cfg, name="ddpg")
+            rows = validation_rows(policy, cfg)
+            val = validation_score(rows, params["baselines"], "ddpg")
+            val["iteration"] = it
+            if cfg.env.history_window:
+                val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
+                metrics["meta/probe_accuracy"] = val["probe_accuracy"]
+            history.append(val)
+            metrics.update(
+                {
+                    "validation/score": val["score"],
+                    "validation/slo_violation_rate": val["violation_rate"],
+                    "validation/cpu_core_hours": val["cpu_core_hours"],
+                }
+            )
+            if val["score"] > best["score"]:
+                best = {"score": val["score"], "iteration": it}
+                export_policy(
+                    module,
+                    out / "policy",
+                    env_cfg,
+                    {"iteration": it, "validation": val, "env_steps": metrics["env_steps"]},
+                )
+                _save(algo, out / "checkpoints" / "best")
+            (out / "validation.json").write_text(json.dumps(history, indent=1))
+        if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
+            _save(algo, out / "checkpoints" / f"iter_{it}")
+            _save(algo, out / "checkpoints" / "latest")
+            state_file.write_text(json.dumps({"iteration": it, "best": best}))
+        metrics["best/score"] = best["score"] if np.isfinite(best["score"]) else np.nan
+        metrics["wall_s"] = time.time() - t0
+        tune.report(metrics)
+    export_policy(algo.get_module(), out / "policy_final", env_cfg, {"iteration": cfg.run.iterations})
+    algo.stop()
+
+
+def _save(algo: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp.resolve()))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+
+
+class _Progress:
+    """A Tune callback printing one readable line per training iteration."""
+
+    def __new__(cls, total: int):
+        from ray import tune
+
+        class Progress(tune.Callback):
+            def on_trial_result(self, iteration, trials, trial, result, **info):
+                v = result.get("validation/score")
+                val = f" | validation gap closed {v:+.2f}" if v is not None and np.isfinite(v) else ""
+                print(
+                    f"iter {result.get('iteration', '?')}/{total} | env steps {result.get('env_steps', 0):,.0f} "
+                    f"| return {result.get('episode_return_mean', float('nan')):.1f} "
+                    f"| viol {100 * result.get('slo/violation_rate', float('nan')):.1f}% "
+                    f"| critic {result.get('losses/critic', float('nan')):.3f}{val} "
+                    f"| {result.get('wall_s', 0):.0f}s",
+                    flush=True,
+                )
+
+        return Progress()
+
+
+def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
+    """Run training; returns the summary also written to OUT/train_summary.json."""
+    import ray
+    from ray import tune
+
+    out = Path(out).resolve()
+    if out.exists() and not resume and (out / "train_summary.json").exists():
+        from envs.errors import ConfigError
+
+        raise ConfigError(f"{out}: a finished run is there; pass --resume or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+    t0 = time.time()
+    baselines_file = out / "validation_baselines.json"
+    if baselines_file.exists():
+        baselines = json.loads(baselines_file.read_text())
+    else:
+        print(f"aware-ray train: scoring the validation baselines ({', '.join(VALIDATION_BASELINES)})", flush=True)
+        baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
+        baselines_file.write_text(json.dumps(baselines, indent=1))
+    run = cfg.run
+    started_ray = False
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=max(2, 1 + run.num_env_runners),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+        started_ray = True
+    try:
+        resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
+        tuner = tune.Tuner(
+            tune.with_resources(_trainable, resources),
+            param_space={
+                "raw": cfg.raw,
+                "source": cfg.source,
+                "out": str(out),
+                "resume": resume,
+                "baselines": baselines,
+            },
+            run_config=tune.RunConfig(
+                name="tune", storage_path=str(out), verbose=0, callbacks=[_Progress(run.iterations)]
+            ),
+        )
+        grid = tuner.fit()
+        res = grid[0]
+        if res.error:
+            raise RuntimeError(f"training failed: {res.error}")
+    finally:
+        if started_ray:
+            ray.shutdown()
+    history = json.loads((out / "validation.json").read_text()) if (out / "validation.json").exists() else []
+    state = json.loads((out / "train_state.json").read_text())
+    final = res.metrics or {}
+    summary = {
+        "config": cfg.source,
+        "iterations": state["iteration"],
+        "env_steps": final.get("env_steps"),
+        "wall_s": round(time.time() - t0, 1),
+        "best": state["best"],
+        "final_metrics": {k: v for k, v in final.items() if isinstance(v, int | float) and "/" in k},
+        "validation": history,
+        "policy": str(out / "policy"),
+    }
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    return summary
+
+
+def main_train(config: str, overrides: list[str], out: str, resume: bool) -> int:
+    from aware_ray.train_config import load_train_config
+
+    cfg = load_train_config(config, overrides)
+    summary = train(cfg, Path(out), resume)
+    best = summary["best"]
+    print(
+        f"aware-ray train: {summary['iterations']} iterations, {summary['env_steps']:,.0f} env steps in "
+        f"{summary['wall_s']:.0f}s; best validation gap closed {best['score']:+.2f} at iteration {best['iteration']}; "
+        f"policy in {summary['policy']}",
+        file=sys.stdout,
+    )
+    return 0

@@ -1,0 +1,213 @@
+"""Training configs: YAML with three sections, validated key by key, with ``--set`` overrides.
+
+```yaml
+env:    {app: social-network, workloads: [...], max_services: 16, history_window: 16, ...}  # EnvConfig keys
+ddpg:   {twin_q: false, tau: 0.005, actor_lr: 0.001, exploration: {sigma: 0.3}, ...}      # DDPGConfig.training
+run:    {iterations: 40, num_env_runners: 1, eval_every: 5, ...}                        # RunConfig below
+```
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envs.config import EnvConfig
+from envs.errors import ConfigError
+
+DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "twin_q": bool,
+    "policy_delay": int,
+    "target_noise": (int, float),
+    "target_noise_clip": (int, float),
+    "exploration": dict,
+    "actor_hiddens": list,
+    "critic_hiddens": list,
+    "embedding_dim": int,
+    "meta_hidden": int,
+    "aux_loss_weight": (int, float),
+    "actor_lr": (int, float),
+    "critic_lr": (int, float),
+    "tau": (int, float),
+    "gamma": (int, float),
+    "n_step": int,
+    "train_batch_size_per_learner": int,
+    "training_intensity": (int, float),
+    "num_steps_sampled_before_learning_starts": int,
+    "replay_buffer_config": dict,
+    "grad_clip": (int, float),
+}
+"""DDPG options a config may set, with their types (see DDPGConfig for what each means)."""
+EXPLORATION_KEYS = {"type", "sigma", "final_sigma", "decay_steps", "ou_theta"}
+
+
+@dataclass
+class RunConfig:
+    """How a training run is driven."""
+
+    iterations: int = 20
+    """Training iterations (each samples at least ``steps_per_iteration`` env steps)."""
+    steps_per_iteration: int = 1000
+    """Env steps sampled per iteration."""
+    num_env_runners: int = 1
+    """Env runner actors sampling in parallel (0: sample in the trainer process)."""
+    num_envs_per_env_runner: int = 4
+    """Envs stepped together by each runner."""
+    rollout_fragment_length: int = 16
+    """Steps each env contributes per sampling round."""
+    eval_every: int = 5
+    """Score the policy on the validation workloads every this many iterations (0: only at the end)."""
+    checkpoint_every: int = 5
+    """Save an RLlib checkpoint every this many iterations (and at the end)."""
+    eval_traces: list[str] = field(default_factory=lambda: ["wc98_1998-07_post-tournament_1min.csv"])
+    """Validation traces (held out from training) for model selection."""
+    eval_families: list[str] = field(default_factory=lambda: ["flash-crowd"])
+    """Validation synthetic families."""
+    eval_hours: float = 2.0
+    """Simulated hours per validation episode."""
+    eval_seeds: int = 1
+    """Seeds per validation workload."""
+    seed: int = 0
+    """Seed of the run (env runners derive theirs from it)."""
+    torch_threads: int = 1
+    """Torch intra-op threads in the learner."""
+
+
+def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ConfigError(f"{where}: expected {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+    if not isinstance(value, kinds):
+        raise ConfigError(f"{where}: expected {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
+
+
+def parse_run(d: dict[str, Any], source: str) -> RunConfig:
+    known = {f.name: f for f in dataclasses.fields(RunConfig)}
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key 'run.{key}' (known: {', '.join(sorted(known))})")
+        default = getattr(RunConfig(), key)
+        kind: type | tuple[type, ...] = (int, float) if isinstance(default, float) else type(default)
+        _check_type(f"{source}: run.{key}", value, kind)
+        out[key] = value
+    run = RunConfig(**out)
+    for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
+        if getattr(run, key) < 1:
+            raise ConfigError(f"{source}: run.{key} must be >= 1, got {getattr(run, key)}")
+    for key in ("num_env_runners", "eval_every", "checkpoint_every"):
+        if getattr(run, key) < 0:
+            raise ConfigError(f"{source}: run.{key} must be >= 0, got {getattr(run, key)}")
+    if run.eval_seeds < 1 or run.eval_hours <= 0:
+        raise ConfigError(f"{source}: run.eval_seeds must be >= 1 and run.eval_hours > 0")
+    return run
+
+
+def parse_ddpg(d: dict[str, Any], source: str) -> dict[str, Any]:
+    for key, value in d.items():
+        if key not in DDPG_KEYS:
+            raise ConfigError(f"{source}: unknown key 'ddpg.{key}' (known: {', '.join(sorted(DDPG_KEYS))})")
+        _check_type(f"{source}: ddpg.{key}", value, DDPG_KEYS[key])
+    for key in ("actor_lr", "critic_lr", "tau", "gamma"):
+        if key in d and not 0 < d[key] <= 1:
+            raise ConfigError(f"{source}: ddpg.{key} must be in (0, 1], got {d[key]}")
+    for key in ("policy_delay", "n_step", "train_batch_size_per_learner", "embedding_dim", "meta_hidden"):
+        if key in d and d[key] < 1:
+            raise ConfigError(f"{source}: ddpg.{key} must be >= 1, got {d[key]}")
+    for key in ("target_noise", "aux_loss_weight", "num_steps_sampled_before_learning_starts"):
+        if key in d and d[key] < 0:
+            raise ConfigError(f"{source}: ddpg.{key} must be >= 0, got {d[key]}")
+    if "training_intensity" in d and not d["training_intensity"] > 0:
+        raise ConfigError(f"{source}: ddpg.training_intensity must be > 0, got {d['training_intensity']}")
+    for key in ("actor_hiddens", "critic_hiddens"):
+        if key in d and not (d[key] and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in d[key])):
+            raise ConfigError(f"{source}: ddpg.{key} must be a non-empty list of positive integers, got {d[key]!r}")
+    for key in d.get("exploration", {}):
+        if key not in EXPLORATION_KEYS:
+            raise ConfigError(
+                f"{source}: unknown key 'ddpg.exploration.{key}' (known: {', '.join(sorted(EXPLORATION_KEYS))})"
+            )
+    expl = d.get("exploration", {})
+    if "type" in expl and expl["type"] not in ("gaussian", "ou"):
+        raise ConfigError(f"{source}: ddpg.exploration.type must be 'gaussian' or 'ou', got {expl['type']!r}")
+    for key in ("sigma", "final_sigma", "decay_steps"):
+        if key in expl and (isinstance(expl[key], bool) or not isinstance(expl[key], int | float) or expl[key] < 0):
+            raise ConfigError(f"{source}: ddpg.exploration.{key} must be a number >= 0, got {expl[key]!r}")
+    return d
+
+
+@dataclass
+class TrainConfig:
+    """A whole training config, validated."""
+
+    env: EnvConfig
+    ddpg: dict[str, Any]
+    run: RunConfig
+    raw: dict[str, Any]
+    """The merged mapping it was built from (written next to the run for reproducibility)."""
+    source: str = ""
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` (dotted, YAML-typed values) to a copy of the mapping."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. run.iterations=10")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) < 2 or parts[0] not in ("env", "ddpg", "run"):
+            raise ConfigError(f"--set {item!r}: the key must start with env., ddpg. or run.")
+        node = out.setdefault(parts[0], {})
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {p!r} is not a mapping")
+        node[parts[-1]] = _parse_value(text)
+    return out
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with env, ddpg and run sections")
+    return build_train_config(raw, str(path), overrides or [])
+
+
+def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -> TrainConfig:
+    raw = apply_overrides(raw, overrides)
+    for key in raw:
+        if key not in ("env", "ddpg", "run"):
+            raise ConfigError(f"{source}: unknown section '{key}' (known: env, ddpg, run)")
+    for key in ("env", "ddpg", "run"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise ConfigError(f"{source}: section '{key}' must be a mapping")
+    try:
+        env = EnvConfig.from_dict(raw.get("env", {}))
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: env.{str(exc).removeprefix('env config: ')}") from None
+    return TrainConfig(
+        env=env,
+        ddpg=parse_ddpg(raw.get("ddpg", {}), source),
+        run=parse_run(raw.get("run", {}), source),
+        raw=raw,
+        source=source,
+    )

@@ -1,0 +1,158 @@
+"""DDPG (and TD3) on RLlib's new API stack: the config and the algorithm.
+
+RLlib no longer ships DDPG or TD3. This follows SAC's structure, its closest relative: SAC's
+config already carries actor/critic learning rates, Polyak ``tau``, ``n_step``, episode replay
+buffers and the replay ratio (``training_intensity``), and its algorithm's training step is
+DQN's (sample, add to replay, replay with n-step returns, update, write back TD-error
+priorities, sync weights to the env runners). What differs is the module (a deterministic
+tanh actor with exploration noise instead of a squashed Gaussian), the loss, and the TD3
+improvements, which are flags here: ``DDPGConfig()`` is DDPG with all of them off and
+``DDPGConfig.td3()`` turns them on (twin critics, delayed actor, target policy smoothing),
+as Stable-Baselines3 treats DDPG as TD3 with its tricks off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
+from ray.rllib.algorithms.sac.sac import SAC, SACConfig
+from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+from ray.rllib.utils.annotations import override
+
+from policies.ddpg.noise import ExplorationNoise
+
+
+class DDPGConfig(SACConfig):
+    """Configuration of DDPG/TD3. Defaults are DDPG's; see ``td3()`` for the TD3 preset."""
+
+    def __init__(self, algo_class: type | None = None):
+        super().__init__(algo_class=algo_class or DDPG)
+        self.twin_q = False
+        """Twin critics, the target taking the smaller (TD3's clipped double Q)."""
+        self.policy_delay = 1
+        """Update the actor once every this many critic updates (TD3: 2)."""
+        self.target_noise = 0.0
+        """Std of Gaussian noise on the target actor's action (TD3's target smoothing: 0.2)."""
+        self.target_noise_clip = 0.5
+        """Clip of that noise."""
+        self.exploration = {"type": "gaussian", "sigma": 0.2, "final_sigma": 0.05, "decay_steps": 50_000}
+        """Exploration noise: type ('gaussian' or 'ou'), sigma, final_sigma, decay_steps, ou_theta."""
+        self.actor_hiddens = [256, 256]
+        """Hidden layer sizes of the actor (per service when the observation has a layout)."""
+        self.critic_hiddens = [256, 256]
+        """Hidden layer sizes of the critic."""
+        self.layout: dict[str, Any] | None = None
+        """How to cut the autoscaling observation (see networks.ObsSplit); None: flat MLPs."""
+        self.embedding_dim = 16
+        """Size of the meta-learner's workload embedding."""
+        self.meta_hidden = 64
+        """GRU width of the meta-learner."""
+        self.aux_loss_weight = 0.5
+        """Weight of the meta-learner's next-interval prediction loss."""
+        self.actor_lr = 1e-3
+        self.critic_lr = 1e-3
+        self.tau = 5e-3
+        self.gamma = 0.98
+        self.n_step = 1
+        self.replay_buffer_config = {"type": "EpisodeReplayBuffer", "capacity": 200_000}
+        self.num_steps_sampled_before_learning_starts = 1000
+        self.training_intensity = None
+        self.train_batch_size_per_learner = 256
+
+    @staticmethod
+    def td3() -> DDPGConfig:
+        """The TD3 preset: twin critics, actor updated every second step, target smoothing."""
+        return DDPGConfig().training(twin_q=True, policy_delay=2, target_noise=0.2, target_noise_clip=0.5)
+
+    @override(SACConfig)
+    def training(
+        self,
+        *,
+        policy_delay: int | None = NotProvided,
+        target_noise: float | None = NotProvided,
+        target_noise_clip: float | None = NotProvided,
+        exploration: dict[str, Any] | None = NotProvided,
+        actor_hiddens: list[int] | None = NotProvided,
+        critic_hiddens: list[int] | None = NotProvided,
+        layout: dict[str, Any] | None = NotProvided,
+        embedding_dim: int | None = NotProvided,
+        meta_hidden: int | None = NotProvided,
+        aux_loss_weight: float | None = NotProvided,
+        **kwargs: Any,
+    ) -> DDPGConfig:
+        """Set DDPG's own options (and any of SAC's/DQN's: twin_q, tau, n_step, actor_lr, ...)."""
+        super().training(**kwargs)
+        for name, value in (
+            ("policy_delay", policy_delay),
+            ("target_noise", target_noise),
+            ("target_noise_clip", target_noise_clip),
+            ("actor_hiddens", actor_hiddens),
+            ("critic_hiddens", critic_hiddens),
+            ("layout", layout),
+            ("embedding_dim", embedding_dim),
+            ("meta_hidden", meta_hidden),
+            ("aux_loss_weight", aux_loss_weight),
+        ):
+            if value is not NotProvided:
+                setattr(self, name, value)
+        if exploration is not NotProvided:
+            self.exploration = {**self.exploration, **(exploration or {})}
+        return self
+
+    @override(SACConfig)
+    def validate(self) -> None:
+        super().validate()
+        if not (isinstance(self.policy_delay, int) and self.policy_delay >= 1):
+            raise ValueError(f"policy_delay: must be an integer >= 1, got {self.policy_delay!r}")
+        if not self.target_noise >= 0 or not self.target_noise_clip >= 0:
+            raise ValueError("target_noise and target_noise_clip: must be >= 0")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau: must be in (0, 1], got {self.tau}")
+        if not self.aux_loss_weight >= 0:
+            raise ValueError(f"aux_loss_weight: must be >= 0, got {self.aux_loss_weight}")
+        for name in ("actor_hiddens", "critic_hiddens"):
+            sizes = getattr(self, name)
+            if not sizes or not all(isinstance(h, int) and h > 0 for h in sizes):
+                raise ValueError(f"{name}: must be a non-empty list of positive integers, got {sizes!r}")
+        ExplorationNoise.from_config(self.exploration)
+        if self.layout is not None:
+            missing = {"max_services", "n_service_features", "n_app_features", "mask_index"} - set(self.layout)
+            if missing:
+                raise ValueError(f"layout: missing keys {sorted(missing)}")
+
+    @override(SACConfig)
+    def get_default_rl_module_spec(self) -> RLModuleSpec:
+        from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
+
+        return RLModuleSpec(module_class=DDPGTorchRLModule)
+
+    @override(SACConfig)
+    def get_default_learner_class(self) -> type:
+        from policies.ddpg.torch.ddpg_torch_learner import DDPGTorchLearner
+
+        return DDPGTorchLearner
+
+    @property
+    @override(AlgorithmConfig)
+    def _model_config_auto_includes(self) -> dict[str, Any]:
+        return super()._model_config_auto_includes | {
+            "twin_q": self.twin_q,
+            "target_noise": self.target_noise,
+            "target_noise_clip": self.target_noise_clip,
+            "exploration": dict(self.exploration),
+            "actor_hiddens": list(self.actor_hiddens),
+            "critic_hiddens": list(self.critic_hiddens),
+            "layout": self.layout,
+            "embedding_dim": self.embedding_dim,
+            "meta_hidden": self.meta_hidden,
+        }
+
+
+class DDPG(SAC):
+    """DDPG/TD3: SAC's (that is DQN's) training step with DDPG's module and learner."""
+
+    @classmethod
+    @override(SAC)
+    def get_default_config(cls) -> DDPGConfig:
+        return DDPGConfig()

@@ -1,0 +1,144 @@
+"""DDPG's losses in torch.
+
+Critic: ``y = r + gamma^n (1 - terminated) Q'(s', mu'(s'))`` with Q' the (min over twin) target
+critic and mu' the target actor (plus clipped noise with target smoothing); loss
+``mean(w (Q(s, a) - y)^2)`` with w the prioritised-replay importance weights.
+Actor: ``-mean(Q(s, mu(s)))`` with the critic frozen (the module's forward takes care of it).
+Meta-learner: the critic loss plus ``aux_loss_weight * mse(predicted, next app features)``.
+Rows with non-finite observations, actions or rewards get weight 0 and are counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
+from ray.rllib.core.columns import Columns
+from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import TD_ERROR_KEY
+from ray.rllib.utils.typing import ModuleID, ParamDict, TensorType
+
+from policies.ddpg.ddpg_learner import (
+    ACTOR_LOSS_KEY,
+    ACTOR_UPDATED_KEY,
+    AUX_LOSS_KEY,
+    CRITIC_LOSS_KEY,
+    CRITIC_TWIN_LOSS_KEY,
+    NAN_ROWS_KEY,
+    Q_MAX_KEY,
+    Q_MEAN_KEY,
+    Q_MIN_KEY,
+    TD_ERROR_MEAN_KEY,
+    DDPGLearner,
+)
+from policies.ddpg.default_ddpg_rl_module import (
+    AUX_PRED,
+    AUX_TARGET,
+    FINITE_ROWS,
+    Q_CURR,
+    Q_PREDS,
+    Q_TARGET_NEXT,
+    Q_TWIN_PREDS,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def critic_target(
+    rewards: torch.Tensor, terminated: torch.Tensor, q_next: torch.Tensor, gamma: float, n_step: torch.Tensor
+) -> torch.Tensor:
+    """The n-step TD target (no gradient)."""
+    return (rewards + gamma**n_step * (1.0 - terminated.float()) * q_next).detach()
+
+
+class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
+    @override(DQNTorchLearner)
+    def configure_optimizers_for_module(self, module_id: ModuleID, config: Any = None) -> None:
+        module = self._module[module_id]
+        critic_params = self.get_parameters(module.critic)
+        if config.twin_q:
+            critic_params += self.get_parameters(module.critic_twin)
+        if module.meta is not None:
+            critic_params += self.get_parameters(module.meta)
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer_name="critic",
+            optimizer=torch.optim.Adam(critic_params),
+            params=critic_params,
+            lr_or_lr_schedule=config.critic_lr,
+        )
+        actor_params = self.get_parameters(module.actor)
+        self.register_optimizer(
+            module_id=module_id,
+            optimizer_name="actor",
+            optimizer=torch.optim.Adam(actor_params),
+            params=actor_params,
+            lr_or_lr_schedule=config.actor_lr,
+        )
+
+    @override(DQNTorchLearner)
+    def compute_loss_for_module(
+        self, *, module_id: ModuleID, config: Any, batch: dict[str, Any], fwd_out: dict[str, TensorType]
+    ) -> TensorType:
+        finite = fwd_out[FINITE_ROWS].float()
+        bad = int((finite == 0).sum())
+        if bad:
+            logger.warning(
+                "DDPG: %d of %d replayed rows hold NaN/inf values; they are not trained on", bad, len(finite)
+            )
+        rewards = torch.nan_to_num(batch[Columns.REWARDS], nan=0.0, posinf=0.0, neginf=0.0)
+        weights = batch.get("weights", torch.ones_like(rewards)) * finite
+        denom = weights.sum().clamp(min=1e-8)
+        y = critic_target(rewards, batch[Columns.TERMINATEDS], fwd_out[Q_TARGET_NEXT], config.gamma, batch["n_step"])
+        q = fwd_out[Q_PREDS]
+        td = (q - y).abs() * finite
+        critic_loss = (weights * (q - y) ** 2).sum() / denom
+        total = critic_loss
+        if config.twin_q:
+            q2 = fwd_out[Q_TWIN_PREDS]
+            twin_loss = (weights * (q2 - y) ** 2).sum() / denom
+            td = 0.5 * (td + (q2 - y).abs() * finite)
+            total = total + twin_loss
+            self.metrics.log_value((module_id, CRITIC_TWIN_LOSS_KEY), twin_loss, window=1)
+        actor_loss = -(fwd_out[Q_CURR] * finite).sum() / finite.sum().clamp(min=1.0)
+        total = total + actor_loss
+        if AUX_PRED in fwd_out:
+            err = ((fwd_out[AUX_PRED] - fwd_out[AUX_TARGET]) ** 2).mean(dim=-1)
+            aux_loss = (err * finite).sum() / finite.sum().clamp(min=1.0)
+            total = total + config.aux_loss_weight * aux_loss
+            self.metrics.log_value((module_id, AUX_LOSS_KEY), aux_loss, window=1)
+        self.metrics.log_value(key=(module_id, TD_ERROR_KEY), value=td, reduce="item_series")
+        self.metrics.log_dict(
+            {
+                CRITIC_LOSS_KEY: critic_loss,
+                ACTOR_LOSS_KEY: actor_loss,
+                Q_MEAN_KEY: q.mean(),
+                Q_MAX_KEY: q.max(),
+                Q_MIN_KEY: q.min(),
+                TD_ERROR_MEAN_KEY: td.mean(),
+                NAN_ROWS_KEY: float(bad),
+            },
+            key=module_id,
+            window=1,
+        )
+        return total
+
+    @override(DQNTorchLearner)
+    def compute_gradients(self, loss_per_module: dict[ModuleID, TensorType], **kwargs) -> ParamDict:
+        grads = super().compute_gradients(loss_per_module, **kwargs)
+        # TD3's delayed actor: on the other updates the actor's gradients are dropped, so its
+        # optimizer does not step (a zero gradient would still move Adam's momentum).
+        for module_id in loss_per_module:
+            if module_id not in self._module:
+                continue
+            cfg = self.config.get_config_for_module(module_id)
+            due = self.actor_update_due(module_id, cfg.policy_delay)
+            self.metrics.log_value((module_id, ACTOR_UPDATED_KEY), float(due), window=1)
+            if not due:
+                for p in self._module[module_id].actor.parameters():
+                    pid = self.get_param_ref(p)
+                    grads.pop(pid, None)
+                    p.grad = None
+        return grads

@@ -1,0 +1,174 @@
+"""DDPG's RLModule in torch: the forward passes for acting, exploring and training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from ray.rllib.core.columns import Columns
+from ray.rllib.core.rl_module.apis import QNetAPI, TargetNetworkAPI
+from ray.rllib.core.rl_module.rl_module import RLModule
+from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
+from ray.rllib.utils.annotations import override
+
+from policies.ddpg.default_ddpg_rl_module import (
+    AUX_PRED,
+    AUX_TARGET,
+    FINITE_ROWS,
+    Q_CURR,
+    Q_PREDS,
+    Q_TARGET_NEXT,
+    Q_TWIN_PREDS,
+    DefaultDDPGRLModule,
+)
+from policies.ddpg.noise import ExplorationNoise
+from policies.ddpg.torch.networks import FlatActor, FlatCritic, MetaLearner, ObsSplit, ServiceActor, ServiceCritic
+
+ACTION_DIMS_PER_SERVICE = 3
+
+
+class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
+    framework: str = "torch"
+
+    @override(DefaultDDPGRLModule)
+    def build_networks(self) -> None:
+        cfg = self.model_config
+        actor_h = list(cfg.get("actor_hiddens", [256, 256]))
+        critic_h = list(cfg.get("critic_hiddens", [256, 256]))
+        n_act = int(np.prod(self.action_space.shape))
+        self.layout = cfg.get("layout")
+        self.meta = None
+        if self.layout:
+            self.split = ObsSplit(self.layout)
+            emb = 0
+            if self.split.W:
+                emb = int(cfg.get("embedding_dim", 16))
+                self.meta = MetaLearner(self.split.H, int(cfg.get("meta_hidden", 64)), emb, self.split.A)
+            n_ctx = self.split.A + emb
+            self.actor = ServiceActor(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, actor_h)
+            make_critic = lambda: ServiceCritic(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, critic_h)  # noqa: E731
+        else:
+            n_obs = int(np.prod(self.observation_space.shape))
+            self.actor = FlatActor(n_obs, n_act, actor_h)
+            make_critic = lambda: FlatCritic(n_obs, n_act, critic_h)  # noqa: E731
+        if not self.inference_only:
+            self.critic = make_critic()
+            if self.twin_q:
+                self.critic_twin = make_critic()
+        self.noise = ExplorationNoise.from_config(cfg.get("exploration", {}))
+        self.target_noise = float(cfg.get("target_noise", 0.0))
+        self.target_noise_clip = float(cfg.get("target_noise_clip", 0.5))
+
+    # ------------------------------------------------------------------ building blocks
+
+    def _context(self, obs: torch.Tensor, meta: torch.nn.Module | None, detach: bool = False):
+        """(services, context, mask, embedding) of a batch; context = app features + embedding."""
+        svc, app, hist, mask = self.split(obs)
+        emb = None
+        if meta is not None and hist is not None:
+            emb = meta(hist)
+            if detach:
+                emb = emb.detach()
+            ctx = torch.cat([app, emb], dim=-1)
+        else:
+            ctx = app
+        return svc, ctx, mask, emb
+
+    def act(self, obs: torch.Tensor, actor=None, meta=None) -> torch.Tensor:
+        """Deterministic action in [-1, 1] (padding services get 0)."""
+        actor = actor or self.actor
+        if not self.layout:
+            return actor(obs)
+        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, detach=True)
+        return actor(svc, ctx, mask)
+
+    def q_value(self, obs: torch.Tensor, action: torch.Tensor, critic, meta=None) -> torch.Tensor:
+        if not self.layout:
+            return critic(obs, action)
+        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta)
+        return critic(svc, ctx, mask, action)
+
+    def embedding(self, obs: torch.Tensor) -> torch.Tensor:
+        """Workload embedding of each observation's history window (serving and analysis use it)."""
+        if self.meta is None:
+            raise ValueError("this module has no meta-learner (history_window is 0)")
+        _, _, hist, _ = self.split(obs)
+        return self.meta(hist)
+
+    # ------------------------------------------------------------------ RLModule API
+
+    @override(RLModule)
+    def _forward_inference(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        return {Columns.ACTIONS: self.act(batch[Columns.OBS])}
+
+    @override(RLModule)
+    def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        with torch.no_grad():
+            a = self.act(batch[Columns.OBS])
+            a = torch.clamp(a + self.noise.sample(a), -1.0, 1.0)
+            if self.layout:
+                mask = self.split(batch[Columns.OBS])[3]
+                a = (a.reshape(a.shape[0], -1, ACTION_DIMS_PER_SERVICE) * mask.unsqueeze(-1)).reshape(a.shape)
+        return {Columns.ACTIONS: a}
+
+    @override(RLModule)
+    def _forward_train(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
+        raw_obs, raw_next = batch[Columns.OBS], batch[Columns.NEXT_OBS]
+        raw_act = batch[Columns.ACTIONS]
+        finite = (
+            torch.isfinite(raw_obs).all(dim=-1)
+            & torch.isfinite(raw_next).all(dim=-1)
+            & torch.isfinite(raw_act).all(dim=-1)
+            & torch.isfinite(batch[Columns.REWARDS])
+        )
+        obs = torch.nan_to_num(raw_obs, nan=0.0, posinf=0.0, neginf=0.0)
+        nxt = torch.nan_to_num(raw_next, nan=0.0, posinf=0.0, neginf=0.0)
+        act = torch.nan_to_num(raw_act, nan=0.0, posinf=0.0, neginf=0.0)
+        out: dict[str, Any] = {FINITE_ROWS: finite}
+        out[Q_PREDS] = self.q_value(obs, act, self.critic)
+        if self.twin_q:
+            out[Q_TWIN_PREDS] = self.q_value(obs, act, self.critic_twin)
+
+        # Actor objective: Q of the actor's action with the critic frozen, so its loss moves
+        # only the actor (and the embedding is detached: the meta-learner learns from the
+        # critic and auxiliary losses).
+        critic_params = list(self.critic.parameters())
+        if self.meta is not None:
+            critic_params += list(self.meta.parameters())
+        for p in critic_params:
+            p.requires_grad_(False)
+        try:
+            out[Q_CURR] = self.q_value(obs, self.act(obs), self.critic)
+        finally:
+            for p in critic_params:
+                p.requires_grad_(True)
+
+        with torch.no_grad():
+            out[Q_TARGET_NEXT] = self.forward_target({Columns.OBS: nxt})
+        if self.meta is not None:
+            emb = self.embedding(obs)
+            out[AUX_PRED] = self.meta.predict(emb)
+            out[AUX_TARGET] = self.split(nxt)[1]
+        return out
+
+    @override(TargetNetworkAPI)
+    def forward_target(self, batch: dict[str, Any], **kwargs) -> torch.Tensor:
+        """min-over-critics target Q of the target actor's (optionally smoothed) next action."""
+        obs = batch[Columns.OBS]
+        meta = getattr(self, "target_meta", None)
+        a = self.act(obs, actor=self.target_actor, meta=meta)
+        if self.target_noise > 0:
+            eps = torch.clamp(torch.randn_like(a) * self.target_noise, -self.target_noise_clip, self.target_noise_clip)
+            a = torch.clamp(a + eps, -1.0, 1.0)
+            if self.layout:
+                mask = self.split(obs)[3]
+                a = (a.reshape(a.shape[0], -1, ACTION_DIMS_PER_SERVICE) * mask.unsqueeze(-1)).reshape(a.shape)
+        q = self.q_value(obs, a, self.target_critic, meta=meta)
+        if self.twin_q:
+            q = torch.minimum(q, self.q_value(obs, a, self.target_critic_twin, meta=meta))
+        return q
+
+    @override(QNetAPI)
+    def compute_q_values(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.q_value(batch[Columns.OBS], batch[Columns.ACTIONS], self.critic)

@@ -1,0 +1,285 @@
+"""DDPG/TD3 on RLlib's new API stack: losses by hand, Polyak, TD3 flags, module shapes, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from ray.rllib.core.columns import Columns
+
+from envs.autoscale_env import AutoscaleEnv
+from envs.errors import ConfigError
+from envs.observation import F
+from policies.ddpg import DDPGConfig
+from policies.ddpg.default_ddpg_rl_module import (
+    AUX_PRED,
+    AUX_TARGET,
+    FINITE_ROWS,
+    Q_CURR,
+    Q_PREDS,
+    Q_TARGET_NEXT,
+    Q_TWIN_PREDS,
+)
+from policies.ddpg.layout import autoscale_layout
+from policies.ddpg.noise import ExplorationNoise
+from policies.ddpg.policy import DDPGPolicy, export_policy
+from policies.ddpg.torch.ddpg_torch_learner import critic_target
+from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
+
+ENV = {"app": "chain3", "max_services": 6, "history_window": 4, "noise": 0.0}
+
+
+def env() -> AutoscaleEnv:
+    return AutoscaleEnv(ENV)
+
+
+def module(twin_q: bool = False, inference_only: bool = False, **extra) -> DDPGTorchRLModule:
+    e = env()
+    torch.manual_seed(0)
+    mc = {
+        "layout": autoscale_layout(6, 4), "actor_hiddens": [16], "critic_hiddens": [16], "twin_q": twin_q,
+        "embedding_dim": 4, "meta_hidden": 8, **extra,
+    }
+    return DDPGTorchRLModule(
+        observation_space=e.observation_space, action_space=e.action_space, inference_only=inference_only,
+        model_config=mc,
+    )
+
+
+def observations(n: int = 5) -> torch.Tensor:
+    e = env()
+    obs, _ = e.reset(seed=0)
+    out = [obs]
+    rng = np.random.default_rng(0)
+    for _ in range(n - 1):
+        obs, *_ = e.step(rng.uniform(-0.5, 0.5, e.action_space.shape))
+        out.append(obs)
+    return torch.as_tensor(np.stack(out))
+
+
+@pytest.mark.parametrize(
+    ("r", "term", "q_next", "gamma", "n", "expected"),
+    [
+        (1.0, 0.0, 2.0, 0.9, 1, 1.0 + 0.9 * 2.0),
+        (1.0, 1.0, 2.0, 0.9, 1, 1.0),
+        (0.5, 0.0, -1.0, 0.5, 3, 0.5 - 0.125),
+    ],
+)
+def test_critic_target_by_hand(r: float, term: float, q_next: float, gamma: float, n: int, expected: float) -> None:
+    y = critic_target(torch.tensor([r]), torch.tensor([term]), torch.tensor([q_next]), gamma, torch.tensor([n]))
+    assert y.item() == pytest.approx(expected)
+    assert not y.requires_grad
+
+
+def _learner(cfg: DDPGConfig):
+    e = env()
+    cfg = cfg.environment(observation_space=e.observation_space, action_space=e.action_space).training(
+        layout=autoscale_layout(6, 4), actor_hiddens=[16], critic_hiddens=[16], embedding_dim=4, meta_hidden=8
+    )
+    learner = cfg.build_learner(env=None, spaces={"__env__": (e.observation_space, e.action_space),
+                                                  "default_policy": (e.observation_space, e.action_space)})
+    learner.build()
+    return learner, cfg
+
+
+def test_losses_on_a_hand_batch() -> None:
+    learner, cfg = _learner(DDPGConfig().training(gamma=0.5, aux_loss_weight=0.0))
+    batch = {
+        Columns.REWARDS: torch.tensor([1.0, 0.0]),
+        Columns.TERMINATEDS: torch.tensor([False, True]),
+        "n_step": torch.tensor([1, 1]),
+        "weights": torch.tensor([1.0, 1.0]),
+    }
+    fwd = {
+        Q_PREDS: torch.tensor([2.0, 1.0]),
+        Q_TARGET_NEXT: torch.tensor([4.0, 10.0]),
+        Q_CURR: torch.tensor([3.0, 5.0]),
+        FINITE_ROWS: torch.tensor([True, True]),
+    }
+    # y = [1 + 0.5 * 4, 0 + 0] = [3, 0]; critic = mean((2-3)^2, (1-0)^2) = 1; actor = -mean(3, 5) = -4.
+    total = learner.compute_loss_for_module(module_id="default_policy", config=cfg, batch=batch, fwd_out=fwd)
+    assert total.item() == pytest.approx(1.0 - 4.0)
+
+
+def test_nonfinite_rows_are_not_trained_on() -> None:
+    learner, cfg = _learner(DDPGConfig().training(gamma=0.5, aux_loss_weight=0.0))
+    batch = {
+        Columns.REWARDS: torch.tensor([1.0, float("nan")]),
+        Columns.TERMINATEDS: torch.tensor([False, False]),
+        "n_step": torch.tensor([1, 1]),
+        "weights": torch.tensor([1.0, 1.0]),
+    }
+    fwd = {
+        Q_PREDS: torch.tensor([2.0, 100.0]),
+        Q_TARGET_NEXT: torch.tensor([4.0, 4.0]),
+        Q_CURR: torch.tensor([3.0, 100.0]),
+        FINITE_ROWS: torch.tensor([True, False]),
+    }
+    total = learner.compute_loss_for_module(module_id="default_policy", config=cfg, batch=batch, fwd_out=fwd)
+    # Only row 0: critic (2 - 3)^2 = 1, actor -3.
+    assert torch.isfinite(total)
+    assert total.item() == pytest.approx(1.0 - 3.0)
+
+
+def test_module_forward_train_flags_nan_rows() -> None:
+    m = module()
+    m.make_target_networks()
+    obs = observations(3)
+    obs[1, 0] = float("nan")
+    batch = {
+        Columns.OBS: obs, Columns.NEXT_OBS: observations(3), Columns.ACTIONS: torch.zeros(3, 18),
+        Columns.REWARDS: torch.zeros(3),
+    }
+    out = m._forward_train(batch)
+    assert out[FINITE_ROWS].tolist() == [True, False, True]
+    assert torch.isfinite(out[Q_PREDS]).all()
+    assert out[AUX_PRED].shape == out[AUX_TARGET].shape
+
+
+def test_twin_critic_changes_the_target() -> None:
+    m = module(twin_q=True)
+    m.make_target_networks()
+    obs = observations(4)
+    with torch.no_grad():
+        a = m.act(obs, actor=m.target_actor, meta=m.target_meta)
+        q1 = m.q_value(obs, a, m.target_critic, meta=m.target_meta)
+        q2 = m.q_value(obs, a, m.target_critic_twin, meta=m.target_meta)
+        target = m.forward_target({Columns.OBS: obs})
+    torch.testing.assert_close(target, torch.minimum(q1, q2))
+    out = m._forward_train({Columns.OBS: obs, Columns.NEXT_OBS: obs, Columns.ACTIONS: a,
+                            Columns.REWARDS: torch.zeros(4)})
+    assert Q_TWIN_PREDS in out
+
+
+def test_target_smoothing_adds_noise_only_when_on() -> None:
+    obs = observations(4)
+    plain = module()
+    plain.make_target_networks()
+    t1, t2 = (plain.forward_target({Columns.OBS: obs}) for _ in range(2))
+    torch.testing.assert_close(t1, t2)
+    smooth = module(target_noise=0.5, target_noise_clip=0.5)
+    smooth.make_target_networks()
+    s1, s2 = (smooth.forward_target({Columns.OBS: obs}) for _ in range(2))
+    assert not torch.allclose(s1, s2)
+
+
+def test_policy_delay_skips_actor_updates() -> None:
+    learner, cfg = _learner(DDPGConfig().training(policy_delay=2))
+    assert [learner.actor_update_due("m", 2) for _ in range(5)] == [True, False, True, False, True]
+    assert [learner.actor_update_due("x", 1) for _ in range(3)] == [True, True, True]
+
+
+def test_td3_preset() -> None:
+    cfg = DDPGConfig.td3()
+    assert (cfg.twin_q, cfg.policy_delay, cfg.target_noise, cfg.target_noise_clip) == (True, 2, 0.2, 0.5)
+    plain = DDPGConfig()
+    assert (plain.twin_q, plain.policy_delay, plain.target_noise) == (False, 1, 0.0)
+
+
+def test_polyak_update() -> None:
+    learner, cfg = _learner(DDPGConfig().training(tau=0.1))
+    m = learner.module["default_policy"]
+    with torch.no_grad():
+        for p in m.actor.parameters():
+            p.fill_(1.0)
+        for p in m.target_actor.parameters():
+            p.fill_(0.0)
+    learner.after_gradient_based_update(timesteps={"num_env_steps_sampled_lifetime": 10})
+    for p in m.target_actor.parameters():
+        torch.testing.assert_close(p, torch.full_like(p, 0.1))
+
+
+def test_shapes_masks_and_size_transfer() -> None:
+    m = module()
+    obs = observations(3)
+    a = m.act(obs)
+    assert a.shape == (3, 18)
+    # chain3 has 3 services: padding rows 3..5 act 0.
+    assert torch.all(a.reshape(3, 6, 3)[:, 3:] == 0)
+    assert torch.all(a.abs() <= 1)
+    # The same weights act on single (1 service) through the same layout.
+    single = AutoscaleEnv({**ENV, "app": "single"})
+    o, _ = single.reset(seed=1)
+    a1 = m.act(torch.as_tensor(o)[None])
+    assert torch.all(a1.reshape(6, 3)[1:] == 0) and a1.reshape(6, 3)[0].abs().sum() > 0
+
+
+def test_inference_module_holds_no_critic() -> None:
+    m = module(inference_only=True)
+    names = {n.split(".")[0] for n, _ in m.named_parameters()}
+    assert names == {"actor", "meta"}
+    assert not hasattr(m, "critic")
+    assert "critic" in m.get_non_inference_attributes()
+
+
+def test_export_round_trip_gives_identical_actions(tmp_path: Path) -> None:
+    m = module()
+    export_policy(m, tmp_path / "p", ENV, {"note": "test"})
+    loaded = DDPGPolicy.load(tmp_path / "p")
+    obs = observations(4).numpy()
+    for o in obs:
+        np.testing.assert_array_equal(loaded.act(o, None)[0], m.act(torch.as_tensor(o)[None])[0].detach().numpy())
+    assert loaded.env_overrides() == {"max_services": 6, "history_window": 4}
+    assert loaded.embedding(obs).shape == (4, 4)
+
+
+@pytest.mark.parametrize("damage", ["missing", "garbage", "wrong_shape"])
+def test_bad_policy_folder_names_the_path(tmp_path: Path, damage: str) -> None:
+    m = module()
+    folder = tmp_path / "p"
+    export_policy(m, folder, ENV)
+    if damage == "missing":
+        (folder / "policy.pt").unlink()
+    elif damage == "garbage":
+        (folder / "policy.pt").write_bytes(b"not a torch file")
+    else:
+        state = torch.load(folder / "policy.pt", weights_only=True)
+        state = {k: v[..., :1] for k, v in state.items()}
+        torch.save(state, folder / "policy.pt")
+    with pytest.raises(ConfigError) as err:
+        DDPGPolicy.load(folder)
+    assert str(folder) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_exploration_noise_schedule() -> None:
+    n = ExplorationNoise(type="gaussian", sigma=0.4, final_sigma=0.1, decay_steps=100)
+    assert n.scale() == pytest.approx(0.4)
+    n.sample(torch.zeros(50, 3))
+    assert n.scale() == pytest.approx(0.25)
+    n.sample(torch.zeros(100, 3))
+    assert n.scale() == pytest.approx(0.1)
+    ou = ExplorationNoise(type="ou", sigma=0.2, final_sigma=0.2, decay_steps=0, ou_theta=0.15)
+    xs = torch.stack([ou.sample(torch.zeros(1000, 1)) for _ in range(50)])
+    # OU noise is correlated in time: consecutive samples are far more alike than independent ones.
+    corr = np.corrcoef(xs[:-1].flatten().numpy(), xs[1:].flatten().numpy())[0, 1]
+    assert corr > 0.7
+    with pytest.raises(ValueError, match="exploration.type"):
+        ExplorationNoise(type="uniform")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"policy_delay": 0}, "policy_delay"),
+        ({"tau": 0.0}, "tau"),
+        ({"actor_hiddens": []}, "actor_hiddens"),
+        ({"exploration": {"sigma": -1}}, "exploration.sigma"),
+        ({"aux_loss_weight": -1.0}, "aux_loss_weight"),
+    ],
+)
+def test_config_validate(kwargs: dict, message: str) -> None:
+    cfg = DDPGConfig().environment("Pendulum-v1").training(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        cfg.validate()
+
+
+def test_flat_mlp_for_other_box_envs() -> None:
+    e = gym.make("Pendulum-v1")
+    m = DDPGTorchRLModule(observation_space=e.observation_space, action_space=e.action_space,
+                          model_config={"actor_hiddens": [8], "critic_hiddens": [8]})
+    out = m._forward_exploration({Columns.OBS: torch.zeros(2, 3)})
+    assert out[Columns.ACTIONS].shape == (2, 1)
+    assert F["mask"] == autoscale_layout(4, 0)["mask_index"]
