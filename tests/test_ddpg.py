@@ -40,11 +40,18 @@ def module(twin_q: bool = False, inference_only: bool = False, **extra) -> DDPGT
     e = env()
     torch.manual_seed(0)
     mc = {
-        "layout": autoscale_layout(6, 4), "actor_hiddens": [16], "critic_hiddens": [16], "twin_q": twin_q,
-        "embedding_dim": 4, "meta_hidden": 8, **extra,
+        "layout": autoscale_layout(6, 4),
+        "actor_hiddens": [16],
+        "critic_hiddens": [16],
+        "twin_q": twin_q,
+        "embedding_dim": 4,
+        "meta_hidden": 8,
+        **extra,
     }
     return DDPGTorchRLModule(
-        observation_space=e.observation_space, action_space=e.action_space, inference_only=inference_only,
+        observation_space=e.observation_space,
+        action_space=e.action_space,
+        inference_only=inference_only,
         model_config=mc,
     )
 
@@ -79,8 +86,13 @@ def _learner(cfg: DDPGConfig):
     cfg = cfg.environment(observation_space=e.observation_space, action_space=e.action_space).training(
         layout=autoscale_layout(6, 4), actor_hiddens=[16], critic_hiddens=[16], embedding_dim=4, meta_hidden=8
     )
-    learner = cfg.build_learner(env=None, spaces={"__env__": (e.observation_space, e.action_space),
-                                                  "default_policy": (e.observation_space, e.action_space)})
+    learner = cfg.build_learner(
+        env=None,
+        spaces={
+            "__env__": (e.observation_space, e.action_space),
+            "default_policy": (e.observation_space, e.action_space),
+        },
+    )
     learner.build()
     return learner, cfg
 
@@ -130,7 +142,9 @@ def test_module_forward_train_flags_nan_rows() -> None:
     obs = observations(3)
     obs[1, 0] = float("nan")
     batch = {
-        Columns.OBS: obs, Columns.NEXT_OBS: observations(3), Columns.ACTIONS: torch.zeros(3, 18),
+        Columns.OBS: obs,
+        Columns.NEXT_OBS: observations(3),
+        Columns.ACTIONS: torch.zeros(3, 18),
         Columns.REWARDS: torch.zeros(3),
     }
     out = m._forward_train(batch)
@@ -149,8 +163,9 @@ def test_twin_critic_changes_the_target() -> None:
         q2 = m.q_value(obs, a, m.target_critic_twin, meta=m.target_meta)
         target = m.forward_target({Columns.OBS: obs})
     torch.testing.assert_close(target, torch.minimum(q1, q2))
-    out = m._forward_train({Columns.OBS: obs, Columns.NEXT_OBS: obs, Columns.ACTIONS: a,
-                            Columns.REWARDS: torch.zeros(4)})
+    out = m._forward_train(
+        {Columns.OBS: obs, Columns.NEXT_OBS: obs, Columns.ACTIONS: a, Columns.REWARDS: torch.zeros(4)}
+    )
     assert Q_TWIN_PREDS in out
 
 
@@ -167,7 +182,7 @@ def test_target_smoothing_adds_noise_only_when_on() -> None:
 
 
 def test_policy_delay_skips_actor_updates() -> None:
-    learner, cfg = _learner(DDPGConfig().training(policy_delay=2))
+    learner, _ = _learner(DDPGConfig().training(policy_delay=2))
     assert [learner.actor_update_due("m", 2) for _ in range(5)] == [True, False, True, False, True]
     assert [learner.actor_update_due("x", 1) for _ in range(3)] == [True, True, True]
 
@@ -180,7 +195,7 @@ def test_td3_preset() -> None:
 
 
 def test_polyak_update() -> None:
-    learner, cfg = _learner(DDPGConfig().training(tau=0.1))
+    learner, _ = _learner(DDPGConfig().training(tau=0.1))
     m = learner.module["default_policy"]
     with torch.no_grad():
         for p in m.actor.parameters():
@@ -256,7 +271,7 @@ def test_exploration_noise_schedule() -> None:
     # OU noise is correlated in time: consecutive samples are far more alike than independent ones.
     corr = np.corrcoef(xs[:-1].flatten().numpy(), xs[1:].flatten().numpy())[0, 1]
     assert corr > 0.7
-    with pytest.raises(ValueError, match="exploration.type"):
+    with pytest.raises(ValueError, match=r"exploration\.type"):
         ExplorationNoise(type="uniform")
 
 
@@ -278,8 +293,11 @@ def test_config_validate(kwargs: dict, message: str) -> None:
 
 def test_flat_mlp_for_other_box_envs() -> None:
     e = gym.make("Pendulum-v1")
-    m = DDPGTorchRLModule(observation_space=e.observation_space, action_space=e.action_space,
-                          model_config={"actor_hiddens": [8], "critic_hiddens": [8]})
+    m = DDPGTorchRLModule(
+        observation_space=e.observation_space,
+        action_space=e.action_space,
+        model_config={"actor_hiddens": [8], "critic_hiddens": [8]},
+    )
     out = m._forward_exploration({Columns.OBS: torch.zeros(2, 3)})
     assert out[Columns.ACTIONS].shape == (2, 1)
     assert F["mask"] == autoscale_layout(4, 0)["mask_index"]
