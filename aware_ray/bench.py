@@ -2,6 +2,11 @@
 
 ``sim``: steps per second of one AutoscaleEnv through the gymnasium API (social-network app,
 random actions) and service-steps per second of the vectorised simulator over a batch.
+``ddpg-pendulum``: our DDPG on Pendulum-v1 for 20k env steps, mean return of the final
+deterministic policy over 10 episodes, and the wall time.
+``ddpg-quality``: a trained policy against the tuned-HPA frontier, VPA, HPA+VPA, static and
+the oracle on held-out traces and families (and other apps, zero-shot), several seeds; the
+gap closed per workload.
 """
 
 from __future__ import annotations
@@ -61,7 +66,128 @@ def bench_sim(seconds: float = 3.0, batch: int = 256, app_name: str = "social-ne
     }
 
 
+def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.0, seed: int = 0) -> dict[str, Any]:
+    import gymnasium as gym
+    import ray
+    import torch
+
+    from policies.ddpg import DDPGConfig
+
+    torch.set_num_threads(1)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    cfg = (
+        DDPGConfig()
+        .environment("Pendulum-v1")
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=1, rollout_fragment_length=32)
+        .training(
+            actor_lr=1e-3,
+            critic_lr=1e-3,
+            tau=0.005,
+            gamma=0.98,
+            actor_hiddens=[256, 256],
+            critic_hiddens=[256, 256],
+            training_intensity=training_intensity,
+            num_steps_sampled_before_learning_starts=1000,
+            exploration={"type": "gaussian", "sigma": 0.1, "final_sigma": 0.1},
+        )
+        .reporting(min_sample_timesteps_per_iteration=1000, min_time_s_per_iteration=0)
+        .debugging(seed=seed, log_level="ERROR")
+    )
+    algo = cfg.build_algo()
+    t0 = time.perf_counter()
+    steps = 0
+    while steps < env_steps:
+        steps = int(algo.train()["env_runners"]["num_env_steps_sampled_lifetime"])
+    wall = time.perf_counter() - t0
+    module = algo.get_module()
+    env = gym.make("Pendulum-v1")
+    returns = []
+    for ep in range(10):
+        obs, _ = env.reset(seed=10_000 + ep)
+        total, done = 0.0, False
+        while not done:
+            with torch.no_grad():
+                a = module.act(torch.as_tensor(obs, dtype=torch.float32)[None])[0].numpy()
+            obs, r, term, trunc, _ = env.step(a * 2.0)  # actions in [-1, 1] -> Pendulum's [-2, 2]
+            total += float(r)
+            done = term or trunc
+        returns.append(total)
+    algo.stop()
+    if started:
+        ray.shutdown()
+    return {
+        "bench": "ddpg-pendulum",
+        "env_steps": steps,
+        "training_intensity": training_intensity,
+        "mean_return": round(float(np.mean(returns)), 1),
+        "std_return": round(float(np.std(returns)), 1),
+        "wall_s": round(wall, 1),
+        "goal_mean_return": -200.0,
+        "cores": os.cpu_count(),
+    }
+
+
+QUALITY_APPS = ("social-network", "chain3", "ecommerce")
+
+
+def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float = 4.0, workers: int = 0):
+    from pathlib import Path
+
+    from aware_ray.evaluate import EvalPlan, run
+    from envs.workload import default_split
+
+    traces = [s.split(":", 1)[1] for s in default_split()["validation"]]
+    families = ["flash-crowd", "bursty", "spikes"]
+    per_app: dict[str, Any] = {}
+    for app in QUALITY_APPS:
+        held = traces if app == "social-network" else traces[:3]
+        plan = EvalPlan(
+            policies=[policy, "hpa-frontier", "vpa", "hpa+vpa", "oracle", "static"],
+            app=app,
+            traces=held,
+            families=families if app == "social-network" else families[:1],
+            max_hours=max_hours,
+            seeds=seeds,
+            timeseries="none",
+            workers=workers,
+        )
+        summary = run(plan, Path(out) / app, progress=False)
+        rows = [s for s in summary["scores"] if s["policy"] == policy]
+        per_app[app] = {
+            s["trace"]: {
+                "gap_closed": None if s["gap_closed"] is None else round(s["gap_closed"], 3),
+                "violation_reduction": None if s["violation_reduction"] is None else round(s["violation_reduction"], 3),
+                "slo_violation_rate": round(s["slo_violation_rate"], 4),
+                "cpu_core_hours": round(s["cpu_core_hours"], 2),
+            }
+            for s in rows
+        }
+
+    def wins(x: dict[str, Any]) -> bool:
+        return (x["gap_closed"] is not None and x["gap_closed"] >= 0.5) or (
+            x["violation_reduction"] is not None and x["violation_reduction"] >= 0.5
+        )
+
+    main = per_app["social-network"]
+    return {
+        "bench": "ddpg-quality",
+        "policy": policy,
+        "seeds": seeds,
+        "max_hours": max_hours,
+        "goal_met_on": sum(wins(x) for x in main.values()),
+        "workloads": len(main),
+        "results": per_app,
+        "out": out,
+    }
+
+
 def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "sim":
         return bench_sim(args.seconds, args.batch)
+    if name == "ddpg-pendulum":
+        return bench_ddpg_pendulum(args.env_steps, args.training_intensity)
+    if name == "ddpg-quality":
+        return bench_ddpg_quality(args.policy, args.out, args.seeds, args.max_hours)
     raise ValueError(f"unknown benchmark {name!r}")

@@ -88,7 +88,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aware_ray.demo import run_demo
 
-    return run_demo(Path(args.out), quick=args.quick)
+    return run_demo(Path(args.out), quick=args.quick, train=not args.no_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,13 +112,30 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     tr.set_defaults(func=cmd_train)
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
-    be.add_argument("name", choices=["sim"], help="sim: simulator and env throughput")
-    be.add_argument("--seconds", type=float, default=3.0, help="measurement time per figure")
-    be.add_argument("--batch", type=int, default=256, help="envs in the batched simulator figure")
+    be.add_argument(
+        "name",
+        choices=["sim", "ddpg-pendulum", "ddpg-quality"],
+        help="sim: simulator throughput; ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
+        "against the baselines on held-out workloads",
+    )
+    be.add_argument("--seconds", type=float, default=3.0, help="sim: measurement time per figure")
+    be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
+    be.add_argument("--env-steps", type=int, default=20_000, help="ddpg-pendulum: env steps to train")
+    be.add_argument(
+        "--training-intensity",
+        type=float,
+        default=64.0,
+        help="ddpg-pendulum: replayed samples per env step (256 = one 256-batch update per step)",
+    )
+    be.add_argument("--policy", default="ddpg:pretrained", help="ddpg-quality: the policy to judge")
+    be.add_argument("--seeds", type=int, default=3, help="ddpg-quality: seeds per workload")
+    be.add_argument("--max-hours", type=float, default=4.0, help="ddpg-quality: simulated hours per episode")
+    be.add_argument("--out", default="reports/quality", help="ddpg-quality: where the evaluations are written")
     be.set_defaults(func=cmd_bench)
     de = sub.add_parser("demo", help="the main job on the built-in simulator, with a report and plots")
     de.add_argument("--out", default="reports/demo", help="output folder")
     de.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
+    de.add_argument("--no-train", action="store_true", help="evaluate the baselines only")
     de.set_defaults(func=cmd_demo)
     return parser
 

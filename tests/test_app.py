@@ -50,7 +50,7 @@ def base_app() -> dict[str, Any]:
 
 
 def test_shipped_app_names() -> None:
-    assert shipped_apps() == ["chain3", "single", "social-network"]
+    assert shipped_apps() == ["chain3", "ecommerce", "single", "social-network"]
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,7 @@ def test_bench_sim_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.slow
 def test_demo_quick(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--no-train", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6"} <= set(summary["policies"])
     assert (out / "report.md").read_text().startswith("# Evaluation: social-network")

@@ -25,7 +25,7 @@ from envs.guard import GuardConfig
 from envs.observation import APP_FEATURES, N_APP_FEATURES, N_SERVICE_FEATURES, SERVICE_FEATURES, service_view
 from envs.reward import RewardWeights, reward, slo_preservation
 
-APPS = ["single", "chain3", "social-network"]
+APPS = ["single", "chain3", "social-network", "ecommerce"]
 HOURS = 15.0 / 3600.0
 MASK = SERVICE_FEATURES.index("mask")
 

@@ -1,0 +1,143 @@
+"""aware-ray train: config validation, --set overrides, and a tiny end-to-end run with evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aware_ray.cli import main
+from aware_ray.train_config import apply_overrides, build_train_config, load_train_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "default.yaml"])
+def test_shipped_configs_load(name: str) -> None:
+    cfg = load_train_config(CONFIGS / name)
+    assert cfg.env.history_window > 0 and cfg.run.iterations >= 1
+
+
+def test_set_overrides_are_typed() -> None:
+    raw = apply_overrides(
+        {"run": {"iterations": 5}},
+        ["run.iterations=7", "ddpg.tau=0.01", "ddpg.exploration.type=ou", "env.workloads=[family:ramp]"],
+    )
+    assert raw == {
+        "run": {"iterations": 7},
+        "ddpg": {"tau": 0.01, "exploration": {"type": "ou"}},
+        "env": {"workloads": ["family:ramp"]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("raw", "overrides", "message"),
+    [
+        ({"ddpg": {"taus": 0.1}}, [], "unknown key 'ddpg.taus'"),
+        ({"ddpg": {"tau": "fast"}}, [], "ddpg.tau: expected"),
+        ({"ddpg": {"tau": 2.0}}, [], "ddpg.tau must be in (0, 1]"),
+        ({"ddpg": {"exploration": {"kind": "ou"}}}, [], "unknown key 'ddpg.exploration.kind'"),
+        ({"run": {"iterations": 0}}, [], "run.iterations must be >= 1"),
+        ({"run": {"iteration": 3}}, [], "unknown key 'run.iteration'"),
+        ({"env": {"app": 3}}, [], "env.'app' must be a string"),
+        ({"env": {"history_window": -1}}, [], "history_window"),
+        ({"model": {}}, [], "unknown section 'model'"),
+        ({}, ["iterations=3"], "the key must start with env., ddpg. or run."),
+        ({}, ["run.iterations"], "expected key=value"),
+    ],
+)
+def test_bad_config_names_the_key(raw: dict, overrides: list[str], message: str) -> None:
+    from envs.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        build_train_config(raw, "cfg.yaml", overrides)
+    assert message in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_train_cli_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("ddpg: {taus: 1}\n")
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    assert "unknown key 'ddpg.taus'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
+    cfg = {
+        "env": {
+            "app": "chain3",
+            "workloads": ["family:diurnal", "family:step"],
+            "episode_steps": 60,
+            "max_services": 4,
+            "history_window": 4,
+        },
+        "ddpg": {
+            "actor_hiddens": [16],
+            "critic_hiddens": [16],
+            "embedding_dim": 4,
+            "meta_hidden": 8,
+            "num_steps_sampled_before_learning_starts": 60,
+            "training_intensity": 16,
+            "train_batch_size_per_learner": 32,
+        },
+        "run": {
+            "iterations": 2,
+            "steps_per_iteration": 120,
+            "num_env_runners": 1,
+            "num_envs_per_env_runner": 1,
+            "eval_every": 1,
+            "checkpoint_every": 1,
+            "eval_traces": [],
+            "eval_families": ["ramp"],
+            "eval_hours": 0.1,
+        },
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out)]) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["iterations"] == 2 and summary["env_steps"] >= 240
+    assert summary["best"]["iteration"] in (1, 2)
+    assert len(summary["validation"]) == 2 and "probe_accuracy" in summary["validation"][0]
+    for f in ["policy/policy.pt", "policy/policy.json", "checkpoints/latest", "checkpoints/iter_2", "config.yaml"]:
+        assert (out / f).exists(), f
+    assert list((out / "tune").rglob("events.out.tfevents.*")), "no TensorBoard event files"
+    # A finished run is not overwritten; --resume with more iterations continues it.
+    assert main(["train", "--config", str(path), "--out", str(out)]) == 2
+    assert main(["train", "--config", str(path), "--out", str(out), "--resume", "--set", "run.iterations=3"]) == 0
+    assert json.loads((out / "train_summary.json").read_text())["iterations"] == 3
+    ev = tmp_path / "ev"
+    rc = main(
+        [
+            "evaluate",
+            "--policies",
+            f"ddpg:{out / 'policy'},hpa@0.6,oracle",
+            "--app",
+            "chain3",
+            "--family",
+            "step",
+            "--max-hours",
+            "0.1",
+            "--seeds",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(ev),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    rows = json.loads((ev / "summary.json").read_text())["results"]
+    assert {r["policy"] for r in rows} == {f"ddpg:{out / 'policy'}", "hpa@0.6", "oracle"}
+
+
+def test_evaluate_rejects_a_missing_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["evaluate", "--policies", f"ddpg:{tmp_path / 'nope'}", "--family", "step", "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert f"{tmp_path / 'nope'}: not a policy folder" in capsys.readouterr().err
