@@ -31,8 +31,14 @@ def test_one_training_iteration_with_two_env_runners(local_ray, preset: str) -> 
             num_env_runners=2, num_envs_per_env_runner=1, rollout_fragment_length=20, num_cpus_per_env_runner=1
         )
         .training(
-            layout=autoscale_layout(4, 4), actor_hiddens=[16], critic_hiddens=[16], embedding_dim=4, meta_hidden=8,
-            num_steps_sampled_before_learning_starts=40, training_intensity=32, train_batch_size_per_learner=32,
+            layout=autoscale_layout(4, 4),
+            actor_hiddens=[16],
+            critic_hiddens=[16],
+            embedding_dim=4,
+            meta_hidden=8,
+            num_steps_sampled_before_learning_starts=40,
+            training_intensity=32,
+            train_batch_size_per_learner=32,
         )
         .reporting(min_sample_timesteps_per_iteration=120, min_time_s_per_iteration=0)
     )
