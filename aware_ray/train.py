@@ -15,6 +15,7 @@ policy), ``policy_final/``, ``validation.json`` (every validation score),
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -251,12 +252,16 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     run = cfg.run
     started_ray = False
     if not ray.is_initialized():
-        ray.init(
-            num_cpus=max(2, 1 + run.num_env_runners),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        if os.environ.get("RAY_ADDRESS"):
+            # Under `ray job submit` (or with an explicit cluster): join it, its size is its own.
+            ray.init(log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(
+                num_cpus=max(2, 1 + run.num_env_runners),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
         started_ray = True
     try:
         resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)

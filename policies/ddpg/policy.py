@@ -77,10 +77,15 @@ class DDPGPolicy:
 
     @staticmethod
     def load(path: str | Path, name: str | None = None) -> DDPGPolicy:
-        """Load an exported policy folder; a missing or corrupt one raises ConfigError naming the path."""
+        """Load an exported policy folder (or a training run folder, taking its best policy).
+
+        A missing or corrupt policy raises ConfigError naming the path.
+        """
         folder = Path(path)
         if folder.is_file():
             folder = folder.parent
+        if not (folder / META_FILE).exists() and (folder / "policy" / META_FILE).exists():
+            folder = folder / "policy"  # a training run folder: its best policy
         pt, js = folder / POLICY_FILE, folder / META_FILE
         if not pt.exists() or not js.exists():
             raise ConfigError(f"{folder}: not a policy folder (needs {POLICY_FILE} and {META_FILE})")
