@@ -56,10 +56,11 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
     ]
     for app, rows in quality.get("results", {}).items():
         for trace, r in rows.items():
+            red = r["violation_reduction"]
+            red_text = "–" if red is None else f"{100 * red:.0f} %"
             lines.append(
                 f"| {app} | {trace} | {100 * r['slo_violation_rate']:.2f} % | {r['cpu_core_hours']:.2f} | "
-                f"{_fmt(r['gap_closed'])} | {_fmt(None if r['violation_reduction'] is None else 100 * r['violation_reduction'], '.0f')}"
-                f"{'' if r['violation_reduction'] is None else ' %'} |"
+                f"{_fmt(r['gap_closed'])} | {red_text} |"
             )
     lines += [
         "",
