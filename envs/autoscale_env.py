@@ -17,7 +17,6 @@ from envs.metrics import ScalingDecision, ServiceMetrics
 from envs.observation import N_HISTORY_FEATURES, ObservationLayout, build, history_row
 from envs.reward import reward
 from envs.sim_backend import SimBackend
-from envs.simulator import SimConfig
 from envs.trace import poisson_noise
 from envs.workload import Workload, make_workload
 
@@ -104,9 +103,7 @@ class AutoscaleEnv(gym.Env):
             )
         self.layout = ObservationLayout(cfg.max_services, cfg.history_window)
         self.peak_rps = cfg.peak_rps or self.app.default_peak_rps
-        self.sim_config = SimConfig(
-            interval_s=cfg.interval_s, substeps=cfg.substeps, noise=cfg.noise, vertical_mode=cfg.vertical_mode
-        )
+        self.sim_config = cfg.sim_config()
         self.backend: Backend = backend or SimBackend(self.app, self.sim_config)
         self.workloads: list[Workload] = [make_workload(s, self.peak_rps, cfg.time_compression) for s in cfg.workloads]
         n = cfg.max_services

@@ -9,7 +9,7 @@ from typing import Any
 from envs.errors import ConfigError
 from envs.guard import GuardConfig
 from envs.reward import RewardWeights
-from envs.simulator import VERTICAL_MODES
+from envs.simulator import SimConfig
 
 
 @dataclass(frozen=True)
@@ -56,16 +56,15 @@ class EnvConfig:
             raise ConfigError(f"time_compression: must be > 0, got {self.time_compression}")
         if not (isinstance(self.max_services, int) and self.max_services >= 1):
             raise ConfigError(f"max_services: must be an integer >= 1, got {self.max_services!r}")
-        if not self.interval_s > 0:
-            raise ConfigError(f"interval_s: must be > 0, got {self.interval_s}")
-        if not (isinstance(self.substeps, int) and self.substeps >= 1):
-            raise ConfigError(f"substeps: must be an integer >= 1, got {self.substeps!r}")
-        if not 0 <= self.noise < 1:
-            raise ConfigError(f"noise: must be in [0, 1), got {self.noise}")
         if not (isinstance(self.history_window, int) and 0 <= self.history_window <= 512):
             raise ConfigError(f"history_window: must be an integer in [0, 512], got {self.history_window!r}")
-        if self.vertical_mode not in VERTICAL_MODES:
-            raise ConfigError(f"vertical_mode: expected one of {VERTICAL_MODES}, got {self.vertical_mode!r}")
+        self.sim_config()  # checks interval_s, substeps, noise and vertical_mode
+
+    def sim_config(self) -> SimConfig:
+        """The simulator settings of this env (validated there, errors name the key)."""
+        return SimConfig(
+            interval_s=self.interval_s, substeps=self.substeps, noise=self.noise, vertical_mode=self.vertical_mode
+        )
 
     @staticmethod
     def from_dict(d: dict[str, Any] | None) -> EnvConfig:
