@@ -171,6 +171,16 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         )
 
     main = per_app["social-network"]
+    probe = None
+    if policy.startswith("ddpg:"):
+        from aware_ray import policy_registry
+        from aware_ray.probe import probe_accuracy
+        from policies.ddpg.policy import DDPGPolicy
+
+        learned = DDPGPolicy.load(policy_registry.ddpg_path(policy))
+        if learned.env_config.get("history_window"):
+            env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
+            probe = round(probe_accuracy(learned, env_cfg), 3)
     return {
         "bench": "ddpg-quality",
         "policy": policy,
@@ -178,6 +188,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         "max_hours": max_hours,
         "goal_met_on": sum(wins(x) for x in main.values()),
         "workloads": len(main),
+        "probe_accuracy_held_out": probe,
         "results": per_app,
         "out": out,
     }

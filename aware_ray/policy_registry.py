@@ -72,7 +72,7 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
     if name == "oracle":
         return lambda ctx, env, rates: OraclePolicy(ctx, rates)
     if name.startswith("ddpg:"):
-        path = _ddpg_path(name)
+        path = ddpg_path(name)
         from policies.ddpg.policy import DDPGPolicy
 
         DDPGPolicy.load(path)  # fail early, with the path, on a missing or corrupt policy
@@ -82,7 +82,8 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
     raise ConfigError(f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static)")
 
 
-def _ddpg_path(name: str) -> Path:
+def ddpg_path(name: str) -> Path:
+    """The folder behind a ``ddpg:PATH`` or ``ddpg:pretrained`` policy name."""
     spec = name[5:]
     if not spec:
         raise ConfigError(f"policy '{name}': give a path to an exported policy folder, or 'pretrained'")
@@ -96,7 +97,7 @@ def env_overrides(names: list[str]) -> dict[str, object]:
     out: dict[str, object] = {}
     for name in names:
         if name.startswith("ddpg:"):
-            need = DDPGPolicy.load(_ddpg_path(name)).env_overrides()
+            need = DDPGPolicy.load(ddpg_path(name)).env_overrides()
             for k, v in need.items():
                 if k in out and out[k] != v:
                     raise ConfigError(f"policy '{name}': needs {k}={v}, another policy needs {out[k]}")
