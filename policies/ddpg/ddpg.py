@@ -13,6 +13,7 @@ as Stable-Baselines3 treats DDPG as TD3 with its tricks off.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
@@ -102,7 +103,14 @@ class DDPGConfig(SACConfig):
 
     @override(SACConfig)
     def validate(self) -> None:
-        super().validate()
+        # SAC's validate warns that *SAC* runs on the new API stack; that is not news here.
+        sac_logger = logging.getLogger("ray.rllib.algorithms.sac.sac")
+        level = sac_logger.level
+        sac_logger.setLevel(logging.ERROR)
+        try:
+            super().validate()
+        finally:
+            sac_logger.setLevel(level)
         if not (isinstance(self.policy_delay, int) and self.policy_delay >= 1):
             raise ValueError(f"policy_delay: must be an integer >= 1, got {self.policy_delay!r}")
         if not self.target_noise >= 0 or not self.target_noise_clip >= 0:
