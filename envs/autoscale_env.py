@@ -39,6 +39,8 @@ class StepRecord:
     scaling_actions: int
     guard_clamps: int
     reward: float
+    reserved_cores: float = 0.0
+    """CPU reserved at the end of the interval (replicas x CPU limit), cores."""
 
 
 class AutoscaleEnv(gym.Env):
@@ -71,7 +73,8 @@ class AutoscaleEnv(gym.Env):
 
     ## Rewards
     ``slo * SLO preservation + utilization * CPU utilisation - violation * [violated]
-    - flapping * changed services / services`` (``envs.reward``; weights in the config).
+    - flapping * changed services / services - cost * reserved CPU / node cores``
+    (``envs.reward``; weights in the config).
     An interval violates the SLO when the end-to-end p99 exceeds it or a request was dropped.
 
     ## Starting State
@@ -232,6 +235,8 @@ class AutoscaleEnv(gym.Env):
             core_h = float((alloc * m.cpu_limit).sum() * hours)
             mem_h = float((alloc * m.mem_limit).sum() / 1024.0 * hours)
         util = used / cap if cap > 0 else 0.0
+        d = self.decision
+        reserved = float((d.replicas * d.cpu_limit).sum())
         violated = p99 > self.app.slo_ms or dropped >= DROP_VIOLATION
         drop_share = dropped / external if external > 0 else 0.0
         r = reward(
@@ -243,6 +248,7 @@ class AutoscaleEnv(gym.Env):
             changed_services=changed,
             n_services=self.app.n_services,
             weights=self.config.reward,
+            reserved_share=reserved / self.app.node_cores,
         )
         return StepRecord(
             t_seconds=m.t_seconds,
@@ -256,6 +262,7 @@ class AutoscaleEnv(gym.Env):
             scaling_actions=changed,
             guard_clamps=result.clamped,
             reward=r,
+            reserved_cores=reserved,
         )
 
 

@@ -1,7 +1,11 @@
-"""The reward: SLO preservation plus utilisation, minus violations and flapping.
+"""The reward: SLO preservation plus utilisation, minus violations, cost and flapping.
 
 Following FIRM/AWARE, the agent is paid for keeping latency under the SLO and for using what
-it allocates, and charged for changing things. Pure function of one interval's outcome.
+it allocates, and charged for changing things. Utilisation alone is a weak cost signal where
+it matters most: far above the need, utilisation is near zero and hardly changes as capacity
+grows, so a learner that over-provisions gets no gradient back down. The cost term (reserved
+CPU over the node pool's cores) is linear in what is reserved and keeps that gradient.
+Pure function of one interval's outcome.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ class RewardWeights:
     """Penalty for an interval that violated the SLO (p99 above it, or any request dropped)."""
     flapping: float = 0.1
     """Penalty per service whose replicas or limits changed, divided by the number of services."""
+    cost: float = 1.0
+    """Penalty per unit of reserved CPU (replicas x CPU limit) over the node pool's cores."""
 
     def __post_init__(self) -> None:
-        for name in ("slo", "utilization", "violation", "flapping"):
+        for name in ("slo", "utilization", "violation", "flapping", "cost"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
                 raise ConfigError(f"reward.{name}: must be a finite number >= 0, got {v!r}")
@@ -49,11 +55,13 @@ def reward(
     changed_services: int,
     n_services: int,
     weights: RewardWeights,
+    reserved_share: float = 0.0,
 ) -> float:
-    """Reward of one control interval."""
+    """Reward of one control interval (``reserved_share``: reserved CPU over the node pool's cores)."""
     return (
         weights.slo * slo_preservation(e2e_p99_ms, slo_ms, drop_share)
         + weights.utilization * min(max(cpu_utilization, 0.0), 1.0)
         - weights.violation * float(violated)
         - weights.flapping * changed_services / max(n_services, 1)
+        - weights.cost * max(reserved_share, 0.0)
     )

@@ -400,6 +400,12 @@ def test_service_view_reads_back_exactly(app: str) -> None:
             {},
             1.0 + 0.4 - 0.05,
         ),
+        # Cost: a quarter of the node pool reserved, weight 1.
+        (
+            {"e2e_p99_ms": 100, "drop_share": 0.0, "violated": False, "cpu_utilization": 0.5, "reserved_share": 0.25},
+            {},
+            1.5 - 0.25,
+        ),
         # Custom weights: 3 x 0.8 + 0.5 x 0.5 - 4 x 1 - 1 x 4 / 4 (p99 250 over SLO 200).
         (
             {"e2e_p99_ms": 250, "drop_share": 0.0, "violated": True, "cpu_utilization": 0.5, "changed_services": 4},
@@ -447,7 +453,8 @@ def test_scoreboard_steady_state_single() -> None:
         assert b.dropped < 1e-6 and not b.violated
         assert b.e2e_p99_ms < 250.0
         assert (b.scaling_actions, b.guard_clamps) == (0, 0)
-        assert r == b.reward == pytest.approx(1.5, abs=1e-9)
+        # 1 + utilisation 0.5 - cost: 4 x 1.0 reserved cores over the 48-core pool.
+        assert r == b.reward == pytest.approx(1.5 - 4.0 / 48.0, abs=1e-9)
         assert sum(info["guard_reasons"].values()) == 0
         total += b.cpu_core_hours
     assert total == pytest.approx(6 * 4 * HOURS, rel=1e-12)
@@ -472,7 +479,8 @@ def test_scoreboard_counts_allocated_pods_while_they_start() -> None:
         assert b.cpu_utilization == pytest.approx(2.2 / ready_cores[i], rel=1e-9)
         assert not b.violated
         flapping = 0.1 * b.scaling_actions / 3
-        assert r == pytest.approx(1.0 + 2.2 / ready_cores[i] - flapping, abs=1e-9)
+        cost = alloc_cores[i] / 48.0  # reserved cores over chain3's 48-core pool
+        assert r == pytest.approx(1.0 + 2.2 / ready_cores[i] - flapping - cost, abs=1e-9)
     np.testing.assert_array_equal(env.decision.replicas, [6, 7, 6])
     np.testing.assert_array_equal(env.metrics.ready_replicas, [6, 7, 6])
 
@@ -509,6 +517,7 @@ def test_scoreboard_fields_are_consistent(app: str) -> None:
             + min(b.cpu_utilization, 1.0)
             - 2.0 * b.violated
             - 0.1 * b.scaling_actions / n
+            - 1.0 * float((env.decision.replicas * env.decision.cpu_limit).sum()) / env.app.node_cores
         )
         assert b.reward == pytest.approx(expected, abs=1e-9)
         prev = env.decision.copy()
