@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from ray import tune
 
 from aware_ray.train_config import TrainConfig, build_train_config
 
@@ -121,7 +122,6 @@ def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]]
 def _trainable(params: dict[str, Any]) -> None:
     """The Tune trainable: train, validate, checkpoint; runs in a Ray worker process."""
     import torch
-    from ray import tune
 
     from aware_ray.callbacks import CPU_CORE_HOURS, GUARD_CLAMPS, SLO_VIOLATION_RATE
     from aware_ray.probe import probe_accuracy
@@ -207,32 +207,28 @@ def _save(algo: Any, path: Path) -> None:
     tmp.rename(path)
 
 
-class _Progress:
-    """A Tune callback printing one readable line per training iteration."""
+class _Progress(tune.Callback):
+    """Prints one readable line per training iteration (Tune's own output is turned off)."""
 
-    def __new__(cls, total: int):
-        from ray import tune
+    def __init__(self, total: int):
+        self.total = total
 
-        class Progress(tune.Callback):
-            def on_trial_result(self, iteration, trials, trial, result, **info):
-                v = result.get("validation/score")
-                val = f" | validation gap closed {v:+.2f}" if v is not None and np.isfinite(v) else ""
-                print(
-                    f"iter {result.get('iteration', '?')}/{total} | env steps {result.get('env_steps', 0):,.0f} "
-                    f"| return {result.get('episode_return_mean', float('nan')):.1f} "
-                    f"| viol {100 * result.get('slo/violation_rate', float('nan')):.1f}% "
-                    f"| critic {result.get('losses/critic', float('nan')):.3f}{val} "
-                    f"| {result.get('wall_s', 0):.0f}s",
-                    flush=True,
-                )
-
-        return Progress()
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        v = result.get("validation/score")
+        val = f" | validation gap closed {v:+.2f}" if v is not None and np.isfinite(v) else ""
+        print(
+            f"iter {result.get('iteration', '?')}/{self.total} | env steps {result.get('env_steps', 0):,.0f} "
+            f"| return {result.get('episode_return_mean', float('nan')):.1f} "
+            f"| viol {100 * result.get('slo/violation_rate', float('nan')):.1f}% "
+            f"| critic {result.get('losses/critic', float('nan')):.3f}{val} "
+            f"| {result.get('wall_s', 0):.0f}s",
+            flush=True,
+        )
 
 
 def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     """Run training; returns the summary also written to OUT/train_summary.json."""
     import ray
-    from ray import tune
 
     out = Path(out).resolve()
     if out.exists() and not resume and (out / "train_summary.json").exists():
