@@ -7,8 +7,13 @@ over seeds. The frontier is the lower-left envelope of those points (an HPA targ
 both cheaper and safer than another removes it), with cost interpolated linearly in v
 between them: H(v). With the oracle's cost O, a policy at (v, c) closes the gap
 ``(H(v) - c) / (H(v) - O)``: 1 matches the oracle, 0 is no better than a tuned HPA,
-negative is worse. Where the policy is safer than every HPA target, H(v) is undefined;
-then the other goal counts: its violation rate against the frontier's at the same cost.
+negative is worse.
+
+Off the frontier's ends the comparison is kept, conservatively. A policy safer than every
+HPA target is compared with the safest target's cost: H is non-increasing in v, so the true
+H(v) is at least that, and the gap closed reported is a lower bound. Likewise a policy
+cheaper than every target is compared with the cheapest target's violation rate. The basis
+of each figure is recorded (``gap_basis``).
 """
 
 from __future__ import annotations
@@ -95,10 +100,15 @@ def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             v, c = m["slo_violation_rate"], m["cpu_core_hours"]
             h = frontier_cost(front, v)
+            basis = "interpolated"
+            if h is None and front:
+                h, basis = front[0][1], "safer than every HPA target (lower bound)"
             gap = None
             if h is not None and oracle is not None and h - oracle["cpu_core_hours"] > 1e-12:
                 gap = (h - c) / (h - oracle["cpu_core_hours"])
             fv = frontier_violation(front, c)
+            if fv is None and front:
+                fv = front[-1][0]  # cheaper than every target: compare with the cheapest one's violations
             reduction = None if fv is None or fv <= 0 else 1.0 - v / fv
             out.append(
                 {
@@ -107,6 +117,7 @@ def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     **m,
                     "frontier_cost_at_v": h,
                     "gap_closed": gap,
+                    "gap_basis": basis if gap is not None else None,
                     "frontier_violation_at_c": fv,
                     "violation_reduction": reduction,
                     "on_frontier": policy.startswith("hpa@") and (v, c) in front,

@@ -62,8 +62,27 @@ def test_gap_closed_and_violation_reduction() -> None:
     assert by["hpa@0.6"]["gap_closed"] == pytest.approx(0.0)
     assert by["hpa@0.6"]["on_frontier"] is True
     assert by["careful"]["violation_reduction"] == pytest.approx(1.0)
+    assert by["careful"]["gap_basis"] == "interpolated"
     # ddpg at c = 6: the frontier violates 0.05 there, ddpg 0.01: 80 % fewer.
     assert by["ddpg"]["violation_reduction"] == pytest.approx(0.8)
+
+
+def test_off_the_frontier_ends_compare_conservatively() -> None:
+    rows = [
+        row("hpa@0.4", 0.02, 10.0),
+        row("hpa@0.9", 0.10, 6.0),
+        row("oracle", 0.0, 4.0),
+        # Safer than the safest HPA (0.02) and cheaper than it: compared with H = 10.
+        row("safe", 0.01, 7.0),
+        # Cheaper than the cheapest HPA (6.0): its violations against that target's 0.10.
+        row("cheap", 0.05, 5.0),
+    ]
+    by = {s["policy"]: s for s in scores(rows)}
+    assert by["safe"]["gap_closed"] == pytest.approx((10 - 7) / (10 - 4))
+    assert by["safe"]["gap_basis"].startswith("safer than every HPA target")
+    assert by["cheap"]["violation_reduction"] == pytest.approx(1 - 0.05 / 0.10)
+    # H(0.05) interpolates (0.02, 10) and (0.10, 6): 8.5.
+    assert by["cheap"]["gap_closed"] == pytest.approx((8.5 - 5) / (8.5 - 4))
 
 
 def test_scores_are_per_trace() -> None:
