@@ -301,3 +301,20 @@ def test_flat_mlp_for_other_box_envs() -> None:
     out = m._forward_exploration({Columns.OBS: torch.zeros(2, 3)})
     assert out[Columns.ACTIONS].shape == (2, 1)
     assert F["mask"] == autoscale_layout(4, 0)["mask_index"]
+
+
+def test_shipped_pretrained_policy_acts_on_its_app_and_others() -> None:
+    from aware_ray.policy_registry import PRETRAINED_DIR
+
+    policy = DDPGPolicy.load(PRETRAINED_DIR, "ddpg:pretrained")
+    need = policy.env_overrides()
+    assert need["history_window"] > 0
+    assert (PRETRAINED_DIR / "MODEL_CARD.md").exists()
+    for app in ("social-network", "chain3", "ecommerce"):
+        e = AutoscaleEnv({"app": app, **need, "noise": 0.0})
+        obs, _ = e.reset(seed=0)
+        state = policy.initial_state()
+        for _ in range(3):
+            action, state = policy.act(obs, state)
+            assert action.shape == e.action_space.shape and np.all(np.abs(action) <= 1.0)
+            obs, *_ = e.step(action)
