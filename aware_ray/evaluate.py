@@ -142,8 +142,11 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
     results.sort(key=lambda r: order[(r.summary["policy"], names[r.summary["trace"]], r.summary["seed"])])
     rows = [r.summary for r in results]
     board = scores(rows)
+    app = load_app(plan.app)
     summary = {
-        "app": load_app(plan.app).name,
+        "app": app.name,
+        "slo_ms": app.slo_ms,
+        "interval_s": float(plan.env.get("interval_s", 15.0)),
         "policies": plan.policies,
         "workloads": [w.name for w in workloads],
         "seeds": plan.seeds,

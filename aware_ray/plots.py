@@ -99,23 +99,14 @@ def plot_frontier(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def plot_all(d: Path, summary: dict[str, Any], results: list[EpisodeResult]) -> None:
     """Write every plot into `d` and list them in summary['plots']."""
-    from envs.app import load_app
-
     plots = ["frontier.png"]
     plot_frontier(d / "frontier.png", summary["results"])
-    slo = None
     by_trace: dict[str, list[EpisodeResult]] = {}
     for r in results:
         if r.summary["seed"] == 0:
             by_trace.setdefault(r.summary["trace"], []).append(r)
     for trace, rs in by_trace.items():
-        if slo is None:
-            slo = _slo(summary, load_app)
         name = f"timeseries_{slug(trace)}.png"
-        plot_timeseries(d / name, trace, rs, slo, summary.get("interval_s", 15.0))
+        plot_timeseries(d / name, trace, rs, summary["slo_ms"], summary.get("interval_s", 15.0))
         plots.append(name)
     summary["plots"] = plots
-
-
-def _slo(summary: dict[str, Any], load_app) -> float:
-    return load_app(summary.get("app_source", summary["app"])).slo_ms

@@ -136,3 +136,38 @@ def test_demo_quick(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6"} <= set(summary["policies"])
     assert (out / "report.md").read_text().startswith("# Evaluation: social-network")
+
+
+def test_evaluate_a_custom_app_file(tmp_path: Path) -> None:
+    app = tmp_path / "my-api.yaml"
+    app.write_text(
+        "name: my-api\nslo_ms: 300\ndefault_peak_rps: 100\nnode: {cores: 16, mem_gib: 64}\nservices:\n"
+        "  - {name: api, cpu_ms: {mean: 10, cv: 1.0}, memory_mib: {base: 100, per_inflight: 0.5}, startup_s: 20,\n"
+        "     replicas: {min: 1, max: 20, initial: 2}, cpu_limit: {min: 0.1, max: 2.0, initial: 0.5},\n"
+        "     mem_limit: {min: 128, max: 2048, initial: 512}}\n"
+    )
+    out = tmp_path / "ev"
+    rc = main(
+        [
+            "evaluate",
+            "--policies",
+            "hpa@0.6,oracle",
+            "--app",
+            str(app),
+            "--family",
+            "step",
+            "--max-hours",
+            "0.1",
+            "--seeds",
+            "1",
+            "--workers",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["app"] == "my-api" and summary["slo_ms"] == 300.0
+    assert (out / "timeseries_step.png").exists()
