@@ -197,12 +197,12 @@ def _fmt(x: float | None, spec: str) -> str:
 def table(summary: dict[str, Any]) -> str:
     """The scoreboard as a fixed-width text table."""
     head = (
-        f"{'workload':<50} {'policy':<12} {'viol%':>6} {'core-h':>8} {'GiB-h':>8} {'util':>5} {'actions':>8} {'gap':>6}"
+        f"{'workload':<50} {'policy':<20} {'viol%':>6} {'core-h':>8} {'GiB-h':>8} {'util':>5} {'actions':>8} {'gap':>6}"
     )
     lines = [head, "-" * len(head)]
     for s in summary["scores"]:
         lines.append(
-            f"{s['trace'][-50:]:<50} {s['policy'][:12]:<12} {100 * s['slo_violation_rate']:>6.2f} "
+            f"{s['trace'][-50:]:<50} {s['policy'][-20:]:<20} {100 * s['slo_violation_rate']:>6.2f} "
             f"{s['cpu_core_hours']:>8.2f} {s['mem_gib_hours']:>8.2f} {s['mean_cpu_utilization']:>5.2f} "
             f"{s['scaling_actions']:>8.0f} {_fmt(s['gap_closed'], '>6.2f')}"
         )
