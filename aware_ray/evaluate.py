@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from envs.trace import poisson_noise
 from envs.workload import TraceWorkload, Workload, make_workload
+from policies.base import Policy
 
 
 @dataclass
@@ -107,14 +109,19 @@ def episode_rates(workload: Workload, seed: int, env: AutoscaleEnv, max_hours: f
     return rates
 
 
-def _job(plan: EvalPlan, policy_name: str, spec: str, seed: int) -> EpisodeResult:
+def run_job(plan: EvalPlan, spec: str, seed: int, make: Callable[[AutoscaleEnv, np.ndarray], Policy]) -> EpisodeResult:
+    """One episode of one (workload, seed) under the policy `make(env, rates)` builds."""
     probe = _env(plan, "in-place")
     workload = make_workload(spec, probe.peak_rps, probe.config.time_compression)
     rates = episode_rates(workload, seed, probe, plan.max_hours)
-    policy = policy_registry.make_policy(policy_name, probe, rates)
+    policy = make(probe, rates)
     env = probe if policy.vertical_mode == "in-place" else _env(plan, policy.vertical_mode)
     record = plan.timeseries == "all" or (plan.timeseries == "first-seed" and seed == 0)
     return run_episode(policy, env, rates, seed, workload.name, workload.family, record)
+
+
+def _job(plan: EvalPlan, policy_name: str, spec: str, seed: int) -> EpisodeResult:
+    return run_job(plan, spec, seed, lambda env, rates: policy_registry.make_policy(policy_name, env, rates))
 
 
 def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:

@@ -66,24 +66,20 @@ def eval_env_config(cfg: TrainConfig) -> dict[str, Any]:
 def validation_rows(policy: Any, cfg: TrainConfig, names: list[str] | None = None) -> list[dict[str, Any]]:
     """Scoreboard rows of `policy` (or of named baselines) on the run's validation workloads."""
     from aware_ray import policy_registry
-    from aware_ray.evaluate import episode_rates
-    from aware_ray.rollout import run_episode
-    from envs.autoscale_env import AutoscaleEnv
-    from envs.workload import make_workload
+    from aware_ray.evaluate import EvalPlan, run_job
 
     run = cfg.run
+    env = eval_env_config(cfg)
+    plan = EvalPlan(policies=[], app=env.pop("app"), env=env, max_hours=run.eval_hours, timeseries="none")
     specs = [f"trace:{t}" for t in run.eval_traces] + [f"family:{f}" for f in run.eval_families]
     rows = []
     for spec in specs:
         for seed in range(run.eval_seeds):
-            env = AutoscaleEnv(eval_env_config(cfg))
-            wl = make_workload(spec, env.peak_rps, env.config.time_compression)
-            rates = episode_rates(wl, seed, env, run.eval_hours)
-            for name in names or [policy.name]:
-                pol = policy if names is None else policy_registry.make_policy(name, env, rates)
-                if pol.vertical_mode != env.config.vertical_mode:
-                    env = AutoscaleEnv({**eval_env_config(cfg), "vertical_mode": pol.vertical_mode})
-                rows.append(run_episode(pol, env, rates, seed, wl.name, wl.family).summary)
+            if names is None:
+                rows.append(run_job(plan, spec, seed, lambda e, r: policy).summary)
+            for name in names or []:
+                make = lambda e, r, n=name: policy_registry.make_policy(n, e, r)  # noqa: E731
+                rows.append(run_job(plan, spec, seed, make).summary)
     return rows
 
 
