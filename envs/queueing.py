@@ -118,42 +118,38 @@ def waiting_quantile(p: float, prob_wait: np.ndarray, theta: np.ndarray) -> np.n
 _Z = {0.5: 0.0, 0.95: 1.6448536269514722, 0.99: 2.3263478740408408}
 
 
-def gamma_quantile(p: float, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """p-quantile of a gamma distribution with the given mean and variance (Wilson–Hilferty).
+def _wilson_hilferty(z: np.ndarray | float, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Gamma quantile(s) at standard-normal score(s) z for the given mean and variance.
 
-    Accurate to about 1 % for shape k >= 1 at the percentiles used here; for k < 1 it is
-    blended towards the exponential quantile, which it equals at k = 1.
-    """
-    z = _Z.get(p)
-    if z is None:
-        z = _normal_ppf(p)
-    mean = np.asarray(mean, dtype=np.float64)
-    var = np.maximum(np.asarray(var, dtype=np.float64), 1e-30)
-    k = mean * mean / var
-    scale = var / np.maximum(mean, 1e-30)
-    kk = np.maximum(k, 0.3)
-    h = 1.0 / (9.0 * kk)
-    wh = kk * scale * np.maximum(1.0 - h + z * np.sqrt(h), 0.0) ** 3
-    return np.where(mean > 0, wh, 0.0)
-
-
-_Z3 = np.array([_Z[0.5], _Z[0.95], _Z[0.99]])
-
-
-def gamma_quantiles_50_95_99(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """p50, p95 and p99 of gamma distributions at once (stacked on a new first axis).
-
-    The same Wilson–Hilferty formula as ``gamma_quantile``, sharing the moment work, since the
-    simulator needs all three for every service and for the end-to-end latency each step.
+    Shape k is floored at 0.3, below which the approximation degrades; z broadcasts against
+    the moments (a leading axis of scores gives several quantiles from one moment pass).
     """
     mean = np.asarray(mean, dtype=np.float64)
     var = np.maximum(np.asarray(var, dtype=np.float64), 1e-30)
     kk = np.maximum(mean * mean / var, 0.3)
     scale = var / np.maximum(mean, 1e-30)
     h = 1.0 / (9.0 * kk)
-    z = _Z3.reshape((3,) + (1,) * mean.ndim)
     q = kk * scale * np.maximum(1.0 - h + z * np.sqrt(h), 0.0) ** 3
     return np.where(mean > 0, q, 0.0)
+
+
+def gamma_quantile(p: float, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """p-quantile of a gamma distribution with the given mean and variance (Wilson–Hilferty).
+
+    Accurate to about 1 % for shape k >= 1 at the percentiles used here.
+    """
+    z = _Z.get(p)
+    return _wilson_hilferty(_normal_ppf(p) if z is None else z, mean, var)
+
+
+_Z3 = np.array([_Z[0.5], _Z[0.95], _Z[0.99]])
+
+
+def gamma_quantiles_50_95_99(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """p50, p95 and p99 at once (stacked on a new first axis): the simulator needs all three for
+    every service and for the end-to-end latency each step, from one pass over the moments."""
+    ndim = np.ndim(mean)
+    return _wilson_hilferty(_Z3.reshape((3,) + (1,) * ndim), mean, var)
 
 
 def _normal_ppf(p: float) -> float:
