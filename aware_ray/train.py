@@ -84,34 +84,17 @@ def validation_rows(policy: Any, cfg: TrainConfig, names: list[str] | None = Non
 
 
 def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], policy: str) -> dict[str, Any]:
-    """Mean over validation workloads of the gap closed (the frontier extended flat on the safe side)."""
-    from aware_ray.scoreboard import frontier, mean_by
+    """Mean over validation workloads of the scoreboard's gap closed (see aware_ray.scoreboard)."""
+    from aware_ray.scoreboard import scores
 
-    means = mean_by(baselines + rows)
-    traces = sorted({k[1] for k in means if k[0] == policy})
-    gaps, viols, costs = [], [], []
-    for t in traces:
-        m = means[(policy, t)]
-        front = frontier(
-            [
-                (x["slo_violation_rate"], x["cpu_core_hours"])
-                for (p, tt), x in means.items()
-                if tt == t and p.startswith("hpa@")
-            ]
-        )
-        oracle = means[("oracle", t)]["cpu_core_hours"]
-        v, c = m["slo_violation_rate"], m["cpu_core_hours"]
-        vs = np.array([p[0] for p in front])
-        cs = np.array([p[1] for p in front])
-        h = float(np.interp(v, vs, cs)) if len(front) > 1 else float(cs[0])
-        gaps.append((h - c) / max(h - oracle, 1e-9))
-        viols.append(v)
-        costs.append(c)
+    mine = [s for s in scores(baselines + rows) if s["policy"] == policy]
+    # A gap is undefined only when the frontier is no dearer than the oracle: nothing to close.
+    gaps = {s["trace"]: float(s["gap_closed"] or 0.0) for s in mine}
     return {
-        "score": float(np.mean(gaps)),
-        "gap_closed": dict(zip(traces, map(float, gaps), strict=True)),
-        "violation_rate": float(np.mean(viols)),
-        "cpu_core_hours": float(np.mean(costs)),
+        "score": float(np.mean(list(gaps.values()))),
+        "gap_closed": gaps,
+        "violation_rate": float(np.mean([s["slo_violation_rate"] for s in mine])),
+        "cpu_core_hours": float(np.mean([s["cpu_core_hours"] for s in mine])),
     }
 
 
