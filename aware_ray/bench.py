@@ -7,6 +7,8 @@ deterministic policy over 10 episodes, and the wall time.
 ``ddpg-quality``: a trained policy against the tuned-HPA frontier, VPA, HPA+VPA, static and
 the oracle on held-out traces and families (and other apps, zero-shot), several seeds; the
 gap closed per workload.
+``bootstrap``: heuristic only vs RL from scratch vs bootstrapped RL over one lifecycle
+(see ``aware_ray.bench_bootstrap``).
 """
 
 from __future__ import annotations
@@ -200,5 +202,18 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "ddpg-pendulum":
         return bench_ddpg_pendulum(args.env_steps, args.training_intensity)
     if name == "ddpg-quality":
-        return bench_ddpg_quality(args.policy, args.out, args.seeds, args.max_hours)
+        return bench_ddpg_quality(args.policy, args.out or "reports/quality", args.seeds, args.max_hours)
+    if name == "bootstrap":
+        from aware_ray.bench_bootstrap import bench_bootstrap
+
+        return bench_bootstrap(
+            args.config,
+            args.set,
+            args.episodes,
+            args.switch_at,
+            args.new_workload or ["family:flash-crowd"],
+            args.first_n,
+            args.last_k,
+            args.out or "reports/bootstrap",
+        )
     raise ValueError(f"unknown benchmark {name!r}")

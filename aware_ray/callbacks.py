@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ray.rllib.callbacks.callbacks import RLlibCallback
+from policies.bootstrap.driver import EpisodeReports
 
 SLO_VIOLATION_RATE = "slo/violation_rate"
 CPU_CORE_HOURS = "cost/cpu_core_hours"
@@ -31,13 +31,20 @@ def _record(info: Any) -> dict[str, Any] | None:
     return sb if isinstance(sb, dict) else None
 
 
-class ScoreboardCallbacks(RLlibCallback):
-    """Totals each finished episode's scoreboard into the env runner's metrics."""
+class ScoreboardCallbacks(EpisodeReports):
+    """Totals each finished episode's scoreboard into the env runner's metrics.
+
+    Env runners hand episodes over in chunks; the totals cover every chunk (the first info
+    of a chunk repeats the last of the one before, so it is skipped).
+    """
 
     def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
+        super().on_episode_end(episode=episode, metrics_logger=metrics_logger, **kwargs)
         if metrics_logger is None:
             return
-        records = [r for r in (_record(i) for i in episode.get_infos()) if r is not None]
+        chunks = [*(kwargs.get("prev_episode_chunks") or []), episode]
+        infos = [i for c in chunks for i in (c.get_infos()[1:] if len(c) else [])]
+        records = [r for r in (_record(i) for i in infos) if r is not None]
         if not records:
             return
         n = len(records)

@@ -20,7 +20,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policies",
         default="hpa-frontier,vpa,hpa+vpa,oracle,static",
-        help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static",
+        help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
+        "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback)",
     )
     p.add_argument("--app", default="social-network", help="shipped app name or app YAML path")
     p.add_argument(
@@ -114,9 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "ddpg-pendulum", "ddpg-quality"],
+        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap"],
         help="sim: simulator throughput; ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
-        "against the baselines on held-out workloads",
+        "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
+        "bootstrapped RL over one lifecycle",
     )
     be.add_argument("--seconds", type=float, default=3.0, help="sim: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
@@ -130,7 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--policy", default="ddpg:pretrained", help="ddpg-quality: the policy to judge")
     be.add_argument("--seeds", type=int, default=3, help="ddpg-quality: seeds per workload")
     be.add_argument("--max-hours", type=float, default=4.0, help="ddpg-quality: simulated hours per episode")
-    be.add_argument("--out", default="reports/quality", help="ddpg-quality: where the evaluations are written")
+    be.add_argument(
+        "--out", default=None, help="ddpg-quality, bootstrap: output folder (reports/quality, reports/bootstrap)"
+    )
+    be.add_argument(
+        "--config",
+        default="experiments/configs/bootstrap.yaml",
+        help="bootstrap: training config with a bootstrap section",
+    )
+    be.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="bootstrap: config override")
+    be.add_argument("--episodes", type=int, default=64, help="bootstrap: episodes per arm")
+    be.add_argument("--switch-at", type=int, default=40, help="bootstrap: first episode that sees the new workload")
+    be.add_argument(
+        "--new-workload",
+        action="append",
+        default=None,
+        help="bootstrap: workload spec(s) switched to midway (default family:flash-crowd)",
+    )
+    be.add_argument("--first-n", type=int, default=16, help="bootstrap: episodes in the 'first N' figures")
+    be.add_argument("--last-k", type=int, default=8, help="bootstrap: episodes in the 'at the end' figures")
     be.set_defaults(func=cmd_bench)
     de = sub.add_parser("demo", help="the main job on the built-in simulator, with a report and plots")
     de.add_argument("--out", default="reports/demo", help="output folder")

@@ -1,7 +1,8 @@
 """Policy names on the command line, and building each policy for an env.
 
 ``hpa-frontier`` expands to the HPA at target utilisations 0.4 .. 0.9 (``hpa@0.6`` ...), the
-tuned-HPA frontier every learned policy is judged against.
+tuned-HPA frontier every learned policy is judged against. ``safe:POLICY`` runs POLICY behind
+the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
 """
 
 from __future__ import annotations
@@ -71,6 +72,11 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         return lambda ctx, env, rates: VPAPolicy(ctx)
     if name == "oracle":
         return lambda ctx, env, rates: OraclePolicy(ctx, rates)
+    if name.startswith("safe:"):
+        inner = _builder(name[5:])
+        from policies.bootstrap.guarded import GuardedPolicy
+
+        return lambda ctx, env, rates: GuardedPolicy(inner(ctx, env, rates), ctx)
     if name.startswith("ddpg:"):
         path = ddpg_path(name)
         from policies.ddpg.policy import DDPGPolicy
@@ -79,7 +85,10 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         return lambda ctx, env, rates: DDPGPolicy.load(path, name)
     if name == "static":
         return lambda ctx, env, rates: StaticPolicy(ctx, float(np.max(rates)) if len(rates) else env.peak_rps)
-    raise ConfigError(f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static)")
+    raise ConfigError(
+        f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
+        "safe:POLICY)"
+    )
 
 
 def ddpg_path(name: str) -> Path:
@@ -96,6 +105,7 @@ def env_overrides(names: list[str]) -> dict[str, object]:
 
     out: dict[str, object] = {}
     for name in names:
+        name = name.removeprefix("safe:")
         if name.startswith("ddpg:"):
             need = DDPGPolicy.load(ddpg_path(name)).env_overrides()
             for k, v in need.items():

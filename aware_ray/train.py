@@ -41,6 +41,8 @@ def build_algo_config(cfg: TrainConfig) -> Any:
     run = cfg.run
     env_config = cfg.env.to_dict()
     ddpg = dict(cfg.ddpg)
+    if cfg.bootstrap is not None:
+        ddpg["bootstrap"] = cfg.bootstrap.to_dict()
     return (
         DDPGConfig()
         .environment(AutoscaleEnv, env_config=env_config)
@@ -111,11 +113,16 @@ def _trainable(params: dict[str, Any]) -> None:
     torch.set_num_threads(cfg.run.torch_threads)
     algo = build_algo_config(cfg).build_algo()
     state_file = out / "train_state.json"
+    bootstrap_file = out / "bootstrap.json"
     start_iter, best = 0, {"score": -np.inf, "iteration": None}
     if params["resume"] and (out / "checkpoints" / "latest").exists():
         algo.restore_from_path(str((out / "checkpoints" / "latest").resolve()))
         st = json.loads(state_file.read_text())
         start_iter, best = st["iteration"], st["best"]
+        if cfg.bootstrap is not None and "bootstrap" in st:
+            from policies.bootstrap.lifecycle import Lifecycle
+
+            algo.bootstrap.lifecycle = Lifecycle.restore(cfg.bootstrap, st["bootstrap"])
     history = (
         json.loads((out / "validation.json").read_text())
         if params["resume"] and (out / "validation.json").exists()
@@ -139,6 +146,9 @@ def _trainable(params: dict[str, Any]) -> None:
         for k, v in learner.items():
             if "/" in k and isinstance(v, int | float | np.floating):
                 metrics[k] = float(v)
+        if algo.bootstrap is not None:
+            metrics.update({f"bootstrap/{k}": float(v) for k, v in result.get("bootstrap", {}).items()})
+            _write_json(bootstrap_file, algo.bootstrap.lifecycle.state())
         last = it == cfg.run.iterations
         if (cfg.run.eval_every and it % cfg.run.eval_every == 0) or last:
             module = algo.get_module()
@@ -170,12 +180,22 @@ def _trainable(params: dict[str, Any]) -> None:
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
-            state_file.write_text(json.dumps({"iteration": it, "best": best}))
+            st = {"iteration": it, "best": best}
+            if algo.bootstrap is not None:
+                st["bootstrap"] = algo.bootstrap.lifecycle.state()
+            _write_json(state_file, st)
         metrics["best/score"] = best["score"] if np.isfinite(best["score"]) else np.nan
         metrics["wall_s"] = time.time() - t0
         tune.report(metrics)
     export_policy(algo.get_module(), out / "policy_final", env_cfg, {"iteration": cfg.run.iterations})
     algo.stop()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write JSON through a temporary file, so a reader never sees half of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=float))
+    tmp.replace(path)
 
 
 def _save(algo: Any, path: Path) -> None:
@@ -195,6 +215,12 @@ class _Progress(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         v = result.get("validation/score")
         val = f" | validation gap closed {v:+.2f}" if v is not None and np.isfinite(v) else ""
+        phase = result.get("bootstrap/phase")
+        if phase is not None:
+            from policies.bootstrap.phase import Phase
+
+            share = 100 * result.get("bootstrap/policy_share", 0.0)
+            val += f" | {Phase(int(phase)).name.lower()}, policy acts {share:.0f}%"
         print(
             f"iter {result.get('iteration', '?')}/{self.total} | env steps {result.get('env_steps', 0):,.0f} "
             f"| return {result.get('episode_return_mean', float('nan')):.1f} "
@@ -273,6 +299,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
         "validation": history,
         "policy": str(out / "policy"),
     }
+    if (out / "bootstrap.json").exists():
+        summary["bootstrap"] = json.loads((out / "bootstrap.json").read_text())
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=float))
     return summary
 

@@ -1,9 +1,10 @@
 """Training configs: YAML with three sections, validated key by key, with ``--set`` overrides.
 
 ```yaml
-env:    {app: social-network, workloads: [...], max_services: 16, history_window: 16, ...}  # EnvConfig keys
-ddpg:   {twin_q: false, tau: 0.005, actor_lr: 0.001, exploration: {sigma: 0.3}, ...}      # DDPGConfig.training
-run:    {iterations: 40, num_env_runners: 1, eval_every: 5, ...}                        # RunConfig below
+env:       {app: social-network, workloads: [...], max_services: 16, history_window: 16, ...}  # EnvConfig keys
+ddpg:      {twin_q: false, tau: 0.005, actor_lr: 0.001, exploration: {sigma: 0.3}, ...}      # DDPGConfig.training
+run:       {iterations: 40, num_env_runners: 1, eval_every: 5, ...}                        # RunConfig below
+bootstrap: {heuristic: hpa+vpa@0.5, offline_episodes: 50, window: 40, ...}  # optional: BootstrapConfig
 ```
 """
 
@@ -19,6 +20,9 @@ import yaml
 
 from envs.config import EnvConfig
 from envs.errors import ConfigError
+from policies.bootstrap.config import BootstrapConfig
+
+SECTIONS = ("env", "ddpg", "run", "bootstrap")
 
 DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
     "twin_q": bool,
@@ -151,6 +155,8 @@ class TrainConfig:
     raw: dict[str, Any]
     """The merged mapping it was built from (written next to the run for reproducibility)."""
     source: str = ""
+    bootstrap: BootstrapConfig | None = None
+    """AWARE's bootstrapping lifecycle; None trains from scratch."""
 
 
 def _parse_value(text: str) -> Any:
@@ -168,8 +174,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. run.iterations=10")
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
-        if len(parts) < 2 or parts[0] not in ("env", "ddpg", "run"):
-            raise ConfigError(f"--set {item!r}: the key must start with env., ddpg. or run.")
+        if len(parts) < 2 or parts[0] not in SECTIONS:
+            raise ConfigError(f"--set {item!r}: the key must start with env., ddpg., run. or bootstrap.")
         node = out.setdefault(parts[0], {})
         for p in parts[1:-1]:
             node = node.setdefault(p, {})
@@ -195,19 +201,26 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
 def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -> TrainConfig:
     raw = apply_overrides(raw, overrides)
     for key in raw:
-        if key not in ("env", "ddpg", "run"):
-            raise ConfigError(f"{source}: unknown section '{key}' (known: env, ddpg, run)")
-    for key in ("env", "ddpg", "run"):
+        if key not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{key}' (known: {', '.join(SECTIONS)})")
+    for key in SECTIONS:
         if not isinstance(raw.get(key, {}), dict):
             raise ConfigError(f"{source}: section '{key}' must be a mapping")
     try:
         env = EnvConfig.from_dict(raw.get("env", {}))
     except ConfigError as exc:
         raise ConfigError(f"{source}: env.{str(exc).removeprefix('env config: ')}") from None
+    bootstrap = None
+    if "bootstrap" in raw:
+        try:
+            bootstrap = BootstrapConfig.from_dict(raw["bootstrap"] or {})
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     return TrainConfig(
         env=env,
         ddpg=parse_ddpg(raw.get("ddpg", {}), source),
         run=parse_run(raw.get("run", {}), source),
         raw=raw,
         source=source,
+        bootstrap=bootstrap,
     )

@@ -44,7 +44,7 @@ def test_set_overrides_are_typed() -> None:
         ({"env": {"app": 3}}, [], "env.'app' must be a string"),
         ({"env": {"history_window": -1}}, [], "history_window"),
         ({"model": {}}, [], "unknown section 'model'"),
-        ({}, ["iterations=3"], "the key must start with env., ddpg. or run."),
+        ({}, ["iterations=3"], "the key must start with env., ddpg., run. or bootstrap."),
         ({}, ["run.iterations"], "expected key=value"),
     ],
 )

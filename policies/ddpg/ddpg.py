@@ -60,6 +60,8 @@ class DDPGConfig(SACConfig):
         self.num_steps_sampled_before_learning_starts = 1000
         self.training_intensity = None
         self.train_batch_size_per_learner = 256
+        self.bootstrap: dict[str, Any] | None = None
+        """Bootstrapping (see policies.bootstrap.BootstrapConfig); None trains DDPG from scratch."""
 
     @staticmethod
     def td3() -> DDPGConfig:
@@ -80,6 +82,7 @@ class DDPGConfig(SACConfig):
         embedding_dim: int | None = NotProvided,
         meta_hidden: int | None = NotProvided,
         aux_loss_weight: float | None = NotProvided,
+        bootstrap: dict[str, Any] | None = NotProvided,
         **kwargs: Any,
     ) -> DDPGConfig:
         """Set DDPG's own options (and any of SAC's/DQN's: twin_q, tau, n_step, actor_lr, ...)."""
@@ -94,6 +97,7 @@ class DDPGConfig(SACConfig):
             ("embedding_dim", embedding_dim),
             ("meta_hidden", meta_hidden),
             ("aux_loss_weight", aux_loss_weight),
+            ("bootstrap", bootstrap),
         ):
             if value is not NotProvided:
                 setattr(self, name, value)
@@ -124,6 +128,14 @@ class DDPGConfig(SACConfig):
             if not sizes or not all(isinstance(h, int) and h > 0 for h in sizes):
                 raise ValueError(f"{name}: must be a non-empty list of positive integers, got {sizes!r}")
         ExplorationNoise.from_config(self.exploration)
+        if self.bootstrap is not None:
+            from policies.bootstrap.config import BootstrapConfig
+            from policies.bootstrap.driver import EpisodeReports
+
+            BootstrapConfig.from_dict(self.bootstrap)
+            classes = self.callbacks_class if isinstance(self.callbacks_class, list | tuple) else [self.callbacks_class]
+            if not any(isinstance(c, type) and issubclass(c, EpisodeReports) for c in classes):
+                raise ValueError("bootstrap: the callbacks must include policies.bootstrap.driver.EpisodeReports")
         if self.layout is not None:
             missing = {"max_services", "n_service_features", "n_app_features", "mask_index"} - set(self.layout)
             if missing:
@@ -140,6 +152,21 @@ class DDPGConfig(SACConfig):
         from policies.ddpg.torch.ddpg_torch_learner import DDPGTorchLearner
 
         return DDPGTorchLearner
+
+    @override(AlgorithmConfig)
+    def build_module_to_env_connector(self, env=None, spaces=None) -> Any:
+        pipeline = super().build_module_to_env_connector(env, spaces)
+        if self.bootstrap is not None:
+            from ray.rllib.connectors.module_to_env import NormalizeAndClipActions
+
+            from policies.bootstrap.connector import BootstrapActions
+
+            piece = BootstrapActions(env_config=dict(self.env_config), bootstrap=dict(self.bootstrap))
+            if self.add_default_connectors_to_module_to_env_pipeline:
+                pipeline.insert_before(NormalizeAndClipActions, piece)
+            else:
+                pipeline.append(piece)
+        return pipeline
 
     @property
     @override(AlgorithmConfig)
@@ -158,9 +185,64 @@ class DDPGConfig(SACConfig):
 
 
 class DDPG(SAC):
-    """DDPG/TD3: SAC's (that is DQN's) training step with DDPG's module and learner."""
+    """DDPG/TD3: SAC's (that is DQN's) training step with DDPG's module and learner.
+
+    With ``config.bootstrap`` set, a ``BootstrapDriver`` runs AWARE's lifecycle around that
+    step: it sets the phase on env runners and learners before it, trains (OFFLINE, ONLINE) or
+    only fills the replay buffer (SERVING, the policy frozen), and moves the lifecycle after it.
+    """
 
     @classmethod
     @override(SAC)
     def get_default_config(cls) -> DDPGConfig:
         return DDPGConfig()
+
+    @override(SAC)
+    def setup(self, config: AlgorithmConfig) -> None:
+        super().setup(config)
+        self.bootstrap = None
+        if getattr(self.config, "bootstrap", None) is not None:
+            from policies.bootstrap.config import BootstrapConfig
+            from policies.bootstrap.driver import BootstrapDriver
+
+            self.bootstrap = BootstrapDriver(BootstrapConfig.from_dict(self.config.bootstrap))
+
+    @override(SAC)
+    def training_step(self) -> None:
+        if self.bootstrap is None:
+            return super().training_step()
+        from ray.rllib.core import DEFAULT_MODULE_ID
+        from ray.rllib.utils.metrics import LEARNER_RESULTS
+
+        from policies.bootstrap.driver import RESULTS_KEY
+        from policies.ddpg.ddpg_learner import BC_LOSS_KEY
+
+        self.bootstrap.push(self)
+        if self.bootstrap.phase.learning:
+            super().training_step()
+        else:
+            self._sample_into_replay()
+        try:
+            bc = self.metrics.peek((LEARNER_RESULTS, DEFAULT_MODULE_ID, BC_LOSS_KEY))
+        except KeyError:  # no update yet (learning has not started)
+            bc = None
+        self.bootstrap.after_iteration(self, None if bc is None else float(bc))
+        for key, value in self.bootstrap.results().items():
+            self.metrics.log_value((RESULTS_KEY, key), value, window=1)
+        return None
+
+    def _sample_into_replay(self) -> None:
+        """Sample with the frozen policy and keep the data (for a later retraining); no update."""
+        from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+        from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIMER, TIMERS
+
+        with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
+            episodes, runner_results = synchronous_parallel_sample(
+                worker_set=self.env_runner_group,
+                concat=True,
+                sample_timeout_s=self.config.sample_timeout_s,
+                _uses_new_env_runners=True,
+                _return_metrics=True,
+            )
+        self.metrics.aggregate(runner_results, key=ENV_RUNNER_RESULTS)
+        self.local_replay_buffer.add(episodes)

@@ -16,6 +16,13 @@ Q_MIN_KEY = "q/min"
 TD_ERROR_MEAN_KEY = "td_error/mean"
 NAN_ROWS_KEY = "data/nonfinite_rows"
 ACTOR_UPDATED_KEY = "actor/updated"
+BC_LOSS_KEY = "losses/behaviour_cloning"
+
+BC_MODES = ("off", "offline", "online")
+"""How the actor learns: DDPG's -Q ("off"); behaviour cloning of the replayed actions only
+("offline": the heuristic acts and fills the buffer, AWARE's OFFLINE phase); or -Q normalised by
+mean |Q| plus ``bc_weight`` x cloning, TD3+BC's regulariser that keeps a bootstrapped actor near
+the actions that were proven safe while it improves on them ("online")."""
 
 
 class DDPGLearner(DQNLearner):
@@ -25,6 +32,17 @@ class DDPGLearner(DQNLearner):
     def build(self) -> None:
         super().build()
         self.updates_per_module: dict[str, int] = {}
+        self.bc_mode = "off"
+        self.bc_weight = 0.0
+
+    def set_behaviour_cloning(self, mode: str, weight: float = 0.0) -> None:
+        """Switch the actor objective (see BC_MODES); the bootstrapping driver calls it per phase."""
+        if mode not in BC_MODES:
+            raise ValueError(f"behaviour cloning mode: expected one of {BC_MODES}, got {mode!r}")
+        if not weight >= 0:
+            raise ValueError(f"behaviour cloning weight: must be >= 0, got {weight!r}")
+        self.bc_mode = mode
+        self.bc_weight = float(weight)
 
     def actor_update_due(self, module_id: str, policy_delay: int) -> bool:
         """TD3's delayed actor: True on every ``policy_delay``-th critic update."""

@@ -31,6 +31,8 @@ Q_TARGET_NEXT = "q_target_next"
 AUX_PRED = "aux_pred"
 AUX_TARGET = "aux_target"
 FINITE_ROWS = "finite_rows"
+ACTOR_ACTIONS = "actor_actions"
+ACTION_MASK = "action_mask"
 
 
 class DefaultDDPGRLModule(RLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetAPI):

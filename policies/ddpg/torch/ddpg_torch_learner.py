@@ -3,7 +3,9 @@
 Critic: ``y = r + gamma^n (1 - terminated) Q'(s', mu'(s'))`` with Q' the (min over twin) target
 critic and mu' the target actor (plus clipped noise with target smoothing); loss
 ``mean(w (Q(s, a) - y)^2)`` with w the prioritised-replay importance weights.
-Actor: ``-mean(Q(s, mu(s)))`` with the critic frozen (the module's forward takes care of it).
+Actor: ``-mean(Q(s, mu(s)))`` with the critic frozen (the module's forward takes care of it);
+under bootstrapping, behaviour cloning of the replayed actions instead (OFFLINE) or in addition
+(ONLINE, TD3+BC), see ``ddpg_learner.BC_MODES``.
 Meta-learner: the critic loss plus ``aux_loss_weight * mse(predicted, next app features)``.
 Rows with non-finite observations, actions or rewards get weight 0 and are counted.
 """
@@ -24,6 +26,7 @@ from policies.ddpg.ddpg_learner import (
     ACTOR_LOSS_KEY,
     ACTOR_UPDATED_KEY,
     AUX_LOSS_KEY,
+    BC_LOSS_KEY,
     CRITIC_LOSS_KEY,
     CRITIC_TWIN_LOSS_KEY,
     NAN_ROWS_KEY,
@@ -34,6 +37,8 @@ from policies.ddpg.ddpg_learner import (
     DDPGLearner,
 )
 from policies.ddpg.default_ddpg_rl_module import (
+    ACTION_MASK,
+    ACTOR_ACTIONS,
     AUX_PRED,
     AUX_TARGET,
     FINITE_ROWS,
@@ -51,6 +56,14 @@ def critic_target(
 ) -> torch.Tensor:
     """The n-step TD target (no gradient)."""
     return (rewards + gamma**n_step * (1.0 - terminated.float()) * q_next).detach()
+
+
+def behaviour_cloning_loss(
+    actor: torch.Tensor, replayed: torch.Tensor, mask: torch.Tensor, finite: torch.Tensor
+) -> torch.Tensor:
+    """Mean over finite rows of the mean squared error over real (unmasked) action components."""
+    per_row = (((actor - replayed) ** 2) * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
+    return (per_row * finite).sum() / finite.sum().clamp(min=1.0)
 
 
 class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
@@ -102,7 +115,18 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
             td = 0.5 * (td + (q2 - y).abs() * finite)
             total = total + twin_loss
             self.metrics.log_value((module_id, CRITIC_TWIN_LOSS_KEY), twin_loss, window=1)
-        actor_loss = -(fwd_out[Q_CURR] * finite).sum() / finite.sum().clamp(min=1.0)
+        n_rows = finite.sum().clamp(min=1.0)
+        q_term = -(fwd_out[Q_CURR] * finite).sum() / n_rows
+        actor_loss = q_term
+        if ACTOR_ACTIONS in fwd_out:
+            replayed = torch.nan_to_num(batch[Columns.ACTIONS], nan=0.0, posinf=0.0, neginf=0.0)
+            bc = behaviour_cloning_loss(fwd_out[ACTOR_ACTIONS], replayed, fwd_out[ACTION_MASK], finite)
+            self.metrics.log_value((module_id, BC_LOSS_KEY), bc, window=1)
+            if self.bc_mode == "offline":
+                actor_loss = bc
+            elif self.bc_mode == "online" and self.bc_weight > 0:
+                scale = (fwd_out[Q_CURR].abs() * finite).sum().detach() / n_rows
+                actor_loss = q_term / scale.clamp(min=1e-6) + self.bc_weight * bc
         total = total + actor_loss
         if AUX_PRED in fwd_out:
             err = ((fwd_out[AUX_PRED] - fwd_out[AUX_TARGET]) ** 2).mean(dim=-1)

@@ -13,6 +13,8 @@ from ray.rllib.core.rl_module.torch.torch_rl_module import TorchRLModule
 from ray.rllib.utils.annotations import override
 
 from policies.ddpg.default_ddpg_rl_module import (
+    ACTION_MASK,
+    ACTOR_ACTIONS,
     AUX_PRED,
     AUX_TARGET,
     FINITE_ROWS,
@@ -57,6 +59,8 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             if self.twin_q:
                 self.critic_twin = make_critic()
         self.noise = ExplorationNoise.from_config(cfg.get("exploration", {}))
+        self.explore_noise = True
+        """Off while a bootstrapped policy serves frozen: it then acts deterministically."""
         self.target_noise = float(cfg.get("target_noise", 0.0))
         self.target_noise_clip = float(cfg.get("target_noise_clip", 0.5))
 
@@ -106,7 +110,8 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
     def _forward_exploration(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:
         with torch.no_grad():
             a = self.act(batch[Columns.OBS])
-            a = torch.clamp(a + self.noise.sample(a), -1.0, 1.0)
+            if self.explore_noise:
+                a = torch.clamp(a + self.noise.sample(a), -1.0, 1.0)
             if self.layout:
                 mask = self.split(batch[Columns.OBS])[3]
                 a = (a.reshape(a.shape[0], -1, ACTION_DIMS_PER_SERVICE) * mask.unsqueeze(-1)).reshape(a.shape)
@@ -139,11 +144,19 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         for p in critic_params:
             p.requires_grad_(False)
         try:
-            out[Q_CURR] = self.q_value(obs, self.act(obs), self.critic)
+            out[ACTOR_ACTIONS] = self.act(obs)
+            out[Q_CURR] = self.q_value(obs, out[ACTOR_ACTIONS], self.critic)
         finally:
             for p in critic_params:
                 p.requires_grad_(True)
 
+        # Which action components are real (padding services' are not): behaviour cloning
+        # averages over these only.
+        if self.layout:
+            mask = self.split(obs)[3]
+            out[ACTION_MASK] = mask.unsqueeze(-1).expand(-1, -1, ACTION_DIMS_PER_SERVICE).reshape(act.shape)
+        else:
+            out[ACTION_MASK] = torch.ones_like(act)
         with torch.no_grad():
             out[Q_TARGET_NEXT] = self.forward_target({Columns.OBS: nxt})
         if self.meta is not None:

@@ -1,0 +1,131 @@
+"""Interval by interval: does the heuristic or the policy act on this app?
+
+The phase decides first (the heuristic acts while INITIALIZED or OFFLINE). Once the policy is
+in control, the ``SafetyMonitor`` judges every interval it controlled; when it trips, the
+heuristic takes control for a cooldown that doubles with each fallback in a row (so a policy
+that keeps failing costs ever less), and then the policy is tried again. The heuristic runs
+in the shadow on every interval, whoever acts, so its histories (the HPA's stabilisation
+window, the VPA's usage histogram) are current the moment it takes over, and so the monitor
+knows what it would have asked for.
+
+Training runs one ``Arbiter`` per env inside RLlib's env runners; the live controller runs one
+per app. Nothing here knows about either.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+from envs.action import ACTION_DIMS, decode
+from envs.metrics import ScalingDecision
+from envs.observation import service_view
+from policies.base import HeuristicPolicy
+from policies.bootstrap.config import BootstrapConfig
+from policies.bootstrap.monitor import Interval, SafetyMonitor
+
+
+class Source(IntEnum):
+    """Who acted on an interval."""
+
+    POLICY = 0
+    HEURISTIC = 1
+    """The heuristic, because the phase says so."""
+    FALLBACK = 2
+    """The heuristic, because the monitor took control back from the policy."""
+
+
+class Arbiter:
+    """Chooses between the heuristic's and the policy's action for one app."""
+
+    def __init__(self, cfg: BootstrapConfig, heuristic: HeuristicPolicy):
+        self.cfg = cfg
+        self.heuristic = heuristic
+        self.phase = cfg.phase
+        self.monitor = SafetyMonitor(cfg.window, cfg.violation_margin, cfg.cost_margin)
+        self.cooldown_left = 0
+        self.next_cooldown = cfg.cooldown
+        self.fallbacks = 0
+        """Fallbacks since this arbiter was made."""
+        self.events: list[str] = []
+        """Why control changed hands, in order (fallbacks and hand-backs)."""
+        self._h_state: Any = None
+        self._last_source: Source | None = None
+        self._last_heuristic_cores = 0.0
+        self._clean = 0
+
+    def set_reference(self, violation_rate: float) -> None:
+        """The heuristic's violation rate while it controlled (the monitor's yardstick)."""
+        self.monitor.reference_violation_rate = float(violation_rate)
+
+    def start_episode(self) -> None:
+        """A new episode (a new workload or cluster): fresh heuristic state, window and backoff.
+
+        The backoff restarts too: the policy has been trained further since its last fallback
+        and gets a fresh chance on the new workload (the live controller calls this when it
+        loads a retrained policy).
+        """
+        self._h_state = self.heuristic.initial_state()
+        self._last_source = None
+        self.monitor.reset()
+        self.cooldown_left = 0
+        self.next_cooldown = self.cfg.cooldown
+        self._clean = 0
+
+    def heuristic_action(self, observation: np.ndarray) -> np.ndarray:
+        """The heuristic's action (also advances its state and records what it asked for)."""
+        if self._h_state is None:
+            self._h_state = self.heuristic.initial_state()
+        action, self._h_state = self.heuristic.act(observation, self._h_state)
+        self._last_heuristic_cores = self._cores_asked(observation, action)
+        return action
+
+    def _cores_asked(self, observation: np.ndarray, action: np.ndarray) -> float:
+        ctx = self.heuristic.ctx
+        view = service_view(observation, ctx.app, ctx.layout)
+        current = ScalingDecision(view.replicas.astype(np.int64), view.cpu_limit, view.mem_limit)
+        rows = np.asarray(action).reshape(-1, ACTION_DIMS)[: ctx.app.n_services]
+        target = decode(rows, current, ctx.guard)
+        return float(np.sum(target.replicas * target.cpu_limit))
+
+    def observe(self, violated: bool, reserved_cores: float) -> str | None:
+        """The outcome of the last interval; returns the fallback reason if the monitor tripped."""
+        if self._last_source != Source.POLICY:
+            return None
+        reason = self.monitor.observe(Interval(bool(violated), float(reserved_cores), self._last_heuristic_cores))
+        if reason is not None:
+            self.fallbacks += 1
+            self.cooldown_left = self.next_cooldown
+            self.next_cooldown = min(2 * self.next_cooldown, self.cfg.max_cooldown)
+            self.monitor.reset()
+            self._clean = 0
+            self.events.append(f"fallback to the heuristic for {self.cooldown_left} intervals: {reason}")
+            return reason
+        self._clean += 1
+        if self._clean >= self.cfg.window:
+            # A whole window without a trip: the policy has earned a fresh backoff.
+            self.next_cooldown = self.cfg.cooldown
+        return None
+
+    def choose(self, observation: np.ndarray, policy_action: np.ndarray | None) -> tuple[np.ndarray, Source]:
+        """The action to apply for this interval, and who it comes from.
+
+        Call ``observe`` with the previous interval's outcome first. ``policy_action`` may be
+        None while the heuristic is in control by phase.
+        """
+        h_action = self.heuristic_action(observation)
+        if self.phase.heuristic_in_control or policy_action is None:
+            source = Source.HEURISTIC
+        elif self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            source = Source.FALLBACK
+            if self.cooldown_left == 0:
+                self.events.append("policy back in control after the cooldown")
+        else:
+            source = Source.POLICY
+        self._last_source = source
+        if source == Source.POLICY:
+            return np.asarray(policy_action, dtype=np.float32), source
+        return np.asarray(h_action, dtype=np.float32), source

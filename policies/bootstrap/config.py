@@ -1,0 +1,128 @@
+"""The bootstrapping lifecycle's criteria, validated key by key.
+
+Every transition has an explicit criterion here, so a run's log can say why it moved:
+the heuristic keeps control for ``offline_episodes`` episodes and until the actor clones it to
+``bc_loss_max``; online, the monitor compares the last ``window`` policy-controlled intervals
+with the heuristic's reference and hands control back when the policy is worse by more than a
+margin; ``serving_episodes`` clean episodes in a row freeze the policy; drift in the rewards or
+in the workload embedding sends it back to learning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from envs.errors import ConfigError
+from policies.bootstrap.phase import Phase
+
+TEACHERS = ("hpa", "hpa+vpa")
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    """How the heuristic hands control to the learned policy, and takes it back."""
+
+    heuristic: str = "hpa+vpa@0.5"
+    """The teacher and fallback: ``hpa@T`` or ``hpa+vpa@T`` (HPA on CPU at target T, VPA on memory)."""
+    start_phase: str = "initialized"
+    """Phase to start in (``online`` starts the policy at once, with the monitor still on)."""
+    offline_episodes: int = 50
+    """Episodes the heuristic controls before the policy may take over (AWARE's default: 50)."""
+    bc_loss_max: float = 0.05
+    """Behaviour-cloning loss (mean squared action error) the actor must reach to go online."""
+    online_bc_weight: float = 0.5
+    """Online, the actor loss is -Q/mean|Q| + this x the cloning loss on replayed actions (TD3+BC)."""
+    window: int = 40
+    """Policy-controlled intervals the monitor judges together (40 x 15 s = 10 minutes)."""
+    violation_margin: float = 0.05
+    """Violation rate the policy may exceed the heuristic's reference by, within a window."""
+    cost_margin: float = 0.25
+    """Share by which the policy's reserved CPU may exceed what the heuristic asks for, over a window."""
+    cooldown: int = 40
+    """Intervals the heuristic keeps control after a fallback; doubles after each fallback in a row."""
+    max_cooldown: int = 640
+    """Cap of that doubling."""
+    serving_episodes: int = 20
+    """Episodes in a row the policy controls without a fallback before it is frozen."""
+    drift_episodes: int = 5
+    """Recent serving episodes the drift rule compares with the training reference."""
+    drift_reward_k: float = 3.0
+    """Drift when the recent mean reward leaves the reference mean +- k x its spread (AWARE's rule)."""
+    drift_spread_factor: float = 3.0
+    """... or when the recent spread of episode rewards exceeds this x the reference spread."""
+    drift_embedding: float = 3.0
+    """... or when the recent workload embedding is this many reference spreads away (0 turns it off)."""
+
+    def __post_init__(self) -> None:
+        self.phase  # noqa: B018 - parses start_phase
+        self.teacher  # noqa: B018 - parses heuristic
+        for key in ("offline_episodes", "serving_episodes"):
+            _int(key, getattr(self, key), 0)
+        for key in ("window", "cooldown", "max_cooldown", "drift_episodes"):
+            _int(key, getattr(self, key), 1)
+        if self.max_cooldown < self.cooldown:
+            raise ConfigError(f"bootstrap.max_cooldown: must be >= cooldown ({self.cooldown}), got {self.max_cooldown}")
+        for key in ("bc_loss_max", "online_bc_weight", "violation_margin", "cost_margin", "drift_embedding"):
+            _number(key, getattr(self, key), 0.0)
+        for key in ("drift_reward_k", "drift_spread_factor"):
+            value = getattr(self, key)
+            _number(key, value, 0.0)
+            if value == 0:
+                raise ConfigError(f"bootstrap.{key}: must be > 0, got {value}")
+        if self.violation_margin > 1:
+            raise ConfigError(f"bootstrap.violation_margin: must be a rate in [0, 1], got {self.violation_margin}")
+
+    @property
+    def phase(self) -> Phase:
+        return Phase.parse(self.start_phase, "bootstrap.start_phase")
+
+    @property
+    def teacher(self) -> tuple[str, float]:
+        """(kind, target utilisation) of the heuristic."""
+        kind, _, target = str(self.heuristic).partition("@")
+        if kind not in TEACHERS:
+            raise ConfigError(f"bootstrap.heuristic: expected hpa@T or hpa+vpa@T, got {self.heuristic!r}")
+        try:
+            value = float(target) if target else 0.6
+        except ValueError:
+            raise ConfigError(f"bootstrap.heuristic: target must be a number, got {target!r}") from None
+        if not 0.05 <= value <= 1.0:
+            raise ConfigError(f"bootstrap.heuristic: target must be in [0.05, 1.0], got {value}")
+        return kind, value
+
+    @staticmethod
+    def from_dict(d: dict[str, Any] | None) -> BootstrapConfig:
+        """Build from a mapping; unknown keys and wrong types give one line naming the key."""
+        if d is None:
+            return BootstrapConfig()
+        if not isinstance(d, dict):
+            raise ConfigError(f"bootstrap: expected a mapping, got {d!r}")
+        fields = {f.name: f for f in dataclasses.fields(BootstrapConfig)}
+        for key, value in d.items():
+            if key not in fields:
+                raise ConfigError(f"bootstrap.{key}: unknown key (known: {', '.join(sorted(fields))})")
+            default = fields[key].default
+            if isinstance(default, str):
+                if not isinstance(value, str):
+                    raise ConfigError(f"bootstrap.{key}: expected a string, got {value!r}")
+            elif isinstance(default, int):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"bootstrap.{key}: expected an integer, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"bootstrap.{key}: expected a number, got {value!r}")
+        return BootstrapConfig(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _int(key: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"bootstrap.{key}: must be an integer >= {low}, got {value!r}")
+
+
+def _number(key: str, value: Any, low: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= low:
+        raise ConfigError(f"bootstrap.{key}: must be a number >= {low}, got {value!r}")

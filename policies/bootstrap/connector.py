@@ -1,0 +1,172 @@
+"""The env-runner side of bootstrapping in RLlib: a module-to-env connector piece.
+
+RLlib computes the policy's (noisy) action; this piece, one ``Arbiter`` per env of the
+runner, replaces it with the heuristic's action whenever the phase or the safety monitor
+says so. It rewrites ``Columns.ACTIONS``, which is what the env runner both sends to the env
+and stores in the episode, so the replay buffer holds the actions that were actually applied
+and the learner trains on them either way. It also records, per interval, who acted
+(``SOURCE_KEY``) and the workload embedding (``EMBEDDING_KEY``), as extra model outputs that
+``episode_report`` turns into the lifecycle's per-episode view.
+
+The driver sets the phase and the monitor's reference on every runner before each iteration
+(``set_phase``); the arbiter's own fallbacks happen here, interval by interval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ray.rllib.connectors.connector_v2 import ConnectorV2
+from ray.rllib.core.columns import Columns
+from ray.rllib.utils.annotations import override
+
+from policies.base import EnvContext
+from policies.bootstrap.arbiter import Arbiter, Source
+from policies.bootstrap.config import BootstrapConfig
+from policies.bootstrap.lifecycle import EpisodeReport
+from policies.bootstrap.phase import Phase
+from policies.bootstrap.teacher import make_teacher
+
+SOURCE_KEY = "bootstrap_source"
+EMBEDDING_KEY = "bootstrap_embedding"
+REPORTS_ATTR = "_bootstrap_reports"
+"""Attribute of the env runner where finished episodes' reports wait for the driver."""
+
+
+class BootstrapActions(ConnectorV2):
+    """Chooses, per env and interval, between the policy's and the heuristic's action."""
+
+    def __init__(
+        self,
+        input_observation_space: Any = None,
+        input_action_space: Any = None,
+        *,
+        env_config: dict[str, Any],
+        bootstrap: dict[str, Any],
+        **kwargs: Any,
+    ):
+        super().__init__(input_observation_space, input_action_space, **kwargs)
+        from envs.autoscale_env import AutoscaleEnv
+
+        self.cfg = BootstrapConfig.from_dict(bootstrap)
+        self.ctx = EnvContext.of(AutoscaleEnv(env_config))
+        self.phase = self.cfg.phase
+        self.reference_violation_rate = 0.0
+        self.arbiters: dict[int, Arbiter] = {}
+        self._episode_of: dict[int, str] = {}
+        self._seen_t: dict[int, int] = {}
+
+    def set_phase(self, phase: Phase, reference_violation_rate: float) -> None:
+        self.phase = Phase(phase)
+        self.reference_violation_rate = float(reference_violation_rate)
+        for arb in self.arbiters.values():
+            arb.phase = self.phase
+            arb.set_reference(self.reference_violation_rate)
+
+    def _arbiter(self, slot: int) -> Arbiter:
+        if slot not in self.arbiters:
+            arb = Arbiter(self.cfg, make_teacher(self.cfg, self.ctx))
+            arb.phase = self.phase
+            arb.set_reference(self.reference_violation_rate)
+            self.arbiters[slot] = arb
+        return self.arbiters[slot]
+
+    @override(ConnectorV2)
+    def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], **kwargs: Any) -> Any:
+        actions = batch[Columns.ACTIONS]
+        sources: dict[Any, list[int]] = {}
+        embeddings: dict[Any, list[np.ndarray]] | None = None
+        # Every interval gets an embedding when the module has a meta-learner: an episode's
+        # extra outputs must carry the same keys on every step.
+        want_embedding = getattr(rl_module, "meta", None) is not None
+        for slot, key in enumerate(list(actions.keys())):
+            episode = episodes[slot] if slot < len(episodes) else None
+            if episode is None or (episode.id_,) != key or len(episode.get_observations()) == 0:
+                # The vector env is resetting this slot: the env ignores this action and the
+                # episode does not store it.
+                sources[key] = [int(Source.HEURISTIC)]
+                if want_embedding:
+                    embeddings = embeddings if embeddings is not None else {}
+                    embeddings[key] = [np.zeros(rl_module.meta.to_embedding[0].out_features, dtype=np.float32)]
+                continue
+            arb = self._arbiter(slot)
+            if self._episode_of.get(slot) != episode.id_:
+                self._episode_of[slot] = episode.id_
+                arb.start_episode()
+            elif episode.t > self._seen_t.get(slot, -1):
+                record = _scoreboard(episode.get_infos(-1))
+                if record is not None:
+                    arb.observe(bool(record["violated"]), float(record["reserved_cores"]))
+            self._seen_t[slot] = episode.t
+            obs = np.asarray(episode.get_observations(-1), dtype=np.float32)
+            action, source = arb.choose(obs, np.asarray(actions[key][0], dtype=np.float32))
+            actions[key] = [action]
+            sources[key] = [int(source)]
+            if want_embedding:
+                embeddings = embeddings if embeddings is not None else {}
+                embeddings[key] = [_embedding(rl_module, obs)]
+        batch[SOURCE_KEY] = sources
+        if embeddings is not None:
+            batch[EMBEDDING_KEY] = embeddings
+        return batch
+
+
+def _scoreboard(info: Any) -> dict[str, Any] | None:
+    import dataclasses
+
+    if not isinstance(info, dict) or info.get("scoreboard") is None:
+        return None
+    sb = info["scoreboard"]
+    return dataclasses.asdict(sb) if dataclasses.is_dataclass(sb) else sb
+
+
+def _embedding(module: Any, obs: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return module.embedding(torch.as_tensor(obs[None])).numpy()[0].astype(np.float32)
+
+
+def find_piece(env_runner: Any) -> BootstrapActions | None:
+    """The runner's BootstrapActions piece, if its module-to-env pipeline has one."""
+    pipeline = getattr(env_runner, "_module_to_env", None)
+    for piece in getattr(pipeline, "connectors", []) or []:
+        if isinstance(piece, BootstrapActions):
+            return piece
+    return None
+
+
+def episode_report(chunks: list[Any]) -> EpisodeReport | None:
+    """The lifecycle's view of a finished episode, from all its chunks (in order)."""
+    rewards: list[float] = []
+    violated: list[bool] = []
+    core_hours = 0.0
+    sources: list[int] = []
+    embs: list[np.ndarray] = []
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        rewards.extend(float(r) for r in chunk.get_rewards())
+        for info in chunk.get_infos()[1:]:
+            rec = _scoreboard(info)
+            if rec is not None:
+                violated.append(bool(rec["violated"]))
+                core_hours += float(rec["cpu_core_hours"])
+        if SOURCE_KEY in chunk.extra_model_outputs:
+            sources.extend(int(s) for s in np.asarray(chunk.get_extra_model_outputs(SOURCE_KEY)).ravel())
+        if EMBEDDING_KEY in chunk.extra_model_outputs:
+            embs.extend(np.asarray(chunk.get_extra_model_outputs(EMBEDDING_KEY)))
+    if not rewards:
+        return None
+    src = np.asarray(sources if sources else [int(Source.POLICY)] * len(rewards))
+    fallbacks = int(np.sum((src[1:] == Source.FALLBACK) & (src[:-1] == Source.POLICY)))
+    return EpisodeReport(
+        reward=float(np.mean(rewards)),
+        violation_rate=float(np.mean(violated)) if violated else 0.0,
+        policy_share=float(np.mean(src == Source.POLICY)),
+        fallbacks=fallbacks,
+        violations=int(np.sum(violated)),
+        cpu_core_hours=core_hours,
+        embedding=np.mean(np.stack(embs), axis=0) if embs else None,
+    )

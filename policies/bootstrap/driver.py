@@ -1,0 +1,104 @@
+"""The algorithm side of bootstrapping in RLlib: the lifecycle, driven once per iteration.
+
+Before an iteration the driver tells every env runner the phase (their ``BootstrapActions``
+pieces act on it, and a SERVING module stops adding exploration noise) and tells the learners
+how the actor learns (cloning in OFFLINE, DDPG + cloning regulariser in ONLINE). The algorithm
+then trains (OFFLINE, ONLINE) or only samples into the replay buffer (SERVING: the policy is
+frozen). After it, the driver pulls the reports of the episodes that finished, feeds them and
+the learner's cloning loss to the ``Lifecycle``, logs every transition with its reason and
+puts the ``bootstrap/*`` counters into the iteration's results (so TensorBoard plots them).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ray.rllib.callbacks.callbacks import RLlibCallback
+
+from policies.bootstrap.config import BootstrapConfig
+from policies.bootstrap.connector import REPORTS_ATTR, episode_report, find_piece
+from policies.bootstrap.lifecycle import EpisodeReport, Lifecycle, Transition
+from policies.bootstrap.phase import Phase
+
+logger = logging.getLogger(__name__)
+
+RESULTS_KEY = "bootstrap"
+"""Results of an iteration hold the lifecycle's counters under this key."""
+
+
+class EpisodeReports(RLlibCallback):
+    """Keeps a report of every finished episode on its env runner until the driver pulls it."""
+
+    def on_episode_end(self, *, episode: Any, env_runner: Any = None, **kwargs: Any) -> None:
+        if env_runner is None:
+            return
+        chunks = [*(kwargs.get("prev_episode_chunks") or []), episode]
+        report = episode_report(chunks)
+        if report is not None:
+            env_runner.__dict__.setdefault(REPORTS_ATTR, []).append(report)
+
+
+def pull_reports(algo: Any) -> list[EpisodeReport]:
+    """Reports of the episodes finished since the last pull, from every env runner."""
+
+    def pop(runner: Any) -> list[EpisodeReport]:
+        return runner.__dict__.pop(REPORTS_ATTR, [])
+
+    out: list[EpisodeReport] = []
+    for reports in algo.env_runner_group.foreach_env_runner(pop, local_env_runner=True):
+        out.extend(reports or [])
+    return out
+
+
+class BootstrapDriver:
+    """Owns the Lifecycle of a training run and keeps env runners and learners in step with it."""
+
+    def __init__(self, cfg: BootstrapConfig):
+        self.cfg = cfg
+        self.lifecycle = Lifecycle(cfg)
+        self.episodes: list[tuple[int, Phase, EpisodeReport]] = []
+        """Every finished episode: (iteration, phase it finished in, report)."""
+        self.lifecycle.start(0)
+        for t in self.lifecycle.transitions:
+            logger.info("bootstrap %s", t)
+
+    @property
+    def phase(self) -> Phase:
+        return self.lifecycle.phase
+
+    def push(self, algo: Any) -> None:
+        """Tell env runners and learners the current phase."""
+        phase, ref = self.phase, self.lifecycle.reference_violation_rate
+
+        def set_runner(runner: Any) -> None:
+            piece = find_piece(runner)
+            if piece is not None:
+                piece.set_phase(phase, ref)
+            module = getattr(runner, "module", None)
+            if module is not None and hasattr(module, "explore_noise"):
+                module.explore_noise = phase != Phase.SERVING
+
+        algo.env_runner_group.foreach_env_runner(set_runner, local_env_runner=True)
+        mode = {Phase.OFFLINE: "offline", Phase.ONLINE: "online"}.get(phase, "off")
+        weight = self.cfg.online_bc_weight
+
+        def set_learner(learner: Any) -> None:
+            learner.set_behaviour_cloning(mode, weight if mode == "online" else 0.0)
+
+        algo.learner_group.foreach_learner(set_learner)
+
+    def after_iteration(self, algo: Any, bc_loss: float | None) -> list[Transition]:
+        """Feed the finished episodes and the cloning loss to the lifecycle; log what changed."""
+        reports = pull_reports(algo)
+        it = int(algo.iteration) + 1
+        for r in reports:
+            self.episodes.append((it, self.phase, r))
+        transitions = self.lifecycle.observe(it, reports, bc_loss)
+        for t in transitions:
+            logger.warning("bootstrap %s", t)
+        return transitions
+
+    def results(self) -> dict[str, float]:
+        """The counters for this iteration's results (``bootstrap/phase``, ``bootstrap/fallbacks``...)."""
+        return {k.split("/", 1)[1]: v for k, v in self.lifecycle.metrics().items()}

@@ -1,0 +1,77 @@
+"""The online safety monitor: is the policy doing worse than the heuristic it replaced?
+
+Two signals, over the last ``window`` intervals the policy controlled:
+
+- **violations**: the heuristic's reference violation rate (measured while it was in control)
+  plus a margin gives a budget of violating intervals per window; one more than the budget
+  trips the monitor at once, so a policy that breaks the SLO on every interval is caught after
+  ``budget + 1`` intervals, well within the window;
+- **cost**: the CPU the policy reserved against the CPU the heuristic, running in the shadow on
+  the same observations, asked for; judged once a whole window is in.
+
+Counterfactual violations cannot be observed (the heuristic did not act), counterfactual
+decisions can: that is why the two signals use different references.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One policy-controlled interval as the monitor sees it."""
+
+    violated: bool
+    reserved_cores: float
+    """CPU the policy had reserved (replicas x CPU limit) over the interval."""
+    heuristic_cores: float
+    """CPU the heuristic, in the shadow, asked for at the same decision."""
+
+
+class SafetyMonitor:
+    """Sliding-window judge of the policy against the heuristic's reference."""
+
+    def __init__(self, window: int, violation_margin: float, cost_margin: float):
+        self.window = window
+        self.violation_margin = violation_margin
+        self.cost_margin = cost_margin
+        self.reference_violation_rate = 0.0
+        """The heuristic's violation rate while it controlled (set by the lifecycle)."""
+        self.intervals: deque[Interval] = deque(maxlen=window)
+
+    def budget(self) -> int:
+        """Violating intervals allowed in one window."""
+        rate = min(self.reference_violation_rate + self.violation_margin, 1.0)
+        return math.floor(rate * self.window + 1e-9)
+
+    def reset(self) -> None:
+        """Forget the window (after a fallback, or on a new episode)."""
+        self.intervals.clear()
+
+    @property
+    def full(self) -> bool:
+        return len(self.intervals) == self.window
+
+    def observe(self, interval: Interval) -> str | None:
+        """Add one interval; the reason to hand control back, or None while the policy is fine."""
+        self.intervals.append(interval)
+        violations = sum(i.violated for i in self.intervals)
+        budget = self.budget()
+        if violations > budget:
+            return (
+                f"policy violated the SLO in {violations} of its last {len(self.intervals)} intervals; "
+                f"the budget is {budget} per {self.window} (heuristic reference "
+                f"{100 * self.reference_violation_rate:.1f}% + {100 * self.violation_margin:.1f}% margin)"
+            )
+        if self.full:
+            mine = sum(i.reserved_cores for i in self.intervals)
+            theirs = sum(i.heuristic_cores for i in self.intervals)
+            if theirs > 0 and mine > theirs * (1.0 + self.cost_margin):
+                return (
+                    f"policy reserved {mine / theirs:.2f}x the CPU the heuristic asked for over "
+                    f"{self.window} intervals (allowed {1.0 + self.cost_margin:.2f}x)"
+                )
+        return None

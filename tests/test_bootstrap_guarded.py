@@ -1,0 +1,170 @@
+"""The bootstrap fallback as one Policy (what the live controller runs) and the bootstrap bench."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aware_ray import policy_registry
+from aware_ray.cli import main
+from envs.autoscale_env import AutoscaleEnv
+from policies.base import EnvContext
+from policies.bootstrap.arbiter import Source
+from policies.bootstrap.config import BootstrapConfig
+from policies.bootstrap.guarded import GuardedPolicy, outcome_of
+from policies.hpa import HPAPolicy
+
+RAMP = {"app": "chain3", "workloads": ["family:ramp"], "episode_steps": 200, "peak_rps": 400.0, "max_services": 4}
+
+
+class AlwaysMinimum:
+    """The deliberately bad policy: every service to its minimum, every interval."""
+
+    name = "minimum"
+    vertical_mode = "in-place"
+
+    def initial_state(self) -> Any:
+        return None
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        return -np.ones(4 * 3, dtype=np.float32), state
+
+
+def _run(env: AutoscaleEnv, policy: Any, seed: int = 0) -> tuple[list[bool], list[Any]]:
+    """Violated flags per interval, and the policy state after each decision."""
+    obs, _ = env.reset(seed=seed)
+    state = policy.initial_state()
+    flags, states = [], []
+    done = False
+    while not done:
+        action, state = policy.act(obs, state)
+        states.append(dict(state) if isinstance(state, dict) else state)
+        obs, _, term, trunc, info = env.step(action)
+        flags.append(bool(info["scoreboard"].violated))
+        done = term or trunc
+    return flags, states
+
+
+def test_outcome_read_from_the_observation_matches_the_scoreboard() -> None:
+    """Without measurement noise, what the controller reads back is the scoreboard's truth."""
+    env = AutoscaleEnv({**RAMP, "noise": 0.0})
+    ctx = EnvContext.of(env)
+    obs, _ = env.reset(seed=1)
+    hpa, state = HPAPolicy(ctx, 0.9), None
+    state = hpa.initial_state()
+    agree = 0
+    for _ in range(120):
+        action, state = hpa.act(obs, state)
+        obs, _, _, _, info = env.step(action)
+        violated, reserved = outcome_of(obs, ctx)
+        rec = info["scoreboard"]
+        assert reserved == pytest.approx(rec.reserved_cores, rel=1e-3)
+        agree += violated == rec.violated
+    assert agree >= 118
+
+
+def test_guarded_bad_policy_is_caught() -> None:
+    """The always-minimum policy alone violates nearly always; behind the fallback it is caught early."""
+    env = AutoscaleEnv(RAMP)
+    ctx = EnvContext.of(env)
+    bare, _ = _run(env, AlwaysMinimum())
+    cfg = BootstrapConfig(window=20, cooldown=10, violation_margin=0.05)
+    guarded = GuardedPolicy(AlwaysMinimum(), ctx, cfg)
+    flags, states = _run(env, guarded)
+    sources = [s["last_source"] for s in states]
+    budget = states[-1]["arbiter"].monitor.budget()
+    assert sum(bare) > 0.8 * len(bare)
+    first_fallback = sources.index(int(Source.FALLBACK))
+    assert first_fallback <= budget + 2  # the reading of an interval arrives with the next observation
+    assert sum(flags) < 0.5 * sum(bare)
+    assert states[-1]["arbiter"].fallbacks >= 2
+
+
+def test_registry_builds_safe_policies() -> None:
+    env = AutoscaleEnv(RAMP)
+    policy = policy_registry.make_policy("safe:hpa@0.5", env, np.zeros(10))
+    assert isinstance(policy, GuardedPolicy)
+    assert policy.name == "safe:hpa@0.5"
+    assert policy_registry.expand(["safe:hpa@0.7", "safe:ddpg:pretrained"]) == ["safe:hpa@0.7", "safe:ddpg:pretrained"]
+    assert policy_registry.env_overrides(["safe:ddpg:pretrained"]) == policy_registry.env_overrides(["ddpg:pretrained"])
+    with pytest.raises(ValueError, match="unknown policy 'bogus'"):
+        policy_registry.expand(["safe:bogus"])
+
+
+BENCH_ARGS = [
+    "--set",
+    "env.app=chain3",
+    "--set",
+    "env.max_services=4",
+    "--set",
+    "env.history_window=8",
+    "--set",
+    "env.episode_steps=30",
+    "--set",
+    "ddpg.actor_hiddens=[32, 32]",
+    "--set",
+    "ddpg.critic_hiddens=[32, 32]",
+    "--set",
+    "ddpg.num_steps_sampled_before_learning_starts=60",
+    "--set",
+    "ddpg.training_intensity=4",
+    "--set",
+    "run.num_env_runners=0",
+    "--set",
+    "run.num_envs_per_env_runner=2",
+    "--set",
+    "run.steps_per_iteration=60",
+    "--set",
+    "bootstrap.offline_episodes=4",
+    "--set",
+    "bootstrap.serving_episodes=2",
+    "--set",
+    "bootstrap.window=10",
+]
+
+
+@pytest.mark.slow
+def test_bench_bootstrap_runs_three_arms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A tiny lifecycle: every arm sees the same episodes; while OFFLINE, bootstrapping is the heuristic."""
+    sizes = ["--episodes", "8", "--switch-at", "6", "--first-n", "4", "--last-k", "2"]
+    rc = main(["bench", "bootstrap", *BENCH_ARGS, *sizes, "--out", str(tmp_path)])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result["arms"]) == {"heuristic", "rl_scratch", "rl_bootstrap"}
+    for arm in result["arms"].values():
+        assert arm["episodes"] == 8
+    detail = json.loads((tmp_path / "bootstrap_bench.json").read_text())
+    h, b = detail["rows"]["heuristic"], detail["rows"]["rl_bootstrap"]
+    # Same seeds, same workloads, same heuristic in control: identical offline episodes.
+    for rh, rb in zip(h[:4], b[:4], strict=True):
+        assert rb["phase"] == "OFFLINE"
+        assert (rh["violations"], rh["cpu_core_hours"]) == (rb["violations"], pytest.approx(rb["cpu_core_hours"]))
+    assert all(r["phase"] == "OFFLINE" for r in h)
+    assert all(r["new_workload"] for r in b[6:])
+    assert result["transitions"][0]["to"] == "OFFLINE"
+    assert set(result["goals"]["met"]) == {
+        "lifecycle_violations_le_1.1x_heuristic",
+        "first_n_ge_10x_fewer_than_scratch",
+        "cheaper_than_heuristic_at_end",
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--switch-at", "0"], "--switch-at"),
+        (["--set", "bootstrap.window=0"], "bootstrap.window"),
+        (["--set", "bootstrap.start_phase=warmup"], "bootstrap.start_phase"),
+        (["--new-workload", "family:nope"], "nope"),
+    ],
+    ids=["switch-at", "window", "phase", "workload"],
+)
+def test_bench_bootstrap_bad_input(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["bench", "bootstrap", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert message in err and len(err.splitlines()) == 1
