@@ -176,7 +176,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         parts = key.strip().split(".")
         if len(parts) < 2 or parts[0] not in SECTIONS:
             raise ConfigError(f"--set {item!r}: the key must start with env., ddpg., run. or bootstrap.")
-        node = out.setdefault(parts[0], {})
+        if out.get(parts[0]) is None:
+            out[parts[0]] = {}  # an empty section in YAML (`bootstrap:`) reads as None
+        node = out[parts[0]]
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {item!r}: section '{parts[0]}' is not a mapping")
         for p in parts[1:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
@@ -199,6 +203,8 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
 
 
 def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -> TrainConfig:
+    # An empty section (`bootstrap:` alone) means "all defaults".
+    raw = {k: ({} if v is None and k in SECTIONS else v) for k, v in raw.items()}
     raw = apply_overrides(raw, overrides)
     for key in raw:
         if key not in SECTIONS:
@@ -213,7 +219,7 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
     bootstrap = None
     if "bootstrap" in raw:
         try:
-            bootstrap = BootstrapConfig.from_dict(raw["bootstrap"] or {})
+            bootstrap = BootstrapConfig.from_dict(raw["bootstrap"])
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
     return TrainConfig(

@@ -14,7 +14,7 @@ from aware_ray.train_config import apply_overrides, build_train_config, load_tra
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "default.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "default.yaml", "bootstrap.yaml"])
 def test_shipped_configs_load(name: str) -> None:
     cfg = load_train_config(CONFIGS / name)
     assert cfg.env.history_window > 0 and cfg.run.iterations >= 1
@@ -65,9 +65,9 @@ def test_train_cli_bad_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixt
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.slow
-def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
-    cfg = {
+def _tiny() -> dict:
+    """A training config that runs in seconds on 2 cores."""
+    return {
         "env": {
             "app": "chain3",
             "workloads": ["family:diurnal", "family:step"],
@@ -96,6 +96,11 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
             "eval_hours": 0.1,
         },
     }
+
+
+@pytest.mark.slow
+def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
+    cfg = _tiny()
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "run"
@@ -135,6 +140,32 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     assert rc == 0
     rows = json.loads((ev / "summary.json").read_text())["results"]
     assert {r["policy"] for r in rows} == {f"ddpg:{out / 'policy'}", "hpa@0.6", "oracle"}
+
+
+@pytest.mark.slow
+def test_bootstrapped_training_logs_its_lifecycle(tmp_path: Path) -> None:
+    """With a bootstrap section, the run moves through the lifecycle and TensorBoard gets its counters."""
+    cfg = _tiny()
+    cfg["run"].update({"iterations": 3, "eval_every": 0, "checkpoint_every": 1})
+    cfg["bootstrap"] = {"offline_episodes": 1, "bc_loss_max": 10.0, "window": 10, "serving_episodes": 1}
+    path = tmp_path / "boot.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(path), "--out", str(out)]) == 0
+    state = json.loads((out / "bootstrap.json").read_text())
+    steps = [(t["from"], t["to"]) for t in state["transitions"]]
+    assert steps[:2] == [("INITIALIZED", "OFFLINE"), ("OFFLINE", "ONLINE")]
+    assert all(t["reason"] and "\n" not in t["reason"] for t in state["transitions"])
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["bootstrap"]["phase"] in ("ONLINE", "SERVING")
+    assert "bootstrap/phase" in summary["final_metrics"] and "bootstrap/fallbacks" in summary["final_metrics"]
+    events = b"".join(p.read_bytes() for p in (out / "tune").rglob("events.out.tfevents.*"))
+    assert b"bootstrap/phase" in events and b"bootstrap/fallbacks" in events
+    # Resuming keeps the lifecycle where it was (no second INITIALIZED -> OFFLINE).
+    assert main(["train", "--config", str(path), "--out", str(out), "--resume", "--set", "run.iterations=4"]) == 0
+    again = json.loads((out / "bootstrap.json").read_text())
+    assert [(t["from"], t["to"]) for t in again["transitions"]][: len(steps)] == steps
+    assert sum(t["to"] == "OFFLINE" for t in again["transitions"]) == 1
 
 
 def test_evaluate_rejects_a_missing_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
