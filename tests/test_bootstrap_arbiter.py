@@ -314,9 +314,7 @@ SCRIPT = BootstrapConfig(start_phase="online", window=4, violation_margin=0.25, 
         pytest.param("xx..x.x....", "PPFFPPPFFFF", id="two-in-a-window"),
         pytest.param("xx....xx.....", "PPFFPPPPFFFFP", id="no-reset-without-a-clean-window"),
         pytest.param("xx.....xx...", "PPFFPPPPPFFP", id="clean-window-resets-backoff"),
-        pytest.param("$$$.", "PPPP", id="cost-waits-for-a-full-window"),
-        pytest.param("$$$..", "PPPPF", id="cost-judged-over-the-full-window"),
-        pytest.param("$$$$$$", "PPPPFF", id="cost-after-a-full-window"),
+        pytest.param("$$$$$$", "PPPPPP", id="no-cost-rule-before-the-heuristic-had-a-window"),
     ],
 )
 def test_sources_follow_the_script(outcomes: str, sources: str) -> None:
@@ -370,3 +368,38 @@ def test_new_episode_starts_afresh() -> None:
     assert [interval(True)[0] for _ in range(3)] == [Source.POLICY, Source.POLICY, Source.FALLBACK]
     assert arb.cooldown_left == 1  # the first cooldown again, not the doubled one
     assert arb.fallbacks == 2
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "sources"),
+    [
+        pytest.param("$$$.", "PPPP", id="cost-waits-for-a-full-window"),
+        pytest.param("$$$..", "PPPPF", id="cost-judged-over-the-full-window"),
+        pytest.param("$$$$$$", "PPPPFF", id="cost-after-a-full-window"),
+        pytest.param("......", "PPPPPP", id="at-the-heuristics-own-ratio"),
+    ],
+)
+def test_cost_rule_uses_the_heuristics_own_ratio(outcomes: str, sources: str) -> None:
+    """After a window under the heuristic (by phase), its reserved-to-rule ratio is the yardstick."""
+    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
+    obs, _ = env.reset(seed=SEED)
+    arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
+    arb.set_reference(0.0)
+    arb.start_episode()
+    arb.phase = Phase.OFFLINE
+    rule = arb.rule_cores(obs)
+    assert rule > 0
+    for i in range(SCRIPT.window + 1):
+        if i:
+            assert arb.observe(False, 1.5 * rule) is None
+        assert arb.choose(obs, None)[1] is Source.HEURISTIC
+    assert arb.cost_reference == pytest.approx(1.5)
+    arb.phase = Phase.ONLINE
+    policy = minimum_everywhere(env)(obs)
+    got: list[str] = []
+    fine = {".": (False, 1.5 * rule), "$": (False, 1e3)}
+    for i in range(len(sources)):
+        if i:
+            arb.observe(*fine[outcomes[i - 1]])
+        got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
+    assert "".join(got) == sources

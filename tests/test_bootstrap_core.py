@@ -255,7 +255,7 @@ def test_monitor_cost_rule(reserved: float, heuristic: float, intervals: int, tr
     assert all(r is None for r in reasons[:-1])
     if trips:
         assert one_line(reasons[-1])
-        assert "the CPU the heuristic asked for over 10 intervals (allowed 1.25x)" in str(reasons[-1])
+        assert "CPU in use over 10 intervals (the heuristic's own ratio 1.00, allowed 1.25x)" in str(reasons[-1])
     else:
         assert reasons[-1] is None
 

@@ -5,8 +5,13 @@ in control, the ``SafetyMonitor`` judges every interval it controlled; when it t
 heuristic takes control for a cooldown that doubles with each fallback in a row (so a policy
 that keeps failing costs ever less), and then the policy is tried again. The heuristic runs
 in the shadow on every interval, whoever acts, so its histories (the HPA's stabilisation
-window, the VPA's usage histogram) are current the moment it takes over, and so the monitor
-knows what it would have asked for.
+window, the VPA's usage histogram) are current the moment it takes over.
+
+The monitor's cost yardstick is what the HPA's own rule would reserve for the CPU actually in
+use, ``ceil(used / (target x CPU request))`` replicas at the Deployment's CPU request,
+independent of how the policy has shaped replicas and limits, scaled by the heuristic's own
+measured ratio of reserved CPU to that rule while it was in control (its lag, minimum
+replicas and rounding).
 
 Training runs one ``Arbiter`` per env inside RLlib's env runners; the live controller runs one
 per app. Nothing here knows about either.
@@ -19,8 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode
-from envs.metrics import ScalingDecision
 from envs.observation import service_view
 from policies.base import HeuristicPolicy
 from policies.bootstrap.config import BootstrapConfig
@@ -53,8 +56,11 @@ class Arbiter:
         """Why control changed hands, in order (fallbacks and hand-backs)."""
         self._h_state: Any = None
         self._last_source: Source | None = None
-        self._last_heuristic_cores = 0.0
+        self._last_ask = 0.0
         self._clean = 0
+        self._h_reserved = 0.0
+        self._h_ask = 0.0
+        self._h_intervals = 0
 
     def set_reference(self, violation_rate: float) -> None:
         """The heuristic's violation rate while it controlled (the monitor's yardstick)."""
@@ -75,26 +81,46 @@ class Arbiter:
         self._clean = 0
 
     def heuristic_action(self, observation: np.ndarray) -> np.ndarray:
-        """The heuristic's action (also advances its state and records what it asked for)."""
+        """The heuristic's action (also advances its state)."""
         if self._h_state is None:
             self._h_state = self.heuristic.initial_state()
         action, self._h_state = self.heuristic.act(observation, self._h_state)
-        self._last_heuristic_cores = self._cores_asked(observation, action)
         return action
 
-    def _cores_asked(self, observation: np.ndarray, action: np.ndarray) -> float:
+    @property
+    def cost_reference(self) -> float | None:
+        """The heuristic's reserved CPU over the HPA rule's while it controlled by phase.
+
+        None until it has controlled for a whole window: without that yardstick the monitor
+        judges violations only.
+        """
+        if self._h_intervals < self.cfg.window or self._h_ask <= 0:
+            return None
+        return self._h_reserved / self._h_ask
+
+    def rule_cores(self, observation: np.ndarray) -> float:
+        """CPU the HPA rule reserves for the CPU in use now (replicas at the Deployment's request)."""
         ctx = self.heuristic.ctx
-        view = service_view(observation, ctx.app, ctx.layout)
-        current = ScalingDecision(view.replicas.astype(np.int64), view.cpu_limit, view.mem_limit)
-        rows = np.asarray(action).reshape(-1, ACTION_DIMS)[: ctx.app.n_services]
-        target = decode(rows, current, ctx.guard)
-        return float(np.sum(target.replicas * target.cpu_limit))
+        app = ctx.app
+        view = service_view(observation, app, ctx.layout)
+        used = view.cpu_utilization * view.ready_replicas * view.cpu_limit
+        request = app.column("cpu_limit_initial")
+        target = self.cfg.teacher[1]
+        replicas = np.clip(
+            np.ceil(used / (request * target) - 1e-9), app.column("min_replicas"), app.column("max_replicas")
+        )
+        return float(np.sum(replicas * request))
 
     def observe(self, violated: bool, reserved_cores: float) -> str | None:
         """The outcome of the last interval; returns the fallback reason if the monitor tripped."""
+        if self._last_source == Source.HEURISTIC:
+            self._h_reserved += float(reserved_cores)
+            self._h_ask += self._last_ask
+            self._h_intervals += 1
         if self._last_source != Source.POLICY:
             return None
-        reason = self.monitor.observe(Interval(bool(violated), float(reserved_cores), self._last_heuristic_cores))
+        self.monitor.cost_reference = self.cost_reference
+        reason = self.monitor.observe(Interval(bool(violated), float(reserved_cores), self._last_ask))
         if reason is not None:
             self.fallbacks += 1
             self.cooldown_left = self.next_cooldown
@@ -116,6 +142,7 @@ class Arbiter:
         None while the heuristic is in control by phase.
         """
         h_action = self.heuristic_action(observation)
+        self._last_ask = self.rule_cores(observation)
         if self.phase.heuristic_in_control or policy_action is None:
             source = Source.HEURISTIC
         elif self.cooldown_left > 0:

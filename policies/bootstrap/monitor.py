@@ -6,11 +6,12 @@ Two signals, over the last ``window`` intervals the policy controlled:
   plus a margin gives a budget of violating intervals per window; one more than the budget
   trips the monitor at once, so a policy that breaks the SLO on every interval is caught after
   ``budget + 1`` intervals, well within the window;
-- **cost**: the CPU the policy reserved against the CPU the heuristic, running in the shadow on
-  the same observations, asked for; judged once a whole window is in.
+- **cost**: the CPU the policy reserved against what the HPA's rule reserves for the CPU in
+  use (times the heuristic's own measured ratio to that rule); judged once a whole window is in.
 
-Counterfactual violations cannot be observed (the heuristic did not act), counterfactual
-decisions can: that is why the two signals use different references.
+Counterfactual violations cannot be observed (the heuristic did not act); the CPU a rule would
+reserve for the observed usage can be computed: that is why the two signals use different
+references.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Interval:
     reserved_cores: float
     """CPU the policy had reserved (replicas x CPU limit) over the interval."""
     heuristic_cores: float
-    """CPU the heuristic, in the shadow, asked for at the same decision."""
+    """CPU the HPA rule reserves for the CPU in use at the same decision."""
 
 
 class SafetyMonitor:
@@ -40,6 +41,8 @@ class SafetyMonitor:
         self.cost_margin = cost_margin
         self.reference_violation_rate = 0.0
         """The heuristic's violation rate while it controlled (set by the lifecycle)."""
+        self.cost_reference: float | None = 1.0
+        """The heuristic's own reserved CPU over the HPA rule's, while it controlled (None: no cost rule)."""
         self.intervals: deque[Interval] = deque(maxlen=window)
 
     def budget(self) -> int:
@@ -66,12 +69,14 @@ class SafetyMonitor:
                 f"the budget is {budget} per {self.window} (heuristic reference "
                 f"{100 * self.reference_violation_rate:.1f}% + {100 * self.violation_margin:.1f}% margin)"
             )
-        if self.full:
+        if self.full and self.cost_reference is not None:
             mine = sum(i.reserved_cores for i in self.intervals)
             theirs = sum(i.heuristic_cores for i in self.intervals)
-            if theirs > 0 and mine > theirs * (1.0 + self.cost_margin):
+            allowed = self.cost_reference * (1.0 + self.cost_margin)
+            if theirs > 0 and mine > theirs * allowed:
                 return (
-                    f"policy reserved {mine / theirs:.2f}x the CPU the heuristic asked for over "
-                    f"{self.window} intervals (allowed {1.0 + self.cost_margin:.2f}x)"
+                    f"policy reserved {mine / theirs:.2f}x the CPU the HPA rule gives the CPU in use over "
+                    f"{self.window} intervals (the heuristic's own ratio {self.cost_reference:.2f}, "
+                    f"allowed {allowed:.2f}x)"
                 )
         return None
