@@ -342,8 +342,8 @@ def test_sources_follow_the_script(outcomes: str, sources: str) -> None:
     assert arb.fallbacks == sources.count("PF")
 
 
-def test_new_episode_starts_afresh() -> None:
-    """``start_episode`` forgets the window, the last source, the cooldown and the backoff."""
+def test_new_episode_forgets_the_window_but_keeps_the_backoff() -> None:
+    """``start_episode`` forgets the window and the last source; a running cooldown and the backoff carry over."""
     env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
     obs, _ = env.reset(seed=SEED)
     arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
@@ -364,10 +364,24 @@ def test_new_episode_starts_afresh() -> None:
     assert source is Source.POLICY and reason is not None
     assert (arb.cooldown_left, arb.next_cooldown) == (2, 4)
     arb.start_episode()
-    assert (arb.cooldown_left, arb.next_cooldown) == (0, SCRIPT.cooldown)
-    assert [interval(True)[0] for _ in range(3)] == [Source.POLICY, Source.POLICY, Source.FALLBACK]
-    assert arb.cooldown_left == 1  # the first cooldown again, not the doubled one
+    assert (arb.cooldown_left, arb.next_cooldown) == (2, 4)
+    assert [interval(False)[0] for _ in range(4)] == [Source.FALLBACK, Source.FALLBACK, Source.POLICY, Source.POLICY]
+    assert [interval(True)[0] for _ in range(2)] == [Source.POLICY, Source.POLICY]
+    assert arb.cooldown_left == 4  # the doubled cooldown: no clean window since the last fallback
     assert arb.fallbacks == 2
+
+
+@pytest.mark.parametrize("canary", [True, False])
+def test_only_canary_envs_let_an_online_policy_act(canary: bool) -> None:
+    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
+    obs, _ = env.reset(seed=SEED)
+    arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
+    arb.canary = canary
+    arb.start_episode()
+    policy = minimum_everywhere(env)(obs)
+    assert arb.choose(obs, policy)[1] is (Source.POLICY if canary else Source.HEURISTIC)
+    arb.phase = Phase.SERVING  # once proven, the policy acts everywhere
+    assert arb.choose(obs, policy)[1] is Source.POLICY
 
 
 @pytest.mark.parametrize(

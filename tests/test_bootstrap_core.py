@@ -497,11 +497,19 @@ def test_lifecycle_reference_violation_rate_is_the_offline_mean() -> None:
         ("ccsccc", 5),
         ("fffccc", 5),
         ("cfcfcfc", None),
+        ("cncnc", 4),  # episodes outside the canary neither count nor break the streak
+        ("nnn", None),
     ],
 )
 def test_lifecycle_online_to_serving(episodes: str, serving_at: int | None) -> None:
-    """c: clean policy episode; f: one with a fallback; s: one the heuristic shared (policy_share 0.9)."""
-    kinds = {"c": episode(), "f": episode(fallbacks=1, policy_share=0.95), "s": episode(policy_share=0.9)}
+    """c: clean policy episode; f: one with a fallback; s: one the heuristic shared (policy_share 0.9);
+    n: one the policy did not act in at all (an env outside the canary)."""
+    kinds = {
+        "c": episode(),
+        "f": episode(fallbacks=1, policy_share=0.95),
+        "s": episode(policy_share=0.9),
+        "n": episode(policy_share=0.0),
+    }
     lc = lifecycle(start_phase="online", serving_episodes=3)
     moved_at = None
     for i, k in enumerate(episodes):
@@ -510,7 +518,7 @@ def test_lifecycle_online_to_serving(episodes: str, serving_at: int | None) -> N
     assert moved_at == serving_at
     assert lc.phase is (Phase.SERVING if serving_at is not None else Phase.ONLINE)
     assert lc.fallbacks == episodes.count("f")
-    assert lc.clean_streak == len(episodes) - len(episodes.rstrip("c"))
+    assert lc.clean_streak == len(episodes.replace("n", "")) - len(episodes.replace("n", "").rstrip("c"))
     if serving_at is not None:
         (t,) = lc.transitions
         assert (t.source, t.target, t.step) == (Phase.ONLINE, Phase.SERVING, serving_at)

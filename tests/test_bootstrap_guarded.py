@@ -78,9 +78,16 @@ def test_guarded_bad_policy_is_caught() -> None:
     sources = [s["last_source"] for s in states]
     budget = states[-1]["arbiter"].monitor.budget()
     assert sum(bare) > 0.8 * len(bare)
+    # The heuristic acts for the first window (the monitor's cost yardstick), then the policy.
+    assert set(sources[: cfg.window]) == {int(Source.HEURISTIC)} and sources[cfg.window] == int(Source.POLICY)
     first_fallback = sources.index(int(Source.FALLBACK))
-    assert first_fallback <= budget + 2  # the reading of an interval arrives with the next observation
+    assert first_fallback - cfg.window <= budget + 2  # an interval's reading arrives with the next observation
     assert sum(flags) < 0.5 * sum(bare)
+    # Every stretch of policy control ends within the budget's violating intervals (+1 for the reading's delay).
+    stretch = 0
+    for src, bad in zip(sources, flags, strict=True):
+        stretch = stretch + bad if src == int(Source.POLICY) else 0
+        assert stretch <= budget + 2
     assert states[-1]["arbiter"].fallbacks >= 2
 
 

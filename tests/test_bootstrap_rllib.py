@@ -531,3 +531,20 @@ def test_bootstrap_needs_the_episode_reports_callback(callbacks: Any, ok: bool) 
         return
     with pytest.raises(ValueError, match="EpisodeReports"):
         cfg.validate()
+
+
+@pytest.mark.parametrize(
+    ("canary_envs", "first_env", "expected"),
+    [(0, 0, [True, True]), (1, 0, [True, False]), (2, 0, [True, True]), (2, 2, [False, False]), (3, 2, [True, False])],
+    ids=["everywhere", "first-only", "both", "other-runner", "straddles-runners"],
+)
+def test_canary_envs_are_counted_across_runners(canary_envs: int, first_env: int, expected: list[bool]) -> None:
+    """The driver numbers envs globally (runner offset + slot); only the first `canary_envs` let the policy act."""
+    from policies.bootstrap.connector import BootstrapActions
+
+    piece = BootstrapActions(env_config=dict(ENV), bootstrap={"canary_envs": canary_envs})
+    arbiters = [piece._arbiter(slot) for slot in range(2)]
+    piece.set_phase(Phase.ONLINE, 0.01, first_env)
+    assert [a.canary for a in arbiters] == expected
+    assert all(a.phase is Phase.ONLINE and a.monitor.reference_violation_rate == 0.01 for a in arbiters)
+    assert piece._arbiter(2).canary is (canary_envs == 0 or first_env + 2 < canary_envs)

@@ -28,6 +28,7 @@ from envs.observation import service_view
 from policies.base import HeuristicPolicy
 from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.monitor import Interval, SafetyMonitor
+from policies.bootstrap.phase import Phase
 
 
 class Source(IntEnum):
@@ -47,6 +48,8 @@ class Arbiter:
         self.cfg = cfg
         self.heuristic = heuristic
         self.phase = cfg.phase
+        self.canary = True
+        """Whether the policy may act here while ONLINE (see BootstrapConfig.canary_envs)."""
         self.monitor = SafetyMonitor(cfg.window, cfg.violation_margin, cfg.cost_margin)
         self.cooldown_left = 0
         self.next_cooldown = cfg.cooldown
@@ -67,17 +70,15 @@ class Arbiter:
         self.monitor.reference_violation_rate = float(violation_rate)
 
     def start_episode(self) -> None:
-        """A new episode (a new workload or cluster): fresh heuristic state, window and backoff.
+        """A new episode (a new workload or cluster): fresh heuristic state and monitor window.
 
-        The backoff restarts too: the policy has been trained further since its last fallback
-        and gets a fresh chance on the new workload (the live controller calls this when it
-        loads a retrained policy).
+        The backoff carries over (a cooldown still running finishes in the new episode): a
+        policy that keeps failing gets ever fewer chances, however the time is cut into
+        episodes, and only a whole window without a trip brings the cooldown back down.
         """
         self._h_state = self.heuristic.initial_state()
         self._last_source = None
         self.monitor.reset()
-        self.cooldown_left = 0
-        self.next_cooldown = self.cfg.cooldown
         self._clean = 0
 
     def heuristic_action(self, observation: np.ndarray) -> np.ndarray:
@@ -143,7 +144,8 @@ class Arbiter:
         """
         h_action = self.heuristic_action(observation)
         self._last_ask = self.rule_cores(observation)
-        if self.phase.heuristic_in_control or policy_action is None:
+        held_back = self.phase == Phase.ONLINE and not self.canary
+        if self.phase.heuristic_in_control or policy_action is None or held_back:
             source = Source.HEURISTIC
         elif self.cooldown_left > 0:
             self.cooldown_left -= 1

@@ -41,9 +41,13 @@ class BootstrapConfig:
     cost_margin: float = 0.25
     """Share by which the policy's reserved CPU may exceed what the heuristic asks for, over a window."""
     cooldown: int = 40
-    """Intervals the heuristic keeps control after a fallback; doubles after each fallback in a row."""
+    """Intervals the heuristic keeps control after a fallback; doubles after each fallback in a row
+    (across episodes: only a whole window without a trip brings it back down)."""
     max_cooldown: int = 640
     """Cap of that doubling."""
+    canary_envs: int = 0
+    """Envs (namespaces) where the ONLINE policy acts, the others staying with the heuristic until
+    it is proven and SERVING; 0 lets it act everywhere at once."""
     serving_episodes: int = 20
     """Episodes in a row the policy controls without a fallback before it is frozen."""
     drift_episodes: int = 5
@@ -58,7 +62,7 @@ class BootstrapConfig:
     def __post_init__(self) -> None:
         self.phase  # noqa: B018 - parses start_phase
         self.teacher  # noqa: B018 - parses heuristic
-        for key in ("offline_episodes", "serving_episodes"):
+        for key in ("offline_episodes", "serving_episodes", "canary_envs"):
             _int(key, getattr(self, key), 0)
         for key in ("window", "cooldown", "max_cooldown", "drift_episodes"):
             _int(key, getattr(self, key), 1)

@@ -54,21 +54,28 @@ class BootstrapActions(ConnectorV2):
         self.phase = self.cfg.phase
         self.reference_violation_rate = 0.0
         self.arbiters: dict[int, Arbiter] = {}
+        self.first_env = 0
+        """Global index of this runner's first env (for canary_envs); set by the driver."""
         self._episode_of: dict[int, str] = {}
         self._seen_t: dict[int, int] = {}
 
-    def set_phase(self, phase: Phase, reference_violation_rate: float) -> None:
+    def set_phase(self, phase: Phase, reference_violation_rate: float, first_env: int | None = None) -> None:
         self.phase = Phase(phase)
         self.reference_violation_rate = float(reference_violation_rate)
-        for arb in self.arbiters.values():
-            arb.phase = self.phase
-            arb.set_reference(self.reference_violation_rate)
+        if first_env is not None:
+            self.first_env = int(first_env)
+        for slot, arb in self.arbiters.items():
+            self._configure(slot, arb)
+
+    def _configure(self, slot: int, arb: Arbiter) -> None:
+        arb.phase = self.phase
+        arb.set_reference(self.reference_violation_rate)
+        arb.canary = self.cfg.canary_envs == 0 or self.first_env + slot < self.cfg.canary_envs
 
     def _arbiter(self, slot: int) -> Arbiter:
         if slot not in self.arbiters:
             arb = Arbiter(self.cfg, make_teacher(self.cfg, self.ctx))
-            arb.phase = self.phase
-            arb.set_reference(self.reference_violation_rate)
+            self._configure(slot, arb)
             self.arbiters[slot] = arb
         return self.arbiters[slot]
 

@@ -74,7 +74,9 @@ class BootstrapDriver:
         def set_runner(runner: Any) -> None:
             piece = find_piece(runner)
             if piece is not None:
-                piece.set_phase(phase, ref)
+                # Remote runners are numbered from 1; the local one (0) samples only without them.
+                first = max(int(getattr(runner, "worker_index", 0) or 0) - 1, 0) * int(getattr(runner, "num_envs", 1))
+                piece.set_phase(phase, ref, first)
             module = getattr(runner, "module", None)
             if module is not None and hasattr(module, "explore_noise"):
                 module.explore_noise = phase != Phase.SERVING

@@ -4,7 +4,10 @@ The controller only sees metrics, so the wrapper judges the last interval from t
 observation, as a controller would: the SLO was violated if the end-to-end p99 is above it or
 requests were dropped, and the policy's reserved CPU is replicas x CPU limit read back from the
 observation. Then the ``Arbiter`` (in SERVING: the policy acts, the monitor watches) picks the
-action. ``aware-ray evaluate --policies safe:ddpg:PATH`` scores exactly this.
+action. As a controller taking over from a running HPA would, the heuristic acts for the first
+``window`` intervals, which gives the monitor its cost yardstick (the heuristic's own ratio of
+reserved CPU to the HPA rule). ``aware-ray evaluate --policies safe:ddpg:PATH`` scores exactly
+this.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class GuardedPolicy:
 
     def initial_state(self) -> Any:
         arb = Arbiter(self.cfg, make_teacher(self.cfg, self.ctx))
-        arb.phase = Phase.SERVING
+        arb.phase = Phase.OFFLINE
         arb.set_reference(self.reference_violation_rate)
         arb.start_episode()
         return {"arbiter": arb, "policy": self.policy.initial_state(), "steps": 0}
@@ -60,6 +63,8 @@ class GuardedPolicy:
         arb: Arbiter = state["arbiter"]
         if state["steps"]:
             arb.observe(*outcome_of(observation, self.ctx))
+        if state["steps"] == self.cfg.window:
+            arb.phase = Phase.SERVING
         action, state["policy"] = self.policy.act(observation, state["policy"])
         chosen, source = arb.choose(observation, action)
         state["steps"] += 1

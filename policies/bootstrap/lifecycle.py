@@ -8,7 +8,8 @@ learner's behaviour-cloning loss, and moves when a criterion of ``BootstrapConfi
   heuristic to ``bc_loss_max``; the heuristic's violation rate over those episodes becomes the
   monitor's reference;
 - ONLINE -> SERVING after ``serving_episodes`` episodes in a row that the policy controlled
-  throughout (no fallback); their rewards and embeddings become the drift reference;
+  throughout (no fallback; episodes it did not act in at all, outside the canary envs, do not
+  count either way); their rewards and embeddings become the drift reference;
 - SERVING -> ONLINE when the drift rules fire (retraining).
 
 Every transition is kept with its reason; ``metrics()`` gives the counters for TensorBoard.
@@ -144,6 +145,8 @@ class Lifecycle:
         ]
 
     def _online(self, step: int, ep: EpisodeReport) -> list[Transition]:
+        if ep.policy_share == 0.0 and ep.fallbacks == 0:
+            return []  # an env outside the canary (or a cooldown carried over): says nothing of the policy
         if ep.fallbacks or ep.policy_share < 1.0:
             self.clean_streak = 0
             self._clean.clear()
