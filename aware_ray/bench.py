@@ -173,16 +173,17 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         )
 
     main = per_app["social-network"]
-    probe = None
+    probe = probe_raw = None
     if policy.startswith("ddpg:"):
         from aware_ray import policy_registry
-        from aware_ray.probe import probe_accuracy
+        from aware_ray.probe import RawWindow, probe_accuracy
         from policies.ddpg.policy import DDPGPolicy
 
         learned = DDPGPolicy.load(policy_registry.ddpg_path(policy))
         if learned.env_config.get("history_window"):
             env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
             probe = round(probe_accuracy(learned, env_cfg), 3)
+            probe_raw = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
     return {
         "bench": "ddpg-quality",
         "policy": policy,
@@ -191,6 +192,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         "goal_met_on": sum(wins(x) for x in main.values()),
         "workloads": len(main),
         "probe_accuracy_held_out": probe,
+        "probe_accuracy_raw_window": probe_raw,
         "results": per_app,
         "out": out,
     }

@@ -4,6 +4,9 @@ Episodes of each synthetic family are run under a policy; the meta-learner's emb
 their history windows are collected; a ridge-regression one-vs-rest classifier is fitted on
 the embeddings of some seeds and scored on episodes of other seeds (held out), so the
 accuracy measures what the embedding encodes about workloads it was not fitted on.
+
+``RawWindow`` is the yardstick for that figure: the same probe on the raw history window the
+GRU reads (the HPA acting), i.e. what a linear read-out gets without any learning.
 """
 
 from __future__ import annotations
@@ -16,6 +19,29 @@ from envs.autoscale_env import AutoscaleEnv
 from envs.synthetic import FAMILIES
 
 PROBE_FAMILIES = ("diurnal", "bursty", "flash-crowd", "ramp", "spikes", "step")
+
+
+class RawWindow:
+    """The HPA acting, with the flattened raw history window standing in for an embedding."""
+
+    name = "raw-window"
+
+    def __init__(self, env_config: dict[str, Any], target: float = 0.6):
+        from policies.base import EnvContext
+        from policies.hpa import HPAPolicy
+
+        self.env = AutoscaleEnv({**env_config, "workloads": ["family:diurnal"]})
+        self.hpa = HPAPolicy(EnvContext.of(self.env), target)
+
+    def initial_state(self) -> Any:
+        return self.hpa.initial_state()
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        return self.hpa.act(observation, state)
+
+    def embedding(self, obs: np.ndarray) -> np.ndarray:
+        hist = self.env.layout.history(np.asarray(obs, dtype=np.float64))
+        return hist.reshape(len(obs), -1)
 
 
 def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, steps: int = 160, every: int = 8):
