@@ -217,5 +217,6 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
             args.first_n,
             args.last_k,
             args.out or "reports/bootstrap",
+            [a.strip() for a in args.arms.split(",")] if args.arms else None,
         )
     raise ValueError(f"unknown benchmark {name!r}")

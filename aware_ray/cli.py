@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="bootstrap: workload spec(s) switched to midway (default family:flash-crowd)",
     )
+    be.add_argument(
+        "--arms", default=None, help="bootstrap: comma-separated subset of heuristic,rl_scratch,rl_bootstrap"
+    )
     be.add_argument("--first-n", type=int, default=16, help="bootstrap: episodes in the 'first N' figures")
     be.add_argument("--last-k", type=int, default=8, help="bootstrap: episodes in the 'at the end' figures")
     be.set_defaults(func=cmd_bench)

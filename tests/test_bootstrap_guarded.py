@@ -167,11 +167,50 @@ def test_bench_bootstrap_runs_three_arms(tmp_path: Path, capsys: pytest.CaptureF
         (["--set", "bootstrap.window=0"], "bootstrap.window"),
         (["--set", "bootstrap.start_phase=warmup"], "bootstrap.start_phase"),
         (["--new-workload", "family:nope"], "nope"),
+        (["--arms", "heuristic,bogus"], "--arms"),
     ],
-    ids=["switch-at", "window", "phase", "workload"],
+    ids=["switch-at", "window", "phase", "workload", "arms"],
 )
 def test_bench_bootstrap_bad_input(extra: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["bench", "bootstrap", *extra])
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert message in err and len(err.splitlines()) == 1
+
+
+def _arm(violations: int, first_n: int, last_k_cost: float) -> dict[str, Any]:
+    """The summary fields the goals read."""
+    return {"violations": violations, "first_n_violations": first_n, "last_k_cpu_core_hours": last_k_cost}
+
+
+@pytest.mark.parametrize(
+    ("arms", "met"),
+    [
+        (
+            {"heuristic": _arm(100, 20, 10.0), "rl_scratch": _arm(900, 400, 8.0), "rl_bootstrap": _arm(110, 20, 9.0)},
+            {
+                "lifecycle_violations_le_1.1x_heuristic": True,
+                "cheaper_than_heuristic_at_end": True,
+                "first_n_ge_10x_fewer_than_scratch": True,
+            },
+        ),
+        (
+            {"heuristic": _arm(100, 20, 10.0), "rl_scratch": _arm(900, 100, 8.0), "rl_bootstrap": _arm(111, 20, 10.0)},
+            {
+                "lifecycle_violations_le_1.1x_heuristic": False,
+                "cheaper_than_heuristic_at_end": False,
+                "first_n_ge_10x_fewer_than_scratch": False,
+            },
+        ),
+        (
+            {"heuristic": _arm(100, 20, 10.0), "rl_bootstrap": _arm(90, 20, 9.0)},
+            {"lifecycle_violations_le_1.1x_heuristic": True, "cheaper_than_heuristic_at_end": True},
+        ),
+        ({"heuristic": _arm(100, 20, 10.0)}, {}),
+    ],
+    ids=["all-met", "none-met", "without-scratch", "heuristic-only"],
+)
+def test_goals_are_judged_where_their_arms_ran(arms: dict[str, dict[str, Any]], met: dict[str, bool]) -> None:
+    from aware_ray.bench_bootstrap import _goals
+
+    assert _goals(arms)["met"] == met
