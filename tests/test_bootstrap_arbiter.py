@@ -252,7 +252,7 @@ def test_bad_policy_cooldown_doubles_up_to_the_cap(bad_run: Trace) -> None:
 def test_good_policy_never_trips(good_run: Trace) -> None:
     assert good_run.arb.fallbacks == 0
     assert good_run.reasons == []
-    assert good_run.arb.events == []
+    assert not good_run.arb.events
     assert set(good_run.sources) == {Source.POLICY}
     assert good_run.arb.next_cooldown == BAD_RUN.cooldown
 
@@ -266,7 +266,7 @@ def test_heuristic_phases_ignore_the_policy(phase: str) -> None:
     cfg = BootstrapConfig(start_phase=phase, window=4, cooldown=2)
     trace = drive(env, cfg, minimum_everywhere(env), reference=0.0)
     assert set(trace.sources) == {Source.HEURISTIC}
-    assert trace.arb.fallbacks == 0 and trace.arb.events == []
+    assert trace.arb.fallbacks == 0 and not trace.arb.events
     alone = drive(AutoscaleEnv({**HEAVY, "episode_steps": 40}), cfg, None)
     assert set(alone.sources) == {Source.HEURISTIC}
     # The policy's action never reached the app: the run is the heuristic's own, interval by interval.

@@ -19,6 +19,7 @@ per app. Nothing here knows about either.
 
 from __future__ import annotations
 
+from collections import deque
 from enum import IntEnum
 from typing import Any
 
@@ -29,6 +30,9 @@ from policies.base import HeuristicPolicy
 from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.monitor import Interval, SafetyMonitor
 from policies.bootstrap.phase import Phase
+
+MAX_EVENTS = 1000
+"""Hand-over events an arbiter remembers (a controller runs for months)."""
 
 
 class Source(IntEnum):
@@ -55,8 +59,8 @@ class Arbiter:
         self.next_cooldown = cfg.cooldown
         self.fallbacks = 0
         """Fallbacks since this arbiter was made."""
-        self.events: list[str] = []
-        """Why control changed hands, in order (fallbacks and hand-backs)."""
+        self.events: deque[str] = deque(maxlen=MAX_EVENTS)
+        """Why control changed hands, in order (fallbacks and hand-backs; the latest MAX_EVENTS)."""
         self._h_state: Any = None
         self._last_source: Source | None = None
         self._last_ask = 0.0
