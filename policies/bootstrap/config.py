@@ -4,7 +4,8 @@ Every transition has an explicit criterion here, so a run's log can say why it m
 the heuristic keeps control for ``offline_episodes`` episodes and until the actor clones it to
 ``bc_loss_max``; online, the monitor compares the last ``window`` policy-controlled intervals
 with the heuristic's reference and hands control back when the policy is worse by more than a
-margin; ``serving_episodes`` clean episodes in a row freeze the policy; drift in the rewards or
+margin; ``serving_episodes`` episodes in which the policy mostly acted and stayed within the
+heuristic's violation rate plus the margin freeze the policy; drift in the rewards or
 in the workload embedding sends it back to learning.
 """
 
@@ -49,7 +50,9 @@ class BootstrapConfig:
     """Envs (namespaces) where the ONLINE policy acts, the others staying with the heuristic until
     it is proven and SERVING; 0 lets it act everywhere at once."""
     serving_episodes: int = 20
-    """Episodes in a row the policy controls without a fallback before it is frozen."""
+    """Episodes the policy acted in that are judged together before it is frozen (ONLINE -> SERVING)."""
+    serving_min_share: float = 0.8
+    """Share of those episodes' intervals the policy must have acted on (fallbacks take the rest)."""
     drift_episodes: int = 5
     """Recent serving episodes the drift rule compares with the training reference."""
     drift_reward_k: float = 3.0
@@ -75,6 +78,8 @@ class BootstrapConfig:
             _number(key, value, 0.0)
             if value == 0:
                 raise ConfigError(f"bootstrap.{key}: must be > 0, got {value}")
+        if not 0 <= self.serving_min_share <= 1:
+            raise ConfigError(f"bootstrap.serving_min_share: must be in [0, 1], got {self.serving_min_share}")
         if self.violation_margin > 1:
             raise ConfigError(f"bootstrap.violation_margin: must be a rate in [0, 1], got {self.violation_margin}")
 

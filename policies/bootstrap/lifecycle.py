@@ -7,9 +7,13 @@ learner's behaviour-cloning loss, and moves when a criterion of ``BootstrapConfi
 - OFFLINE -> ONLINE after ``offline_episodes`` heuristic episodes once the actor clones the
   heuristic to ``bc_loss_max``; the heuristic's violation rate over those episodes becomes the
   monitor's reference;
-- ONLINE -> SERVING after ``serving_episodes`` episodes in a row that the policy controlled
-  throughout (no fallback; episodes it did not act in at all, outside the canary envs, do not
-  count either way); their rewards and embeddings become the drift reference;
+- ONLINE -> SERVING when, over the last ``serving_episodes`` episodes the policy acted in
+  (episodes outside the canary envs do not count), it acted on at least ``serving_min_share``
+  of the intervals (fallbacks took the rest) and the violation rate stayed within the
+  heuristic's reference + ``violation_margin``; their rewards and embeddings become the drift
+  reference. Judged on the whole stretch, not on "no fallback N times in a row": with a tight
+  monitor budget, a policy exactly as safe as the heuristic trips now and then by chance, and
+  would never string N clean episodes together;
 - SERVING -> ONLINE when the drift rules fire (retraining).
 
 Every transition is kept with its reason; ``metrics()`` gives the counters for TensorBoard.
@@ -31,7 +35,7 @@ FALLBACKS = "bootstrap/fallbacks"
 RETRAINS = "bootstrap/retrains"
 POLICY_SHARE = "bootstrap/policy_share"
 OFFLINE_EPISODES = "bootstrap/offline_episodes"
-CLEAN_STREAK = "bootstrap/clean_streak"
+CLEAN_STREAK = "bootstrap/proving_episodes"
 REFERENCE_VIOLATION_RATE = "bootstrap/reference_violation_rate"
 
 
@@ -147,23 +151,28 @@ class Lifecycle:
     def _online(self, step: int, ep: EpisodeReport) -> list[Transition]:
         if ep.policy_share == 0.0 and ep.fallbacks == 0:
             return []  # an env outside the canary (or a cooldown carried over): says nothing of the policy
-        if ep.fallbacks or ep.policy_share < 1.0:
-            self.clean_streak = 0
-            self._clean.clear()
-            return []
-        self.clean_streak += 1
         self._clean.append(ep)
-        if self.clean_streak < self.cfg.serving_episodes or not self._clean:
+        self.clean_streak = len(self._clean)
+        if len(self._clean) < self.cfg.serving_episodes:
             return []
-        embs = [e.embedding for e in self._clean if e.embedding is not None]
-        self.reference = Reference.of([e.reward for e in self._clean], embs or None)
+        judged = list(self._clean)
+        share = float(np.mean([e.policy_share for e in judged]))
+        rate = float(np.mean([e.violation_rate for e in judged]))
+        limit = self.reference_violation_rate + self.cfg.violation_margin
+        if share < self.cfg.serving_min_share or rate > limit:
+            return []
+        embs = [e.embedding for e in judged if e.embedding is not None]
+        self.reference = Reference.of([e.reward for e in judged], embs or None)
         self._recent.clear()
+        self._clean.clear()
+        self.clean_streak = 0
         return [
             self._move(
                 step,
                 Phase.SERVING,
-                f"{self.clean_streak} episodes in a row under the policy without a fallback "
-                f"(>= {self.cfg.serving_episodes}); frozen with reference reward "
+                f"over its last {len(judged)} episodes the policy acted on {100 * share:.0f}% of intervals "
+                f"(>= {100 * self.cfg.serving_min_share:.0f}%) with {100 * rate:.1f}% violations "
+                f"(<= {100 * limit:.1f}%); frozen with reference reward "
                 f"{self.reference.reward_mean:.3f} +- {self.reference.reward_std:.3f}",
             )
         ]
