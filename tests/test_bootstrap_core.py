@@ -522,7 +522,7 @@ def test_lifecycle_online_to_serving(episodes: str, serving_at: int | None) -> N
     assert lc.phase is (Phase.SERVING if serving_at is not None else Phase.ONLINE)
     assert lc.fallbacks == episodes.count("f")
     acted = len(episodes.replace("n", ""))
-    assert lc.clean_streak == (0 if serving_at is not None else min(acted, 3))
+    assert lc.proving_episodes == (0 if serving_at is not None else min(acted, 3))
     if serving_at is not None:
         (t,) = lc.transitions
         assert (t.source, t.target, t.step) == (Phase.ONLINE, Phase.SERVING, serving_at)
@@ -599,7 +599,7 @@ def test_lifecycle_serving_to_online_on_drift(
     assert one_line(t.reason)
     assert t.reason.startswith(f"retraining on {reason}")
     assert lc.phase is Phase.ONLINE
-    assert (lc.retrains, lc.clean_streak) == (1, 0)
+    assert (lc.retrains, lc.proving_episodes) == (1, 0)
 
 
 def run_through_every_phase() -> Lifecycle:

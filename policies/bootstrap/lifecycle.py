@@ -35,7 +35,7 @@ FALLBACKS = "bootstrap/fallbacks"
 RETRAINS = "bootstrap/retrains"
 POLICY_SHARE = "bootstrap/policy_share"
 OFFLINE_EPISODES = "bootstrap/offline_episodes"
-CLEAN_STREAK = "bootstrap/proving_episodes"
+PROVING_EPISODES = "bootstrap/proving_episodes"
 REFERENCE_VIOLATION_RATE = "bootstrap/reference_violation_rate"
 
 
@@ -83,16 +83,17 @@ class Lifecycle:
     offline_episodes: int = 0
     fallbacks: int = 0
     retrains: int = 0
-    clean_streak: int = 0
+    proving_episodes: int = 0
+    """Episodes the policy acted in since ONLINE began (or since the last freeze), up to serving_episodes."""
     reference: Reference | None = None
     _offline_violations: list[float] = field(default_factory=list)
-    _clean: deque = field(init=False)
+    _proving: deque = field(init=False)
     _recent: deque = field(init=False)
     _policy_share: float = 0.0
 
     def __post_init__(self) -> None:
         self.phase = self.cfg.phase
-        self._clean = deque(maxlen=max(self.cfg.serving_episodes, 1))
+        self._proving = deque(maxlen=max(self.cfg.serving_episodes, 1))
         self._recent = deque(maxlen=self.cfg.drift_episodes)
 
     # ------------------------------------------------------------------ what the arbiters need
@@ -151,11 +152,11 @@ class Lifecycle:
     def _online(self, step: int, ep: EpisodeReport) -> list[Transition]:
         if ep.policy_share == 0.0 and ep.fallbacks == 0:
             return []  # an env outside the canary (or a cooldown carried over): says nothing of the policy
-        self._clean.append(ep)
-        self.clean_streak = len(self._clean)
-        if len(self._clean) < self.cfg.serving_episodes:
+        self._proving.append(ep)
+        self.proving_episodes = len(self._proving)
+        if len(self._proving) < self.cfg.serving_episodes:
             return []
-        judged = list(self._clean)
+        judged = list(self._proving)
         share = float(np.mean([e.policy_share for e in judged]))
         rate = float(np.mean([e.violation_rate for e in judged]))
         limit = self.reference_violation_rate + self.cfg.violation_margin
@@ -164,8 +165,8 @@ class Lifecycle:
         embs = [e.embedding for e in judged if e.embedding is not None]
         self.reference = Reference.of([e.reward for e in judged], embs or None)
         self._recent.clear()
-        self._clean.clear()
-        self.clean_streak = 0
+        self._proving.clear()
+        self.proving_episodes = 0
         return [
             self._move(
                 step,
@@ -191,8 +192,8 @@ class Lifecycle:
         if reason is None:
             return []
         self.retrains += 1
-        self.clean_streak = 0
-        self._clean.clear()
+        self.proving_episodes = 0
+        self._proving.clear()
         self._recent.clear()
         return [self._move(step, Phase.ONLINE, f"retraining on {reason}")]
 
@@ -205,7 +206,7 @@ class Lifecycle:
             RETRAINS: float(self.retrains),
             POLICY_SHARE: self._policy_share,
             OFFLINE_EPISODES: float(self.offline_episodes),
-            CLEAN_STREAK: float(self.clean_streak),
+            PROVING_EPISODES: float(self.proving_episodes),
             REFERENCE_VIOLATION_RATE: self.reference_violation_rate,
         }
 
@@ -233,7 +234,7 @@ class Lifecycle:
         lc.offline_episodes = int(state.get(OFFLINE_EPISODES, len(lc._offline_violations)))
         lc.fallbacks = int(state.get(FALLBACKS, 0))
         lc.retrains = int(state.get(RETRAINS, 0))
-        lc.clean_streak = int(state.get(CLEAN_STREAK, 0))
+        lc.proving_episodes = int(state.get(PROVING_EPISODES, 0))
         lc._policy_share = float(state.get(POLICY_SHARE, 0.0))
         ref = state.get("reference")
         if ref:
