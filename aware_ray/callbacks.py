@@ -7,9 +7,9 @@ Metric names are namespaced so TensorBoard groups them: ``slo/violation_rate``,
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
+from policies.bootstrap.connector import scoreboard_records
 from policies.bootstrap.driver import EpisodeReports
 
 SLO_VIOLATION_RATE = "slo/violation_rate"
@@ -18,17 +18,6 @@ MEM_GIB_HOURS = "cost/mem_gib_hours"
 CPU_UTIL = "util/cpu"
 GUARD_CLAMPS = "guard/clamps"
 SCALING_ACTIONS = "scaling/actions"
-
-
-def _record(info: Any) -> dict[str, Any] | None:
-    if not isinstance(info, dict):
-        return None
-    sb = info.get("scoreboard")
-    if sb is None:
-        return None
-    if dataclasses.is_dataclass(sb):
-        return dataclasses.asdict(sb)
-    return sb if isinstance(sb, dict) else None
 
 
 class ScoreboardCallbacks(EpisodeReports):
@@ -42,9 +31,7 @@ class ScoreboardCallbacks(EpisodeReports):
         super().on_episode_end(episode=episode, metrics_logger=metrics_logger, **kwargs)
         if metrics_logger is None:
             return
-        chunks = [*(kwargs.get("prev_episode_chunks") or []), episode]
-        infos = [i for c in chunks for i in (c.get_infos()[1:] if len(c) else [])]
-        records = [r for r in (_record(i) for i in infos) if r is not None]
+        records = scoreboard_records([*(kwargs.get("prev_episode_chunks") or []), episode])
         if not records:
             return
         n = len(records)

@@ -14,6 +14,7 @@ The driver sets the phase and the monitor's reference on every runner before eac
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -83,26 +84,20 @@ class BootstrapActions(ConnectorV2):
     def __call__(self, *, rl_module: Any, batch: dict[str, Any], episodes: list[Any], **kwargs: Any) -> Any:
         actions = batch[Columns.ACTIONS]
         sources: dict[Any, list[int]] = {}
-        embeddings: dict[Any, list[np.ndarray]] | None = None
-        # Every interval gets an embedding when the module has a meta-learner: an episode's
-        # extra outputs must carry the same keys on every step.
-        want_embedding = getattr(rl_module, "meta", None) is not None
+        observed: dict[Any, np.ndarray] = {}
         for slot, key in enumerate(list(actions.keys())):
             episode = episodes[slot] if slot < len(episodes) else None
             if episode is None or (episode.id_,) != key or len(episode.get_observations()) == 0:
                 # The vector env is resetting this slot: the env ignores this action and the
                 # episode does not store it.
                 sources[key] = [int(Source.HEURISTIC)]
-                if want_embedding:
-                    embeddings = embeddings if embeddings is not None else {}
-                    embeddings[key] = [np.zeros(rl_module.meta.to_embedding[0].out_features, dtype=np.float32)]
                 continue
             arb = self._arbiter(slot)
             if self._episode_of.get(slot) != episode.id_:
                 self._episode_of[slot] = episode.id_
                 arb.start_episode()
             elif episode.t > self._seen_t.get(slot, -1):
-                record = _scoreboard(episode.get_infos(-1))
+                record = scoreboard_of(episode.get_infos(-1))
                 if record is not None:
                     arb.observe(bool(record["violated"]), float(record["reserved_cores"]))
             self._seen_t[slot] = episode.t
@@ -110,29 +105,47 @@ class BootstrapActions(ConnectorV2):
             action, source = arb.choose(obs, np.asarray(actions[key][0], dtype=np.float32))
             actions[key] = [action]
             sources[key] = [int(source)]
-            if want_embedding:
-                embeddings = embeddings if embeddings is not None else {}
-                embeddings[key] = [_embedding(rl_module, obs)]
+            observed[key] = obs
         batch[SOURCE_KEY] = sources
-        if embeddings is not None:
-            batch[EMBEDDING_KEY] = embeddings
+        # Every interval gets an embedding when the module has a meta-learner (an episode's
+        # extra outputs must carry the same keys on every step): one forward pass for all envs.
+        if getattr(rl_module, "meta", None) is not None:
+            emb = _embeddings(rl_module, list(observed.values()))
+            zero = np.zeros(rl_module.meta.to_embedding[0].out_features, dtype=np.float32)
+            rows = dict(zip(observed, emb, strict=True))
+            batch[EMBEDDING_KEY] = {key: [rows.get(key, zero)] for key in actions}
         return batch
 
 
-def _scoreboard(info: Any) -> dict[str, Any] | None:
-    import dataclasses
-
-    if not isinstance(info, dict) or info.get("scoreboard") is None:
+def scoreboard_of(info: Any) -> dict[str, Any] | None:
+    """The env's per-interval scoreboard record in an info dict, as a dict (None if there is none)."""
+    if not isinstance(info, dict):
         return None
-    sb = info["scoreboard"]
-    return dataclasses.asdict(sb) if dataclasses.is_dataclass(sb) else sb
+    sb = info.get("scoreboard")
+    if dataclasses.is_dataclass(sb):
+        return dataclasses.asdict(sb)
+    return sb if isinstance(sb, dict) else None
 
 
-def _embedding(module: Any, obs: np.ndarray) -> np.ndarray:
+def scoreboard_records(chunks: list[Any]) -> list[dict[str, Any]]:
+    """Every interval's scoreboard record of an episode handed over in chunks, in order.
+
+    The first info of a chunk repeats the last of the chunk before (or is the reset's), so it
+    is skipped.
+    """
+    infos = (i for c in chunks if len(c) for i in c.get_infos()[1:])
+    return [r for r in map(scoreboard_of, infos) if r is not None]
+
+
+def _embeddings(module: Any, observations: list[np.ndarray]) -> list[np.ndarray]:
+    """Workload embeddings of a batch of observations (an empty batch gives none)."""
+    if not observations:
+        return []
     import torch
 
     with torch.no_grad():
-        return module.embedding(torch.as_tensor(obs[None])).numpy()[0].astype(np.float32)
+        out = module.embedding(torch.as_tensor(np.stack(observations))).numpy().astype(np.float32)
+    return list(out)
 
 
 def find_piece(env_runner: Any) -> BootstrapActions | None:
@@ -147,19 +160,15 @@ def find_piece(env_runner: Any) -> BootstrapActions | None:
 def episode_report(chunks: list[Any]) -> EpisodeReport | None:
     """The lifecycle's view of a finished episode, from all its chunks (in order)."""
     rewards: list[float] = []
-    violated: list[bool] = []
-    core_hours = 0.0
     sources: list[int] = []
     embs: list[np.ndarray] = []
+    records = scoreboard_records(chunks)
+    violated = [bool(r["violated"]) for r in records]
+    core_hours = float(sum(r["cpu_core_hours"] for r in records))
     for chunk in chunks:
         if len(chunk) == 0:
             continue
         rewards.extend(float(r) for r in chunk.get_rewards())
-        for info in chunk.get_infos()[1:]:
-            rec = _scoreboard(info)
-            if rec is not None:
-                violated.append(bool(rec["violated"]))
-                core_hours += float(rec["cpu_core_hours"])
         if SOURCE_KEY in chunk.extra_model_outputs:
             sources.extend(int(s) for s in np.asarray(chunk.get_extra_model_outputs(SOURCE_KEY)).ravel())
         if EMBEDDING_KEY in chunk.extra_model_outputs:
