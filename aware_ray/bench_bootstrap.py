@@ -18,7 +18,6 @@ fewer than RL from scratch in the first N episodes, and costs less than the heur
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import time
 from pathlib import Path
@@ -217,11 +216,10 @@ def bench_bootstrap(
         "wall_s": {arm: runs[arm]["wall_s"] for arm in arms},
     }
     if out:
+        from aware_ray.train import write_json
+
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        detail = {**result, "rows": {arm: runs[arm]["rows"] for arm in arms}}
-        tmp = folder / ".bootstrap_bench.json.tmp"
-        tmp.write_text(json.dumps(detail, indent=1, default=float))
-        tmp.replace(folder / "bootstrap_bench.json")
+        write_json(folder / "bootstrap_bench.json", {**result, "rows": {arm: runs[arm]["rows"] for arm in arms}})
         result["out"] = str(folder / "bootstrap_bench.json")
     return result

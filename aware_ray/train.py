@@ -148,7 +148,7 @@ def _trainable(params: dict[str, Any]) -> None:
                 metrics[k] = float(v)
         if algo.bootstrap is not None:
             metrics.update({f"bootstrap/{k}": float(v) for k, v in result.get("bootstrap", {}).items()})
-            _write_json(bootstrap_file, algo.bootstrap.lifecycle.state())
+            write_json(bootstrap_file, algo.bootstrap.lifecycle.state())
         last = it == cfg.run.iterations
         if (cfg.run.eval_every and it % cfg.run.eval_every == 0) or last:
             module = algo.get_module()
@@ -183,7 +183,7 @@ def _trainable(params: dict[str, Any]) -> None:
             st = {"iteration": it, "best": best}
             if algo.bootstrap is not None:
                 st["bootstrap"] = algo.bootstrap.lifecycle.state()
-            _write_json(state_file, st)
+            write_json(state_file, st)
         metrics["best/score"] = best["score"] if np.isfinite(best["score"]) else np.nan
         metrics["wall_s"] = time.time() - t0
         tune.report(metrics)
@@ -191,7 +191,7 @@ def _trainable(params: dict[str, Any]) -> None:
     algo.stop()
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any) -> None:
     """Write JSON through a temporary file, so a reader never sees half of it."""
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=float))
