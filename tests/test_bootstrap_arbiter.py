@@ -303,6 +303,20 @@ SCRIPT = BootstrapConfig(start_phase="online", window=4, violation_margin=0.25, 
 """Budget 1 violation per 4 intervals; cooldowns 2, 4, 6, 6, ..."""
 
 
+def scripted_arbiter() -> tuple[AutoscaleEnv, np.ndarray, Arbiter]:
+    """A SCRIPT arbiter at the start of an episode on the heavy load, with its env and first observation.
+
+    The scripted tests feed it outcomes by hand; the observation only gives the heuristic
+    something real to decide on.
+    """
+    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
+    obs, _ = env.reset(seed=SEED)
+    arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
+    arb.set_reference(0.0)
+    arb.start_episode()
+    return env, obs, arb
+
+
 @pytest.mark.parametrize(
     ("outcomes", "sources"),
     [
@@ -319,11 +333,7 @@ SCRIPT = BootstrapConfig(start_phase="online", window=4, violation_margin=0.25, 
 )
 def test_sources_follow_the_script(outcomes: str, sources: str) -> None:
     """`sources[i]` is who acted on interval i, after the arbiter heard the outcome of interval i - 1."""
-    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
-    obs, _ = env.reset(seed=SEED)
-    arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
-    arb.set_reference(0.0)
-    arb.start_episode()
+    env, obs, arb = scripted_arbiter()
     assert arb.monitor.budget() == 1
     assert len(outcomes) == len(sources)
     policy = minimum_everywhere(env)(obs)
@@ -344,10 +354,7 @@ def test_sources_follow_the_script(outcomes: str, sources: str) -> None:
 
 def test_new_episode_forgets_the_window_but_keeps_the_backoff() -> None:
     """``start_episode`` forgets the window and the last source; a running cooldown and the backoff carry over."""
-    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
-    obs, _ = env.reset(seed=SEED)
-    arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
-    arb.start_episode()
+    env, obs, arb = scripted_arbiter()
     policy = minimum_everywhere(env)(obs)
 
     def interval(violated: bool) -> tuple[Source, str | None]:
@@ -373,11 +380,8 @@ def test_new_episode_forgets_the_window_but_keeps_the_backoff() -> None:
 
 @pytest.mark.parametrize("canary", [True, False])
 def test_only_canary_envs_let_an_online_policy_act(canary: bool) -> None:
-    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
-    obs, _ = env.reset(seed=SEED)
-    arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
+    env, obs, arb = scripted_arbiter()
     arb.canary = canary
-    arb.start_episode()
     policy = minimum_everywhere(env)(obs)
     assert arb.choose(obs, policy)[1] is (Source.POLICY if canary else Source.HEURISTIC)
     arb.phase = Phase.SERVING  # once proven, the policy acts everywhere
@@ -395,11 +399,7 @@ def test_only_canary_envs_let_an_online_policy_act(canary: bool) -> None:
 )
 def test_cost_rule_uses_the_heuristics_own_ratio(outcomes: str, sources: str) -> None:
     """After a window under the heuristic (by phase), its reserved-to-rule ratio is the yardstick."""
-    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
-    obs, _ = env.reset(seed=SEED)
-    arb = Arbiter(SCRIPT, make_teacher(SCRIPT, EnvContext.of(env)))
-    arb.set_reference(0.0)
-    arb.start_episode()
+    env, obs, arb = scripted_arbiter()
     arb.phase = Phase.OFFLINE
     rule = arb.rule_cores(obs)
     assert rule > 0
