@@ -103,15 +103,24 @@ def run_arm(cfg: TrainConfig, arm: str, episodes: int, switch_at: int, new_workl
                 switched = True
         env_steps = float(result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0))
         transitions = [t.to_dict() for t in algo.bootstrap.lifecycle.transitions] if algo.bootstrap else []
+        handovers = list(algo.bootstrap.handovers) if algo.bootstrap else []
     finally:
         algo.stop()
     return {
         "rows": rows[:episodes],
         "transitions": transitions if arm == "rl_bootstrap" else [],
+        "handovers": handovers if arm == "rl_bootstrap" else [],
         "wall_s": round(time.time() - t0, 1),
         "iterations": iterations,
         "env_steps": env_steps,
     }
+
+
+def fallback_reasons(handovers: list[dict[str, Any]]) -> dict[str, int]:
+    """Fallbacks of the bootstrapped arm by the monitor's signal (SLO violations or cost)."""
+    fallbacks = [h["event"] for h in handovers if h["event"].startswith("fallback")]
+    slo = sum("violated the SLO" in e for e in fallbacks)
+    return {"slo": slo, "cost": len(fallbacks) - slo}
 
 
 def summarize(rows: list[dict[str, Any]], first_n: int, last_k: int) -> dict[str, Any]:
@@ -213,6 +222,7 @@ def bench_bootstrap(
         "arms": summary,
         "goals": goals,
         "transitions": runs["rl_bootstrap"]["transitions"] if "rl_bootstrap" in runs else [],
+        "fallback_reasons": fallback_reasons(runs["rl_bootstrap"]["handovers"]) if "rl_bootstrap" in runs else {},
         "wall_s": {arm: runs[arm]["wall_s"] for arm in arms},
     }
     if out:
@@ -220,6 +230,13 @@ def bench_bootstrap(
 
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "bootstrap_bench.json", {**result, "rows": {arm: runs[arm]["rows"] for arm in arms}})
+        write_json(
+            folder / "bootstrap_bench.json",
+            {
+                **result,
+                "rows": {arm: runs[arm]["rows"] for arm in arms},
+                "handovers": runs["rl_bootstrap"]["handovers"] if "rl_bootstrap" in runs else [],
+            },
+        )
         result["out"] = str(folder / "bootstrap_bench.json")
     return result

@@ -123,6 +123,8 @@ def _trainable(params: dict[str, Any]) -> None:
             from policies.bootstrap.lifecycle import Lifecycle
 
             algo.bootstrap.lifecycle = Lifecycle.restore(cfg.bootstrap, st["bootstrap"])
+            if bootstrap_file.exists():
+                algo.bootstrap.handovers.extend(json.loads(bootstrap_file.read_text()).get("handovers", []))
     history = (
         json.loads((out / "validation.json").read_text())
         if params["resume"] and (out / "validation.json").exists()
@@ -148,7 +150,7 @@ def _trainable(params: dict[str, Any]) -> None:
                 metrics[k] = float(v)
         if algo.bootstrap is not None:
             metrics.update({f"bootstrap/{k}": float(v) for k, v in result.get("bootstrap", {}).items()})
-            write_json(bootstrap_file, algo.bootstrap.lifecycle.state())
+            write_json(bootstrap_file, algo.bootstrap.record())
         last = it == cfg.run.iterations
         if (cfg.run.eval_every and it % cfg.run.eval_every == 0) or last:
             module = algo.get_module()

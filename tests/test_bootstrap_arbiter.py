@@ -417,3 +417,16 @@ def test_cost_rule_uses_the_heuristics_own_ratio(outcomes: str, sources: str) ->
             arb.observe(*fine[outcomes[i - 1]])
         got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
     assert "".join(got) == sources
+
+
+@pytest.mark.parametrize(
+    ("logged", "seen", "expected"), [(0, 0, []), (3, 1, ["e1", "e2"]), (3, 3, []), (5, 0, ["e2", "e3", "e4"])]
+)
+def test_new_events_are_those_after_the_reader_left_off(logged: int, seen: int, expected: list[str]) -> None:
+    """A reader that remembers ``events_total`` gets each event once; the oldest beyond memory are gone."""
+    env = AutoscaleEnv({**HEAVY, "episode_steps": 4})
+    arb = Arbiter(BootstrapConfig(), make_teacher(BootstrapConfig(), EnvContext.of(env)))
+    arb.events = type(arb.events)(maxlen=3)
+    for i in range(logged):
+        arb._log(f"e{i}")
+    assert arb.new_events(seen) == expected

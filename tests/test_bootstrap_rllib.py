@@ -9,7 +9,9 @@ Around it: the per-episode report over chunks, the cloning loss by hand, and con
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
+from itertools import pairwise
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,7 +39,7 @@ from envs.autoscale_env import AutoscaleEnv, StepRecord
 from envs.errors import ConfigError
 from policies.base import EnvContext
 from policies.bootstrap import BootstrapConfig, Phase, Source
-from policies.bootstrap.connector import EMBEDDING_KEY, REPORTS_ATTR, SOURCE_KEY, episode_report
+from policies.bootstrap.connector import EMBEDDING_KEY, REPORTS_ATTR, SOURCE_KEY, episode_report, find_piece
 from policies.bootstrap.driver import EpisodeReports
 from policies.bootstrap.lifecycle import EpisodeReport
 from policies.bootstrap.teacher import make_teacher
@@ -184,6 +186,49 @@ def test_a_run_goes_through_every_phase(local_ray: None) -> None:
                 assert report.policy_share == 0.0
             if phase == Phase.SERVING:
                 assert report.policy_share == 1.0
+    finally:
+        algo.stop()
+
+
+TRIPS_OFTEN = {
+    "start_phase": "online",
+    "window": 5,
+    "violation_margin": 0.0,
+    "cost_margin": 0.0,
+    "cooldown": 2,
+    "max_cooldown": 4,
+    "utilization_ceiling": 0.8,
+    "limit_tolerance": 0.1,
+}
+"""An untrained policy judged on a window of 5 against the heuristic's own cost: it trips all the time."""
+
+HANDOVER = re.compile(
+    r"^(fallback to the heuristic for \d+ intervals: policy (violated the SLO|reserved [\d.]+x the CPU) .+"
+    r"|policy back in control after the cooldown)$"
+)
+
+
+def test_every_handover_reaches_the_driver_with_its_reason(local_ray: None) -> None:
+    """Fallbacks happen in the env runners' arbiters; the driver logs each with its env and reason."""
+    torch.set_num_threads(1)
+    algo = tiny_config(TRIPS_OFTEN).build_algo()
+    try:
+        for _ in range(6):
+            algo.train()
+        handovers = list(algo.bootstrap.handovers)
+        fallbacks = [h for h in handovers if h["event"].startswith("fallback")]
+        assert fallbacks, "an untrained policy against a zero margin never tripped"
+        for h in handovers:
+            assert HANDOVER.match(h["event"]), h
+            assert h["env"] in (0, 1) and h["iteration"] >= 1 and h["t"] >= 0
+        for env in (0, 1):
+            # Per env, control alternates: a fallback, then the hand-back, then a fallback...
+            kinds = [h["event"].startswith("fallback") for h in handovers if h["env"] == env]
+            assert all(a != b for a, b in pairwise(kinds)), kinds
+        assert algo.bootstrap.record()["handovers"] == handovers
+        assert algo.bootstrap.lifecycle.fallbacks <= len(fallbacks)
+        # Nothing is logged twice: the runners' queues are empty after the pull.
+        assert find_piece(algo.env_runner).handovers == []
     finally:
         algo.stop()
 

@@ -166,6 +166,9 @@ def test_bootstrapped_training_logs_its_lifecycle(tmp_path: Path) -> None:
     again = json.loads((out / "bootstrap.json").read_text())
     assert [(t["from"], t["to"]) for t in again["transitions"]][: len(steps)] == steps
     assert sum(t["to"] == "OFFLINE" for t in again["transitions"]) == 1
+    # The hand-overs logged before the resume are kept, and new ones follow them.
+    assert isinstance(state["handovers"], list)
+    assert again["handovers"][: len(state["handovers"])] == state["handovers"]
 
 
 def test_evaluate_rejects_a_missing_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -30,6 +30,7 @@ from policies.base import HeuristicPolicy
 from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.monitor import Interval, SafetyMonitor
 from policies.bootstrap.phase import Phase
+from policies.bootstrap.shield import limit_tolerance, utilization_floor
 
 MAX_EVENTS = 1000
 """Hand-over events an arbiter remembers (a controller runs for months)."""
@@ -61,6 +62,8 @@ class Arbiter:
         """Fallbacks since this arbiter was made."""
         self.events: deque[str] = deque(maxlen=MAX_EVENTS)
         """Why control changed hands, in order (fallbacks and hand-backs; the latest MAX_EVENTS)."""
+        self.events_total = 0
+        """Events ever logged (a reader that remembers it knows which of ``events`` are new)."""
         self._h_state: Any = None
         self._last_source: Source | None = None
         self._last_ask = 0.0
@@ -68,6 +71,15 @@ class Arbiter:
         self._h_reserved = 0.0
         self._h_ask = 0.0
         self._h_intervals = 0
+
+    def _log(self, event: str) -> None:
+        self.events.append(event)
+        self.events_total += 1
+
+    def new_events(self, seen: int) -> list[str]:
+        """Events logged after the first ``seen`` (those still remembered)."""
+        new = min(self.events_total - seen, len(self.events))
+        return list(self.events)[len(self.events) - new :] if new > 0 else []
 
     def set_reference(self, violation_rate: float) -> None:
         """The heuristic's violation rate while it controlled (the monitor's yardstick)."""
@@ -132,13 +144,23 @@ class Arbiter:
             self.next_cooldown = min(2 * self.next_cooldown, self.cfg.max_cooldown)
             self.monitor.reset()
             self._clean = 0
-            self.events.append(f"fallback to the heuristic for {self.cooldown_left} intervals: {reason}")
+            self._log(f"fallback to the heuristic for {self.cooldown_left} intervals: {reason}")
             return reason
         self._clean += 1
         if self._clean >= self.cfg.window:
             # A whole window without a trip: the policy has earned a fresh backoff.
             self.next_cooldown = self.cfg.cooldown
         return None
+
+    def shield(self, observation: np.ndarray, policy_action: np.ndarray) -> np.ndarray:
+        """The policy's action through the configured shield (see shield.py)."""
+        action = np.asarray(policy_action, dtype=np.float32)
+        ctx = self.heuristic.ctx
+        if self.cfg.limit_tolerance > 0:
+            action = limit_tolerance(action, ctx.app.n_services, self.cfg.limit_tolerance)
+        if self.cfg.utilization_ceiling > 0:
+            action = utilization_floor(action, observation, ctx, self.cfg.utilization_ceiling)
+        return action
 
     def choose(self, observation: np.ndarray, policy_action: np.ndarray | None) -> tuple[np.ndarray, Source]:
         """The action to apply for this interval, and who it comes from.
@@ -155,10 +177,10 @@ class Arbiter:
             self.cooldown_left -= 1
             source = Source.FALLBACK
             if self.cooldown_left == 0:
-                self.events.append("policy back in control after the cooldown")
+                self._log("policy back in control after the cooldown")
         else:
             source = Source.POLICY
         self._last_source = source
         if source == Source.POLICY:
-            return np.asarray(policy_action, dtype=np.float32), source
+            return self.shield(observation, policy_action), source
         return np.asarray(h_action, dtype=np.float32), source

@@ -61,6 +61,13 @@ class BootstrapConfig:
     """... or when the recent spread of episode rewards exceeds this x the reference spread."""
     drift_embedding: float = 3.0
     """... or when the recent workload embedding is this many reference spreads away (0 turns it off)."""
+    utilization_ceiling: float = 0.0
+    """Whenever the policy acts, replicas are raised so that no service plans above this CPU
+    utilisation at the usage just observed, and CPU limits are kept at or above the Deployment's
+    own (see shield.py; 0 turns this floor off)."""
+    limit_tolerance: float = 0.0
+    """Whenever the policy acts, CPU and memory changes smaller than this (in action units, where
+    1 is the largest step) are not made, so small biases do not compound (see shield.py; 0: off)."""
 
     def __post_init__(self) -> None:
         self.phase  # noqa: B018 - parses start_phase
@@ -80,6 +87,14 @@ class BootstrapConfig:
                 raise ConfigError(f"bootstrap.{key}: must be > 0, got {value}")
         if not 0 <= self.serving_min_share <= 1:
             raise ConfigError(f"bootstrap.serving_min_share: must be in [0, 1], got {self.serving_min_share}")
+        _number("utilization_ceiling", self.utilization_ceiling, 0.0)
+        _number("limit_tolerance", self.limit_tolerance, 0.0)
+        if self.limit_tolerance >= 1:
+            raise ConfigError(f"bootstrap.limit_tolerance: must be in [0, 1), got {self.limit_tolerance}")
+        if self.utilization_ceiling > 1:
+            raise ConfigError(
+                f"bootstrap.utilization_ceiling: must be in (0, 1], or 0 for off, got {self.utilization_ceiling}"
+            )
         if self.violation_margin > 1:
             raise ConfigError(f"bootstrap.violation_margin: must be a rate in [0, 1], got {self.violation_margin}")
 

@@ -33,6 +33,8 @@ SOURCE_KEY = "bootstrap_source"
 EMBEDDING_KEY = "bootstrap_embedding"
 REPORTS_ATTR = "_bootstrap_reports"
 """Attribute of the env runner where finished episodes' reports wait for the driver."""
+MAX_PENDING_HANDOVERS = 1000
+"""Hand-overs a runner keeps for the driver between two pulls (the oldest go first)."""
 
 
 class BootstrapActions(ConnectorV2):
@@ -59,6 +61,9 @@ class BootstrapActions(ConnectorV2):
         """Global index of this runner's first env (for canary_envs); set by the driver."""
         self._episode_of: dict[int, str] = {}
         self._seen_t: dict[int, int] = {}
+        self._events_seen: dict[int, int] = {}
+        self.handovers: list[dict[str, Any]] = []
+        """Fallbacks and hand-backs since the driver last pulled: env (global index), step, event."""
 
     def set_phase(self, phase: Phase, reference_violation_rate: float, first_env: int | None = None) -> None:
         self.phase = Phase(phase)
@@ -103,6 +108,7 @@ class BootstrapActions(ConnectorV2):
             self._seen_t[slot] = episode.t
             obs = np.asarray(episode.get_observations(-1), dtype=np.float32)
             action, source = arb.choose(obs, np.asarray(actions[key][0], dtype=np.float32))
+            self._collect_events(slot, arb, int(episode.t))
             actions[key] = [action]
             sources[key] = [int(source)]
             observed[key] = obs
@@ -115,6 +121,17 @@ class BootstrapActions(ConnectorV2):
             rows = dict(zip(observed, emb, strict=True))
             batch[EMBEDDING_KEY] = {key: [rows.get(key, zero)] for key in actions}
         return batch
+
+    def _collect_events(self, slot: int, arb: Arbiter, t: int) -> None:
+        for event in arb.new_events(self._events_seen.get(slot, 0)):
+            self.handovers.append({"env": self.first_env + slot, "t": t, "event": event})
+        self._events_seen[slot] = arb.events_total
+        del self.handovers[:-MAX_PENDING_HANDOVERS]
+
+    def pop_handovers(self) -> list[dict[str, Any]]:
+        """The hand-overs since the last call (the driver logs them)."""
+        out, self.handovers = self.handovers, []
+        return out
 
 
 def scoreboard_of(info: Any) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ puts the ``bootstrap/*`` counters into the iteration's results (so TensorBoard p
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any
 
 from ray.rllib.callbacks.callbacks import RLlibCallback
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 RESULTS_KEY = "bootstrap"
 """Results of an iteration hold the lifecycle's counters under this key."""
+MAX_HANDOVERS = 1000
+"""Hand-overs the driver keeps for the run's record (the latest)."""
 
 
 class EpisodeReports(RLlibCallback):
@@ -51,6 +54,19 @@ def pull_reports(algo: Any) -> list[EpisodeReport]:
     return out
 
 
+def pull_handovers(algo: Any) -> list[dict[str, Any]]:
+    """Fallbacks and hand-backs logged by every runner's arbiters since the last pull."""
+
+    def pop(runner: Any) -> list[dict[str, Any]]:
+        piece = find_piece(runner)
+        return piece.pop_handovers() if piece is not None else []
+
+    out: list[dict[str, Any]] = []
+    for events in algo.env_runner_group.foreach_env_runner(pop, local_env_runner=True):
+        out.extend(events or [])
+    return out
+
+
 class BootstrapDriver:
     """Owns the Lifecycle of a training run and keeps env runners and learners in step with it."""
 
@@ -59,6 +75,8 @@ class BootstrapDriver:
         self.lifecycle = Lifecycle(cfg)
         self.episodes: list[tuple[int, Phase, EpisodeReport]] = []
         """Every finished episode: (iteration, phase it finished in, report)."""
+        self.handovers: deque[dict[str, Any]] = deque(maxlen=MAX_HANDOVERS)
+        """Every fallback and hand-back with its reason: iteration, env, step in the episode, event."""
         self.lifecycle.start(0)
         for t in self.lifecycle.transitions:
             logger.info("bootstrap %s", t)
@@ -96,10 +114,17 @@ class BootstrapDriver:
         it = int(algo.iteration) + 1
         for r in reports:
             self.episodes.append((it, self.phase, r))
+        for h in pull_handovers(algo):
+            self.handovers.append({"iteration": it, **h})
+            logger.info("bootstrap env %d, step %d: %s", h["env"], h["t"], h["event"])
         transitions = self.lifecycle.observe(it, reports, bc_loss)
         for t in transitions:
             logger.warning("bootstrap %s", t)
         return transitions
+
+    def record(self) -> dict[str, Any]:
+        """The lifecycle's state and the latest hand-overs, as the run's ``bootstrap.json`` holds them."""
+        return {**self.lifecycle.state(), "handovers": list(self.handovers)}
 
     def results(self) -> dict[str, float]:
         """The counters for this iteration's results (``bootstrap/phase``, ``bootstrap/fallbacks``...)."""
