@@ -219,4 +219,8 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
             args.out or "reports/bootstrap",
             [a.strip() for a in args.arms.split(",")] if args.arms else None,
         )
+    if name == "separability":
+        from aware_ray.separability import bench_separability
+
+        return bench_separability(steps=args.probe_steps, train_seeds=args.train_seeds, test_seeds=args.test_seeds)
     raise ValueError(f"unknown benchmark {name!r}")

@@ -115,10 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap"],
+        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability"],
         help="sim: simulator throughput; ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
         "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
-        "bootstrapped RL over one lifecycle",
+        "bootstrapped RL over one lifecycle; separability: how well the load itself separates the "
+        "workload families (linear probe and MLP, short window and long context)",
     )
     be.add_argument("--seconds", type=float, default=3.0, help="sim: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
@@ -152,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument(
         "--arms", default=None, help="bootstrap: comma-separated subset of heuristic,rl_scratch,rl_bootstrap"
     )
+    be.add_argument("--probe-steps", type=int, default=160, help="separability: intervals per episode")
+    be.add_argument("--train-seeds", type=int, default=20, help="separability: training episodes per family")
+    be.add_argument("--test-seeds", type=int, default=6, help="separability: held-out episodes per family")
     be.add_argument("--first-n", type=int, default=16, help="bootstrap: episodes in the 'first N' figures")
     be.add_argument("--last-k", type=int, default=8, help="bootstrap: episodes in the 'at the end' figures")
     be.set_defaults(func=cmd_bench)

@@ -71,9 +71,22 @@ def probe_accuracy(
             (ys_tr if s < train_seeds else ys_te).append(np.full(len(e), k))
     x_tr, y_tr = np.concatenate(xs_tr), np.concatenate(ys_tr)
     x_te, y_te = np.concatenate(xs_te), np.concatenate(ys_te)
+    return ridge_probe(x_tr, y_tr, x_te, y_te, ridge, len(fams))
+
+
+def ridge_probe(
+    x_tr: np.ndarray,
+    y_tr: np.ndarray,
+    x_te: np.ndarray,
+    y_te: np.ndarray,
+    ridge: float = 1e-2,
+    n_classes: int | None = None,
+) -> float:
+    """Held-out accuracy of a ridge-regression one-vs-rest linear classifier on standardised features."""
+    n_classes = n_classes or int(max(y_tr.max(), y_te.max())) + 1
     mu, sd = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-6
     a = np.hstack([(x_tr - mu) / sd, np.ones((len(x_tr), 1))])
-    targets = np.eye(len(fams))[y_tr]
+    targets = np.eye(n_classes)[y_tr]
     w = np.linalg.solve(a.T @ a + ridge * np.eye(a.shape[1]), a.T @ targets)
     pred = np.argmax(np.hstack([(x_te - mu) / sd, np.ones((len(x_te), 1))]) @ w, axis=1)
     return float((pred == y_te).mean())
