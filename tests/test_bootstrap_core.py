@@ -54,6 +54,10 @@ def one_line(text: str | None) -> bool:
         pytest.param(
             {"cooldown": 50, "max_cooldown": 40}, "bootstrap.max_cooldown", ">= cooldown (50)", id="max-below-cooldown"
         ),
+        pytest.param({"cost_window": -5}, "bootstrap.cost_window", "integer >= 0", id="cost-window-negative"),
+        pytest.param({"utilization_ceiling": 1.2}, "bootstrap.utilization_ceiling", "(0, 1]", id="ceiling-above-1"),
+        pytest.param({"limit_tolerance": 1.0}, "bootstrap.limit_tolerance", "[0, 1)", id="tolerance-1"),
+        pytest.param({"limit_tolerance": -0.1}, "bootstrap.limit_tolerance", ">= 0", id="tolerance-negative"),
         pytest.param({"windw": 40}, "bootstrap.windw", "unknown key", id="unknown-key"),
         pytest.param(
             {"start_phase": "warm"},
@@ -268,6 +272,26 @@ def test_monitor_cost_is_judged_over_the_whole_window() -> None:
     assert all(m.observe(clean(1.0, 4.0)) is None for _ in range(9))
     assert m.observe(clean(20.0, 4.0)) is None  # 9 + 20 = 29 <= 1.25 x 40
     assert m.observe(clean(30.0, 4.0)) is not None  # 8 + 20 + 30 = 58 > 50
+
+
+def test_monitor_cost_window_is_separate_from_the_violation_window() -> None:
+    """Violations are judged over the last 10 intervals, cost only once 30 are in, over those 30."""
+    m = SafetyMonitor(10, 0.1, 0.25, cost_window=30)
+    assert all(m.observe(clean(50.0, 4.0)) is None for _ in range(29))  # 12x the rule, but not yet judged
+    reason = m.observe(clean(50.0, 4.0))
+    assert reason is not None and "over 30 intervals" in reason
+    m.reset()
+    # One violation per 10 intervals is the budget; two among the last 10 trip, whenever they came.
+    outcomes = [m.observe(violating() if i in (0, 25) else clean()) for i in range(30)]
+    assert all(r is None for r in outcomes)
+    assert m.observe(violating()) is not None  # the 26th interval and this one are within the last 10
+    m.reset()
+    # Cheap early intervals leave the cost window once 30 newer ones are in.
+    for _ in range(30):
+        m.observe(clean(1.0, 4.0))
+    results = [m.observe(clean(6.0, 4.0)) for _ in range(30)]
+    # 1.5x the rule against 1.25x allowed: (30 - k) + 6k > 150 first at the 25th expensive interval.
+    assert [r is not None for r in results].index(True) == 24
 
 
 # ---------------------------------------------------------------------------------------- drift

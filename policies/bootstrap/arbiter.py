@@ -55,7 +55,7 @@ class Arbiter:
         self.phase = cfg.phase
         self.canary = True
         """Whether the policy may act here while ONLINE (see BootstrapConfig.canary_envs)."""
-        self.monitor = SafetyMonitor(cfg.window, cfg.violation_margin, cfg.cost_margin)
+        self.monitor = SafetyMonitor(cfg.window, cfg.violation_margin, cfg.cost_margin, cfg.cost_window)
         self.cooldown_left = 0
         self.next_cooldown = cfg.cooldown
         self.fallbacks = 0

@@ -40,7 +40,11 @@ class BootstrapConfig:
     violation_margin: float = 0.05
     """Violation rate the policy may exceed the heuristic's reference by, within a window."""
     cost_margin: float = 0.25
-    """Share by which the policy's reserved CPU may exceed what the heuristic asks for, over a window."""
+    """Share by which the policy's reserved CPU may exceed what the heuristic asks for, over a cost window."""
+    cost_window: int = 0
+    """Policy-controlled intervals the cost rule judges together (0: ``window``). Longer than the
+    violation window is sound: a cost overrun is no emergency, and over short spans the heuristic's
+    own ratio to the rule swings with the load's trend (its scale-down stabilisation)."""
     cooldown: int = 40
     """Intervals the heuristic keeps control after a fallback; doubles after each fallback in a row
     (across episodes: only a whole window without a trip brings it back down)."""
@@ -72,7 +76,7 @@ class BootstrapConfig:
     def __post_init__(self) -> None:
         self.phase  # noqa: B018 - parses start_phase
         self.teacher  # noqa: B018 - parses heuristic
-        for key in ("offline_episodes", "serving_episodes", "canary_envs"):
+        for key in ("offline_episodes", "serving_episodes", "canary_envs", "cost_window"):
             _int(key, getattr(self, key), 0)
         for key in ("window", "cooldown", "max_cooldown", "drift_episodes"):
             _int(key, getattr(self, key), 1)

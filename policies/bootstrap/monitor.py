@@ -1,13 +1,14 @@
 """The online safety monitor: is the policy doing worse than the heuristic it replaced?
 
-Two signals, over the last ``window`` intervals the policy controlled:
+Two signals, over the intervals the policy controlled:
 
-- **violations**: the heuristic's reference violation rate (measured while it was in control)
-  plus a margin gives a budget of violating intervals per window; one more than the budget
-  trips the monitor at once, so a policy that breaks the SLO on every interval is caught after
-  ``budget + 1`` intervals, well within the window;
-- **cost**: the CPU the policy reserved against what the HPA's rule reserves for the CPU in
-  use (times the heuristic's own measured ratio to that rule); judged once a whole window is in.
+- **violations**, over the last ``window``: the heuristic's reference violation rate (measured
+  while it was in control) plus a margin gives a budget of violating intervals per window; one
+  more than the budget trips the monitor at once, so a policy that breaks the SLO on every
+  interval is caught after ``budget + 1`` intervals, well within the window;
+- **cost**, over the last ``cost_window`` (``window`` unless set longer): the CPU the policy
+  reserved against what the HPA's rule reserves for the CPU in use (times the heuristic's own
+  measured ratio to that rule); judged once a whole cost window is in.
 
 Counterfactual violations cannot be observed (the heuristic did not act); the CPU a rule would
 reserve for the observed usage can be computed: that is why the two signals use different
@@ -35,15 +36,18 @@ class Interval:
 class SafetyMonitor:
     """Sliding-window judge of the policy against the heuristic's reference."""
 
-    def __init__(self, window: int, violation_margin: float, cost_margin: float):
+    def __init__(self, window: int, violation_margin: float, cost_margin: float, cost_window: int | None = None):
         self.window = window
+        self.cost_window = cost_window or window
+        """Intervals the cost rule judges together (a cost overrun is no emergency, and the
+        heuristic's own ratio to the rule swings with the load's trend over shorter spans)."""
         self.violation_margin = violation_margin
         self.cost_margin = cost_margin
         self.reference_violation_rate = 0.0
         """The heuristic's violation rate while it controlled (set by the lifecycle)."""
         self.cost_reference: float | None = 1.0
         """The heuristic's own reserved CPU over the HPA rule's, while it controlled (None: no cost rule)."""
-        self.intervals: deque[Interval] = deque(maxlen=window)
+        self.intervals: deque[Interval] = deque(maxlen=max(window, self.cost_window))
 
     def budget(self) -> int:
         """Violating intervals allowed in one window."""
@@ -54,29 +58,27 @@ class SafetyMonitor:
         """Forget the window (after a fallback, or on a new episode)."""
         self.intervals.clear()
 
-    @property
-    def full(self) -> bool:
-        return len(self.intervals) == self.window
-
     def observe(self, interval: Interval) -> str | None:
         """Add one interval; the reason to hand control back, or None while the policy is fine."""
         self.intervals.append(interval)
-        violations = sum(i.violated for i in self.intervals)
+        recent = list(self.intervals)[-self.window :]
+        violations = sum(i.violated for i in recent)
         budget = self.budget()
         if violations > budget:
             return (
-                f"policy violated the SLO in {violations} of its last {len(self.intervals)} intervals; "
+                f"policy violated the SLO in {violations} of its last {len(recent)} intervals; "
                 f"the budget is {budget} per {self.window} (heuristic reference "
                 f"{100 * self.reference_violation_rate:.1f}% + {100 * self.violation_margin:.1f}% margin)"
             )
-        if self.full and self.cost_reference is not None:
-            mine = sum(i.reserved_cores for i in self.intervals)
-            theirs = sum(i.heuristic_cores for i in self.intervals)
+        if len(self.intervals) >= self.cost_window and self.cost_reference is not None:
+            judged = list(self.intervals)[-self.cost_window :]
+            mine = sum(i.reserved_cores for i in judged)
+            theirs = sum(i.heuristic_cores for i in judged)
             allowed = self.cost_reference * (1.0 + self.cost_margin)
             if theirs > 0 and mine > theirs * allowed:
                 return (
                     f"policy reserved {mine / theirs:.2f}x the CPU the HPA rule gives the CPU in use over "
-                    f"{self.window} intervals (the heuristic's own ratio {self.cost_reference:.2f}, "
+                    f"{self.cost_window} intervals (the heuristic's own ratio {self.cost_reference:.2f}, "
                     f"allowed {allowed:.2f}x)"
                 )
         return None
