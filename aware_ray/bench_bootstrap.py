@@ -60,8 +60,14 @@ def _set_workloads(algo: Any, specs: list[str]) -> None:
     algo.env_runner_group.foreach_env_runner(apply, local_env_runner=True)
 
 
-def run_arm(cfg: TrainConfig, arm: str, episodes: int, switch_at: int, new_workloads: list[str]) -> dict[str, Any]:
-    """Train one arm until `episodes` episodes have finished; per-episode rows and transitions."""
+def run_arm(
+    cfg: TrainConfig, arm: str, episodes: int, switch_at: int, new_workloads: list[str], export: Path | None = None
+) -> dict[str, Any]:
+    """Train one arm until `episodes` episodes have finished; per-episode rows and transitions.
+
+    With ``export``, the learning arms' final policy is written there (``policy_<arm>``), so it
+    can be evaluated or inspected afterwards (``aware-ray evaluate --policies ddpg:PATH``).
+    """
     from aware_ray.train import build_algo_config
     from policies.bootstrap.driver import pull_reports
 
@@ -104,6 +110,11 @@ def run_arm(cfg: TrainConfig, arm: str, episodes: int, switch_at: int, new_workl
         env_steps = float(result.get("env_runners", {}).get("num_env_steps_sampled_lifetime", 0))
         transitions = [t.to_dict() for t in algo.bootstrap.lifecycle.transitions] if algo.bootstrap else []
         handovers = list(algo.bootstrap.handovers) if algo.bootstrap else []
+        if export is not None and arm != "heuristic":
+            from policies.ddpg.policy import export_policy
+
+            info = {"bench": "bootstrap", "arm": arm, "episodes": episodes, "env_steps": env_steps}
+            export_policy(algo.get_module(), export / f"policy_{arm}", cfg.env.to_dict(), info)
     finally:
         algo.stop()
     return {
@@ -203,7 +214,7 @@ def bench_bootstrap(
         )
     try:
         for arm in arms:
-            runs[arm] = run_arm(cfg, arm, episodes, switch_at, new_workloads)
+            runs[arm] = run_arm(cfg, arm, episodes, switch_at, new_workloads, Path(out) if out else None)
     finally:
         if started:
             ray.shutdown()

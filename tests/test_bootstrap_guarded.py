@@ -16,6 +16,7 @@ from policies.base import EnvContext
 from policies.bootstrap.arbiter import Source
 from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.guarded import GuardedPolicy, outcome_of
+from policies.ddpg.policy import DDPGPolicy
 from policies.hpa import HPAPolicy
 
 RAMP = {"app": "chain3", "workloads": ["family:ramp"], "episode_steps": 200, "peak_rps": 400.0, "max_services": 4}
@@ -158,6 +159,11 @@ def test_bench_bootstrap_runs_three_arms(tmp_path: Path, capsys: pytest.CaptureF
         "first_n_ge_10x_fewer_than_scratch",
         "cheaper_than_heuristic_at_end",
     }
+    assert set(result["fallback_reasons"]) == {"slo", "cost"}
+    assert isinstance(detail["handovers"], list)
+    # The learning arms' final policies are exported and load as policies.
+    assert sorted(p.name for p in tmp_path.glob("policy_*")) == ["policy_rl_bootstrap", "policy_rl_scratch"]
+    DDPGPolicy.load(tmp_path / "policy_rl_bootstrap")
 
 
 @pytest.mark.parametrize(
