@@ -30,7 +30,7 @@ from policies.base import HeuristicPolicy
 from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.monitor import Interval, SafetyMonitor
 from policies.bootstrap.phase import Phase
-from policies.bootstrap.shield import limit_tolerance, utilization_floor
+from policies.bootstrap.shield import limit_tolerance, memory_floor, utilization_floor
 
 MAX_EVENTS = 1000
 """Hand-over events an arbiter remembers (a controller runs for months)."""
@@ -65,6 +65,7 @@ class Arbiter:
         self.events_total = 0
         """Events ever logged (a reader that remembers it knows which of ``events`` are new)."""
         self._h_state: Any = None
+        self._first_interval = True
         self._last_source: Source | None = None
         self._last_ask = 0.0
         self._clean = 0
@@ -93,6 +94,7 @@ class Arbiter:
         episodes, and only a whole window without a trip brings the cooldown back down.
         """
         self._h_state = self.heuristic.initial_state()
+        self._first_interval = True
         self._last_source = None
         self.monitor.reset()
         self._clean = 0
@@ -152,7 +154,7 @@ class Arbiter:
             self.next_cooldown = self.cfg.cooldown
         return None
 
-    def shield(self, observation: np.ndarray, policy_action: np.ndarray) -> np.ndarray:
+    def shield(self, observation: np.ndarray, policy_action: np.ndarray, heuristic_action: np.ndarray) -> np.ndarray:
         """The policy's action through the configured shield (see shield.py)."""
         action = np.asarray(policy_action, dtype=np.float32)
         ctx = self.heuristic.ctx
@@ -160,6 +162,7 @@ class Arbiter:
             action = limit_tolerance(action, ctx.app.n_services, self.cfg.limit_tolerance)
         if self.cfg.utilization_ceiling > 0:
             action = utilization_floor(action, observation, ctx, self.cfg.utilization_ceiling)
+            action = memory_floor(action, heuristic_action, ctx.app.n_services)
         return action
 
     def choose(self, observation: np.ndarray, policy_action: np.ndarray | None) -> tuple[np.ndarray, Source]:
@@ -171,7 +174,11 @@ class Arbiter:
         h_action = self.heuristic_action(observation)
         self._last_ask = self.rule_cores(observation)
         held_back = self.phase == Phase.ONLINE and not self.canary
-        if self.phase.heuristic_in_control or policy_action is None or held_back:
+        # The floor judges a decision against the usage just observed; on an episode's first
+        # interval none has been, so the heuristic decides it.
+        unjudged = self._first_interval and self.cfg.utilization_ceiling > 0
+        self._first_interval = False
+        if self.phase.heuristic_in_control or policy_action is None or held_back or unjudged:
             source = Source.HEURISTIC
         elif self.cooldown_left > 0:
             self.cooldown_left -= 1
@@ -182,5 +189,5 @@ class Arbiter:
             source = Source.POLICY
         self._last_source = source
         if source == Source.POLICY:
-            return self.shield(observation, policy_action), source
+            return self.shield(observation, policy_action, h_action), source
         return np.asarray(h_action, dtype=np.float32), source

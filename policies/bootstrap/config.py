@@ -67,8 +67,9 @@ class BootstrapConfig:
     """... or when the recent workload embedding is this many reference spreads away (0 turns it off)."""
     utilization_ceiling: float = 0.0
     """Whenever the policy acts, replicas are raised so that no service plans above this CPU
-    utilisation at the usage just observed, and CPU limits are kept at or above the Deployment's
-    own (see shield.py; 0 turns this floor off)."""
+    utilisation at the usage just observed, CPU limits are kept at or above the Deployment's own
+    and memory limits at or above the heuristic's; the heuristic decides each episode's first
+    interval (see shield.py; 0 turns this floor off)."""
     limit_tolerance: float = 0.0
     """Whenever the policy acts, CPU and memory changes smaller than this (in action units, where
     1 is the largest step) are not made, so small biases do not compound (see shield.py; 0: off)."""

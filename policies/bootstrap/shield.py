@@ -17,10 +17,15 @@ with less headroom than the heuristic keeps:
   goes below the Deployment's own: a pod's latency grows as its limit shrinks (a request takes
   ``CPU ms / limit``), which no utilisation bound catches, and the heuristic it falls back to
   keeps that limit too (teacher.py). The policy may still give pods more CPU.
+- ``memory_floor`` (with the utilisation floor): no memory limit below the heuristic's own
+  decision for the same interval (the VPA's recommendation). Memory use grows with the requests
+  a pod holds, so a limit cut to the usage of a quiet moment OOM-kills pods as soon as a queue
+  builds, and each kill sheds its queue onto the others: a cascade the heuristic, taking over,
+  cannot always stop. Memory is not what the cost is counted in (CPU core-hours) either.
 
-Memory is left to the policy (the guard already keeps it above usage). Pure functions: the
-observation and the policy's action in, the shielded action out (what the env then decodes,
-and what the replay buffer records as applied).
+On an episode's first interval no usage has been observed, so the arbiter lets the heuristic
+decide it whenever the floor is on. Pure functions: the observation and the actions in, the
+shielded action out (what the env then decodes, and what the replay buffer records as applied).
 """
 
 from __future__ import annotations
@@ -38,6 +43,18 @@ def limit_tolerance(action: np.ndarray, n_services: int, tolerance: float) -> np
     out = np.array(action, dtype=np.float32).reshape(-1, ACTION_DIMS)
     limits = out[:n_services, 1:]
     limits[np.abs(limits) < tolerance] = 0.0
+    return out.ravel()
+
+
+def memory_floor(action: np.ndarray, heuristic_action: np.ndarray, n_services: int) -> np.ndarray:
+    """``action`` with each real service's memory component at least the heuristic's.
+
+    Both actions are relative to the same current limits, and the decoding is monotone in the
+    component, so the larger component is the larger limit.
+    """
+    out = np.array(action, dtype=np.float32).reshape(-1, ACTION_DIMS)
+    h = np.asarray(heuristic_action, dtype=np.float32).reshape(-1, ACTION_DIMS)
+    out[:n_services, 2] = np.maximum(out[:n_services, 2], h[:n_services, 2])
     return out.ravel()
 
 
