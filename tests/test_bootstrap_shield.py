@@ -132,7 +132,7 @@ def run_online(policy, cfg: BootstrapConfig, warmup: int = 20) -> tuple[list[int
 
 
 def test_floor_keeps_the_bad_policy_from_wrecking_the_app() -> None:
-    """ "Everything to the minimum" behind the floor: fewer violations, longer in control.
+    """The bad policy (everything to the minimum) behind the floor: fewer violations, longer in control.
 
     Unshielded, it cuts pods and CPU limits so far that the heuristic, back in control, needs
     most of the episode to recover; behind the floor it is only as low as the ceiling allows.
