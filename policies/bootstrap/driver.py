@@ -42,29 +42,36 @@ class EpisodeReports(RLlibCallback):
             env_runner.__dict__.setdefault(REPORTS_ATTR, []).append(report)
 
 
+def _pop_reports(runner: Any) -> list[EpisodeReport]:
+    return runner.__dict__.pop(REPORTS_ATTR, [])
+
+
+def _pop_handovers(runner: Any) -> list[dict[str, Any]]:
+    piece = find_piece(runner)
+    return piece.pop_handovers() if piece is not None else []
+
+
+def _pop_both(runner: Any) -> tuple[list[EpisodeReport], list[dict[str, Any]]]:
+    return _pop_reports(runner), _pop_handovers(runner)
+
+
 def pull_reports(algo: Any) -> list[EpisodeReport]:
     """Reports of the episodes finished since the last pull, from every env runner."""
-
-    def pop(runner: Any) -> list[EpisodeReport]:
-        return runner.__dict__.pop(REPORTS_ATTR, [])
-
-    out: list[EpisodeReport] = []
-    for reports in algo.env_runner_group.foreach_env_runner(pop, local_env_runner=True):
-        out.extend(reports or [])
-    return out
+    return _concat(_each_runner(algo, _pop_reports))
 
 
-def pull_handovers(algo: Any) -> list[dict[str, Any]]:
-    """Fallbacks and hand-backs logged by every runner's arbiters since the last pull."""
+def pull(algo: Any) -> tuple[list[EpisodeReport], list[dict[str, Any]]]:
+    """Finished episodes' reports and the arbiters' hand-overs since the last pull, in one round trip."""
+    pulled = [p or ([], []) for p in _each_runner(algo, _pop_both)]
+    return _concat(r for r, _ in pulled), _concat(h for _, h in pulled)
 
-    def pop(runner: Any) -> list[dict[str, Any]]:
-        piece = find_piece(runner)
-        return piece.pop_handovers() if piece is not None else []
 
-    out: list[dict[str, Any]] = []
-    for events in algo.env_runner_group.foreach_env_runner(pop, local_env_runner=True):
-        out.extend(events or [])
-    return out
+def _each_runner(algo: Any, fn: Any) -> list[Any]:
+    return list(algo.env_runner_group.foreach_env_runner(fn, local_env_runner=True))
+
+
+def _concat(lists: Any) -> list[Any]:
+    return [x for items in lists for x in (items or [])]
 
 
 class BootstrapDriver:
@@ -110,11 +117,11 @@ class BootstrapDriver:
 
     def after_iteration(self, algo: Any, bc_loss: float | None) -> list[Transition]:
         """Feed the finished episodes and the cloning loss to the lifecycle; log what changed."""
-        reports = pull_reports(algo)
+        reports, handovers = pull(algo)
         it = int(algo.iteration) + 1
         for r in reports:
             self.episodes.append((it, self.phase, r))
-        for h in pull_handovers(algo):
+        for h in handovers:
             self.handovers.append({"iteration": it, **h})
             logger.info("bootstrap env %d, step %d: %s", h["env"], h["t"], h["event"])
         transitions = self.lifecycle.observe(it, reports, bc_loss)
