@@ -6,7 +6,8 @@ the embeddings of some seeds and scored on episodes of other seeds (held out), s
 accuracy measures what the embedding encodes about workloads it was not fitted on.
 
 ``RawWindow`` is the yardstick for that figure: the same probe on the raw history window the
-GRU reads (the HPA acting), i.e. what a linear read-out gets without any learning.
+GRU reads and the long load context (the HPA acting), i.e. what a linear read-out gets without
+any learning.
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ class RawWindow:
         return self.hpa.act(observation, state)
 
     def embedding(self, obs: np.ndarray) -> np.ndarray:
-        hist = self.env.layout.history(np.asarray(obs, dtype=np.float64))
-        return hist.reshape(len(obs), -1)
+        obs = np.asarray(obs, dtype=np.float64)
+        hist = self.env.layout.history(obs)
+        return np.concatenate([hist.reshape(len(obs), -1), self.env.layout.context(obs)], axis=1)
 
 
 def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, steps: int = 160, every: int = 8):
-    env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps})
+    env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps, "level_prob": 0.0})
     obs, _ = env.reset(seed=seed)
     state = policy.initial_state()
     window = env.config.history_window

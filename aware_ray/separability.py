@@ -8,8 +8,11 @@ with two read-outs and two contexts:
 
 - read-outs: the linear probe ``probe.py`` uses on embeddings, and a small MLP trained on the
   same samples (what a learned encoder of the same inputs could reach);
-- contexts: the short window the GRU reads (``window`` intervals), and that window plus a
-  coarse long context (``coarse`` buckets of ``every`` intervals each, before it).
+- contexts: the short window the GRU reads (``window`` intervals); that window plus a coarse
+  long context (``coarse`` buckets of ``every`` intervals each, before it); and the window plus
+  the env's long load context (``envs.load_context`` over the same ``coarse * every`` span:
+  shape statistics and the coarse buckets), what the meta-learner reads with
+  ``context_span`` set.
 
 Samples are taken every ``sample_every`` intervals of each episode once a full window is in;
 training and held-out episodes come from different seeds, as in the probe.
@@ -23,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from aware_ray.probe import PROBE_FAMILIES, ridge_probe
+from envs.load_context import load_context
 from envs.synthetic import generate
 
 
@@ -43,8 +47,21 @@ def load_features(rates: np.ndarray, t: int, window: int, coarse: int, every: in
     return np.concatenate(parts)
 
 
+def env_context_features(rates: np.ndarray, t: int, window: int, span: int, buckets: int) -> np.ndarray:
+    """Features at interval ``t``: the window (as ``load_features``) and the env's load context."""
+    x = np.log1p(np.asarray(rates, dtype=np.float64))
+    return np.concatenate([x[t - window : t] - x[t - 1], load_context(x[:t], span, buckets)])
+
+
 def family_samples(
-    seeds: range, steps: int, window: int, coarse: int, every: int, sample_every: int, interval_s: float
+    seeds: range,
+    steps: int,
+    window: int,
+    coarse: int,
+    every: int,
+    sample_every: int,
+    interval_s: float,
+    env_context: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features and family labels of episodes of every PROBE_FAMILIES family, one per seed."""
     xs, ys = [], []
@@ -52,7 +69,10 @@ def family_samples(
         for s in seeds:
             rates = generate(family, steps, interval_s, 300.0, np.random.default_rng(1000 + 17 * s + k))
             for t in range(window, steps, sample_every):
-                xs.append(load_features(rates, t, window, coarse, every))
+                if env_context:
+                    xs.append(env_context_features(rates, t, window, coarse * every, coarse))
+                else:
+                    xs.append(load_features(rates, t, window, coarse, every))
                 ys.append(k)
     return np.asarray(xs, dtype=np.float32), np.asarray(ys)
 
@@ -89,7 +109,7 @@ def bench_separability(
     train_seeds: int = 20,
     test_seeds: int = 6,
     window: int = 32,
-    coarse: int = 32,
+    coarse: int = 16,
     every: int = 8,
     sample_every: int = 4,
     interval_s: float = 15.0,
@@ -111,9 +131,13 @@ def bench_separability(
         "every": every,
         "results": {},
     }
-    contexts = {f"window_{window}": 0, f"window_{window}+coarse_{coarse}x{every}": coarse}
-    for name, n_coarse in contexts.items():
-        args = (window, n_coarse, every, sample_every, interval_s)
+    contexts = {
+        f"window_{window}": (0, False),
+        f"window_{window}+coarse_{coarse}x{every}": (coarse, False),
+        f"window_{window}+load_context_{coarse * every}/{coarse}": (coarse, True),
+    }
+    for name, (n_coarse, env_context) in contexts.items():
+        args = (window, n_coarse, every, sample_every, interval_s, env_context)
         x_tr, y_tr = family_samples(range(train_seeds), steps, *args)
         x_te, y_te = family_samples(range(train_seeds, train_seeds + test_seeds), steps, *args)
         out["results"][name] = {

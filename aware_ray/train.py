@@ -52,7 +52,16 @@ def build_algo_config(cfg: TrainConfig) -> Any:
             rollout_fragment_length=run.rollout_fragment_length,
             num_cpus_per_env_runner=1,
         )
-        .training(layout=autoscale_layout(cfg.env.max_services, cfg.env.history_window), **ddpg)
+        .training(
+            layout=autoscale_layout(
+                cfg.env.max_services,
+                cfg.env.history_window,
+                cfg.env.context_span,
+                cfg.env.context_buckets,
+                len(cfg.env.workloads) if ddpg.get("workload_loss_weight") else 0,
+            ),
+            **ddpg,
+        )
         .callbacks(ScoreboardCallbacks)
         .reporting(min_sample_timesteps_per_iteration=run.steps_per_iteration, min_time_s_per_iteration=0)
         .debugging(seed=run.seed, log_level="ERROR")
@@ -217,6 +226,9 @@ class _Progress(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         v = result.get("validation/score")
         val = f" | validation gap closed {v:+.2f}" if v is not None and np.isfinite(v) else ""
+        wid = result.get("meta/workload_accuracy")
+        if wid is not None and np.isfinite(wid):
+            val += f" | workload id {100 * wid:.0f}%"
         phase = result.get("bootstrap/phase")
         if phase is not None:
             from policies.bootstrap.phase import Phase

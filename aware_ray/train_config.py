@@ -35,6 +35,7 @@ DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
     "embedding_dim": int,
     "meta_hidden": int,
     "aux_loss_weight": (int, float),
+    "workload_loss_weight": (int, float),
     "actor_lr": (int, float),
     "critic_lr": (int, float),
     "tau": (int, float),
@@ -123,7 +124,7 @@ def parse_ddpg(d: dict[str, Any], source: str) -> dict[str, Any]:
     for key in ("policy_delay", "n_step", "train_batch_size_per_learner", "embedding_dim", "meta_hidden"):
         if key in d and d[key] < 1:
             raise ConfigError(f"{source}: ddpg.{key} must be >= 1, got {d[key]}")
-    for key in ("target_noise", "aux_loss_weight", "num_steps_sampled_before_learning_starts"):
+    for key in ("target_noise", "aux_loss_weight", "workload_loss_weight", "num_steps_sampled_before_learning_starts"):
         if key in d and d[key] < 0:
             raise ConfigError(f"{source}: ddpg.{key} must be >= 0, got {d[key]}")
     if "training_intensity" in d and not d["training_intensity"] > 0:
@@ -222,9 +223,17 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
             bootstrap = BootstrapConfig.from_dict(raw["bootstrap"])
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
+    ddpg = parse_ddpg(raw.get("ddpg", {}), source)
+    if ddpg.get("workload_loss_weight") and not env.history_window:
+        raise ConfigError(f"{source}: ddpg.workload_loss_weight needs a meta-learner (env.history_window > 0)")
+    buffer = str((ddpg.get("replay_buffer_config") or {}).get("type", ""))
+    if ddpg.get("workload_loss_weight") and "Prioritized" in buffer:
+        raise ConfigError(
+            f"{source}: ddpg.workload_loss_weight needs replayed infos, which {buffer} drops; use EpisodeReplayBuffer"
+        )
     return TrainConfig(
         env=env,
-        ddpg=parse_ddpg(raw.get("ddpg", {}), source),
+        ddpg=ddpg,
         run=parse_run(raw.get("run", {}), source),
         raw=raw,
         source=source,

@@ -13,12 +13,13 @@ from envs.app import AppSpec, load_app
 from envs.backend import Backend
 from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
+from envs.load_context import load_context
 from envs.metrics import ScalingDecision, ServiceMetrics
 from envs.observation import N_HISTORY_FEATURES, ObservationLayout, build, history_row
 from envs.reward import reward
 from envs.sim_backend import SimBackend
 from envs.trace import poisson_noise
-from envs.workload import Workload, make_workload
+from envs.workload import Workload, level_factor, make_workload
 
 DROP_VIOLATION = 1.0
 """Dropped requests in an interval from which it counts as violating (one whole request)."""
@@ -60,7 +61,8 @@ class AutoscaleEnv(gym.Env):
     by ``guard.max_limit_factor``. Rows of padding services are ignored.
 
     ## Observation Space
-    ``Box(-10, 10, (max_services * 20 + 7 + history_window * 13,), float32)``: per service (padded, with a mask)
+    ``Box(-10, 10, (max_services * 20 + 7 + history_window * 13 + context,), float32)``: per
+    service (padded, with a mask)
     ``cpu_util`` (CPU used / ready x limit), ``mem_util``, ``replicas``, ``ready`` and ``pending``
     (over max replicas), ``cpu_limit`` and ``mem_limit`` (over their maxima), ``load`` (arrival
     rate over the capacity of the desired replicas), ``log_rate``, ``queue``, ``latency``
@@ -69,7 +71,10 @@ class AutoscaleEnv(gym.Env):
     ``e2e_drops``, ``log_external``, ``external_trend``, ``node_cpu``, ``node_mem``,
     ``n_services``; then, with ``history_window`` W > 0, the last W intervals (oldest first), each
     the app features, mean CPU utilisation and load, the mean action and the reward: the
-    meta-learner's view of the workload. ``envs.observation`` gives each normalisation.
+    meta-learner's view of the workload; then, with ``context_span`` > 0, the long load context
+    (``envs.load_context``: 9 shape statistics and ``context_buckets`` coarse means of the log
+    external rate over the last ``context_span`` intervals). ``envs.observation`` gives each
+    normalisation.
 
     ## Rewards
     ``slo * SLO preservation + utilization * CPU utilisation - violation * [violated]
@@ -89,6 +94,10 @@ class AutoscaleEnv(gym.Env):
     ``backend``: an optional Backend to use instead of the simulator.
     ``reset(options={"rates": array, "workload": name})`` replays an explicit rate series
     (its length sets the episode length); ``options={"workload": spec}`` picks the workload.
+    With ``level_prob`` > 0, episodes drawn from ``workloads`` are scaled down at random
+    (``level_factor``); explicit workloads and series never are, so evaluation is not.
+    ``info["workload_id"]`` is the index in ``workloads`` of the episode's workload when drawn
+    from them (-1 otherwise): the label of the meta-learner's workload-identification loss.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -104,7 +113,7 @@ class AutoscaleEnv(gym.Env):
             raise ConfigError(
                 f"max_services: app {self.app.name!r} has {self.app.n_services} services, above {cfg.max_services}"
             )
-        self.layout = ObservationLayout(cfg.max_services, cfg.history_window)
+        self.layout = ObservationLayout(cfg.max_services, cfg.history_window, cfg.context_span, cfg.context_buckets)
         self.peak_rps = cfg.peak_rps or self.app.default_peak_rps
         self.sim_config = cfg.sim_config()
         self.backend: Backend = backend or SimBackend(self.app, self.sim_config)
@@ -115,6 +124,8 @@ class AutoscaleEnv(gym.Env):
         self.rates = np.zeros(cfg.episode_steps)
         self.workload_name = ""
         self.workload_family = ""
+        self.workload_id = -1
+        self.load_log: list[float] = []
         self.metrics: ServiceMetrics | None = None
         self.decision: ScalingDecision | None = None
         self.last_action = np.zeros((n, ACTION_DIMS))
@@ -128,6 +139,7 @@ class AutoscaleEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         rng = self.np_random
+        self.workload_id = -1
         if "rates" in options:
             rates = _checked_rates(options["rates"])
             self.workload_name = str(options.get("workload", "explicit"))
@@ -142,9 +154,12 @@ class AutoscaleEnv(gym.Env):
                     else make_workload(spec, self.peak_rps, self.config.time_compression)
                 )
             else:
-                wl = self.workloads[int(rng.integers(len(self.workloads)))]
+                self.workload_id = int(rng.integers(len(self.workloads)))
+                wl = self.workloads[self.workload_id]
             self.episode_steps = int(options.get("episode_steps", self.config.episode_steps))
             rates = wl.rates(self.episode_steps, self.config.interval_s, rng)
+            if self.workload_id >= 0 and self.config.level_prob > 0:
+                rates = rates * level_factor(rng, self.config.level_prob, self.config.level_min)
             self.workload_name, self.workload_family = wl.name, wl.family
             if self.config.arrival_noise:
                 rates = poisson_noise(rates, self.config.interval_s, rng)
@@ -157,8 +172,9 @@ class AutoscaleEnv(gym.Env):
         self.steps = 0
         self.prev_external = 0.0
         self.history = np.zeros((self.config.history_window, N_HISTORY_FEATURES), dtype=np.float32)
+        self.load_log = []
         obs = self._obs()
-        return obs, {"workload": self.workload_name, "family": self.workload_family}
+        return obs, {"workload": self.workload_name, "family": self.workload_family, "workload_id": self.workload_id}
 
     def step(self, action: np.ndarray):
         assert self.metrics is not None and self.decision is not None, "call reset() first"
@@ -192,7 +208,7 @@ class AutoscaleEnv(gym.Env):
             self.history[:-1] = self.history[1:]
             self.history[-1] = history_row(base, self.app.n_services, self.layout, a, record.reward)
         truncated = self.steps >= self.episode_steps
-        info = {"scoreboard": record, "guard_reasons": result.counts()}
+        info = {"scoreboard": record, "guard_reasons": result.counts(), "workload_id": self.workload_id}
         return self._compose(base), record.reward, False, truncated, info
 
     # ------------------------------------------------------------------------------ helpers
@@ -207,10 +223,19 @@ class AutoscaleEnv(gym.Env):
         return self._compose(self._base_obs())
 
     def _compose(self, base: np.ndarray) -> np.ndarray:
-        """The full observation: the current blocks, then the history window when configured."""
-        if not self.config.history_window:
-            return base
-        return np.concatenate([base, self.history.ravel()])
+        """The full observation: the current blocks, then the history window and the load context
+        when configured."""
+        parts = [base]
+        if self.config.history_window:
+            parts.append(self.history.ravel())
+        span = self.config.context_span
+        if span:
+            assert self.metrics is not None
+            self.load_log.append(float(np.log1p(max(self.metrics.external_rps, 0.0))))
+            del self.load_log[:-span]
+            ctx = load_context(np.asarray(self.load_log), span, self.config.context_buckets)
+            parts.append(np.clip(ctx, -10.0, 10.0).astype(np.float32))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _record(self, changed: int, result: GuardResult) -> StepRecord:
         """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""

@@ -32,12 +32,20 @@ class EnvConfig:
     """Relative measurement noise on observed metrics (0 turns it off)."""
     arrival_noise: bool = True
     """Draw arrivals per interval from a Poisson process around the workload's rate."""
+    level_prob: float = 0.0
+    """Share of training episodes (drawn from ``workloads``) scaled to a lower load level (0: none)."""
+    level_min: float = 0.05
+    """Lowest load-level scale of such an episode (log-uniform in [level_min, 1])."""
     time_compression: float = 4.0
     """Seconds of trace replayed per simulated second (4: a 1-minute bin per 15 s step)."""
     max_services: int = 16
     """Observation and action are padded to this many services."""
     history_window: int = 0
     """Past intervals appended to the observation for the meta-learner (0: none)."""
+    context_span: int = 0
+    """Intervals the long load context summarises (see envs.load_context; 0: no context block)."""
+    context_buckets: int = 16
+    """Coarse bucket means in the long load context; ``context_span`` must be a multiple of it."""
     vertical_mode: str = "in-place"
     """How limit changes reach pods: 'in-place' resize or 'recreate' (evict and restart)."""
     reward: RewardWeights = field(default_factory=RewardWeights)
@@ -52,12 +60,24 @@ class EnvConfig:
             raise ConfigError(f"episode_steps: must be an integer >= 1, got {self.episode_steps!r}")
         if self.peak_rps is not None and not self.peak_rps > 0:
             raise ConfigError(f"peak_rps: must be > 0, got {self.peak_rps}")
+        if not 0.0 <= self.level_prob <= 1.0:
+            raise ConfigError(f"level_prob: must be in [0, 1], got {self.level_prob}")
+        if not 0.0 < self.level_min <= 1.0:
+            raise ConfigError(f"level_min: must be in (0, 1], got {self.level_min}")
         if not self.time_compression > 0:
             raise ConfigError(f"time_compression: must be > 0, got {self.time_compression}")
         if not (isinstance(self.max_services, int) and self.max_services >= 1):
             raise ConfigError(f"max_services: must be an integer >= 1, got {self.max_services!r}")
         if not (isinstance(self.history_window, int) and 0 <= self.history_window <= 512):
             raise ConfigError(f"history_window: must be an integer in [0, 512], got {self.history_window!r}")
+        if not (isinstance(self.context_span, int) and 0 <= self.context_span <= 4096):
+            raise ConfigError(f"context_span: must be an integer in [0, 4096], got {self.context_span!r}")
+        if not (isinstance(self.context_buckets, int) and 1 <= self.context_buckets <= 256):
+            raise ConfigError(f"context_buckets: must be an integer in [1, 256], got {self.context_buckets!r}")
+        if self.context_span % self.context_buckets:
+            raise ConfigError(
+                f"context_span: must be a multiple of context_buckets ({self.context_buckets}), got {self.context_span}"
+            )
         self.sim_config()  # checks interval_s, substeps, noise and vertical_mode
 
     def sim_config(self) -> SimConfig:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.app import AppSpec
+from envs.load_context import context_size
 from envs.metrics import ServiceMetrics
 
 SERVICE_FEATURES = (
@@ -70,15 +71,26 @@ A = {name: i for i, name in enumerate(APP_FEATURES)}
 
 @dataclass(frozen=True)
 class ObservationLayout:
-    """Sizes of the flat observation: services block, app block, then the history window."""
+    """Sizes of the flat observation: services block, app block, history window, long load context."""
 
     max_services: int = 16
     history_window: int = 0
     """Past intervals appended (oldest first, newest last), N_HISTORY_FEATURES each; 0 for none."""
+    context_span: int = 0
+    """Intervals the long load context summarises (envs.load_context); 0 for no context block."""
+    context_buckets: int = 16
+
+    @property
+    def context_size(self) -> int:
+        return context_size(self.context_span, self.context_buckets)
 
     @property
     def size(self) -> int:
-        return self.max_services * N_SERVICE_FEATURES + N_APP_FEATURES + self.history_window * N_HISTORY_FEATURES
+        return self.context_start + self.context_size
+
+    @property
+    def context_start(self) -> int:
+        return self.history_start + self.history_window * N_HISTORY_FEATURES
 
     @property
     def history_start(self) -> int:
@@ -87,7 +99,11 @@ class ObservationLayout:
     def history(self, obs: np.ndarray) -> np.ndarray:
         """The history window as (history_window, N_HISTORY_FEATURES) (leading dims kept)."""
         lead = obs.shape[:-1]
-        return obs[..., self.history_start :].reshape(*lead, self.history_window, N_HISTORY_FEATURES)
+        return obs[..., self.history_start : self.context_start].reshape(*lead, self.history_window, N_HISTORY_FEATURES)
+
+    def context(self, obs: np.ndarray) -> np.ndarray:
+        """The long load context block (leading dims kept; empty when off)."""
+        return obs[..., self.context_start : self.size]
 
     def services(self, obs: np.ndarray) -> np.ndarray:
         """The per-service block as (max_services, N_SERVICE_FEATURES) (batched: leading dims kept)."""

@@ -128,6 +128,20 @@ def resolve_trace_path(path: str) -> Path:
     return candidate
 
 
+def level_factor(rng: np.random.Generator, prob: float, low: float) -> float:
+    """The training-time load-level scale of one episode: with probability ``prob``, log-uniform
+    in [low, 1], else 1.
+
+    Synthetic families always reach the app's peak, and a trace window is as busy as its trace;
+    a service that idles most of the day (serverless functions, internal tools) is then never
+    seen in training, and a policy keeps capacity it does not need there. Scaling some episodes
+    down puts every shape at every load level in the replay buffer.
+    """
+    if rng.random() >= prob:
+        return 1.0
+    return float(np.exp(rng.uniform(np.log(low), 0.0)))
+
+
 def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> Workload:
     """Build a workload from a one-string spec.
 

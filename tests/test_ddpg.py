@@ -318,3 +318,136 @@ def test_shipped_pretrained_policy_acts_on_its_app_and_others() -> None:
             action, state = policy.act(obs, state)
             assert action.shape == e.action_space.shape and np.all(np.abs(action) <= 1.0)
             obs, *_ = e.step(action)
+
+
+CTX_ENV = {**ENV, "context_span": 8, "context_buckets": 2, "workloads": ["family:ramp", "family:spikes"]}
+
+
+def ctx_module(inference_only: bool = False) -> DDPGTorchRLModule:
+    e = AutoscaleEnv(CTX_ENV)
+    torch.manual_seed(0)
+    return DDPGTorchRLModule(
+        observation_space=e.observation_space,
+        action_space=e.action_space,
+        inference_only=inference_only,
+        model_config={
+            "layout": autoscale_layout(6, 4, 8, 2, n_workloads=2),
+            "actor_hiddens": [16],
+            "critic_hiddens": [16],
+            "embedding_dim": 4,
+            "meta_hidden": 8,
+        },
+    )
+
+
+def ctx_observations(n: int = 12) -> torch.Tensor:
+    e = AutoscaleEnv(CTX_ENV)
+    obs, _ = e.reset(seed=1)
+    out = [obs]
+    for _ in range(n - 1):
+        obs, *_ = e.step(np.zeros(e.action_space.shape))
+        out.append(obs)
+    return torch.as_tensor(np.stack(out))
+
+
+def test_the_embedding_reads_the_load_context() -> None:
+    m = ctx_module()
+    obs = ctx_observations()
+    split = m.split
+    assert AutoscaleEnv(CTX_ENV).layout.context_size == split.C
+    _, _, hist, ctx, _ = split(obs)
+    np.testing.assert_array_equal(ctx.numpy(), AutoscaleEnv(CTX_ENV).layout.context(obs.numpy()))
+    assert hist.shape == (len(obs), 4, 13)
+    changed = obs.clone()
+    changed[:, -split.C :] += 1.0
+    with torch.no_grad():
+        assert not torch.allclose(m.embedding(obs), m.embedding(changed))
+        with pytest.raises(ValueError, match="load context"):
+            m.meta(hist, None)
+
+
+def test_workload_head_trains_and_its_loss_by_hand() -> None:
+    from policies.ddpg.torch.ddpg_torch_learner import workload_loss
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [5.0, -5.0], [1.0, 1.0]])
+    labels = torch.tensor([0, 0, -1, 1])
+    finite = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    # Rows 0 and 1 count (row 2 unlabelled, row 3 not finite).
+    expected = 0.5 * (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(1.0)))
+    loss, acc = workload_loss(logits, labels, finite)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    assert acc == pytest.approx(0.5)
+    none, acc = workload_loss(logits, torch.full((4,), -1), finite)
+    assert none.item() == 0.0 and acc is None
+    out_of_range, _ = workload_loss(logits, torch.tensor([7, 7, 7, 7]), finite)
+    assert out_of_range.item() == 0.0
+    obs = ctx_observations(6)
+    assert module().meta.classify is None, "no head without n_workloads"
+    m = ctx_module()
+    with torch.no_grad():
+        assert m.meta.classify(m.embedding(obs)).shape == (6, 2)
+
+
+def test_workload_labels_follow_their_rows_through_the_learner_connector() -> None:
+    from ray.rllib.env.single_agent_episode import SingleAgentEpisode
+
+    from policies.ddpg.workload_labels import WORKLOAD_LABEL, label_of
+
+    e = AutoscaleEnv(CTX_ENV)
+    cfg = (
+        DDPGConfig()
+        .environment(observation_space=e.observation_space, action_space=e.action_space)
+        .training(layout=autoscale_layout(6, 4, 8, 2, n_workloads=2), workload_loss_weight=1.0)
+    )
+    pipeline = cfg.build_learner_connector(e.observation_space, e.action_space)
+    episodes = []
+    for k, (label, n) in enumerate([(1, 3), (0, 2), (-1, 2)]):
+        obs = [np.full(e.observation_space.shape, 10 * k + t, np.float32) for t in range(n + 1)]
+        infos = [{"workload_id": label} if label >= 0 else {} for _ in range(n + 1)]
+        episodes.append(
+            SingleAgentEpisode(
+                observations=obs,
+                infos=infos,
+                actions=[np.zeros(e.action_space.shape, np.float32)] * n,
+                rewards=[0.0] * n,
+                observation_space=e.observation_space,
+                action_space=e.action_space,
+                len_lookback_buffer=0,
+            )
+        )
+    m = ctx_module()
+    batch = pipeline(rl_module=m, batch={}, episodes=episodes, explore=False)
+    rows = batch[Columns.OBS][:, 0].long().tolist()
+    labels = batch[WORKLOAD_LABEL].tolist()
+    assert len(rows) == len(labels) == 7
+    expected = {0: 1, 1: 0, 2: -1}
+    assert labels == [expected[r // 10] for r in rows]
+    assert label_of({"workload_id": True}) == -1 and label_of(None) == -1
+
+
+def test_export_round_trip_with_context_and_workload_head(tmp_path: Path) -> None:
+    m = ctx_module()
+    export_policy(m, tmp_path / "p", {k: v for k, v in CTX_ENV.items() if k != "workloads"})
+    loaded = DDPGPolicy.load(tmp_path / "p")
+    obs = ctx_observations(5).numpy()
+    for o in obs:
+        np.testing.assert_array_equal(loaded.act(o, None)[0], m.act(torch.as_tensor(o)[None])[0].detach().numpy())
+    np.testing.assert_allclose(loaded.embedding(obs), m.embedding(torch.as_tensor(obs)).detach().numpy())
+    assert loaded.env_overrides() == {"max_services": 6, "history_window": 4, "context_span": 8, "context_buckets": 2}
+
+
+@pytest.mark.parametrize(
+    ("layout", "buffer", "message"),
+    [
+        (autoscale_layout(6, 4), "EpisodeReplayBuffer", r"workload_loss_weight: needs layout\['n_workloads'\]"),
+        (autoscale_layout(6, 4, n_workloads=3), "PrioritizedEpisodeReplayBuffer", "workload_loss_weight: needs"),
+    ],
+)
+def test_workload_loss_needs_labels(layout: dict, buffer: str, message: str) -> None:
+    cfg = (
+        DDPGConfig()
+        .environment("Pendulum-v1")
+        .training(layout=layout, workload_loss_weight=1.0, replay_buffer_config={"type": buffer, "capacity": 100})
+    )
+    with pytest.raises(ValueError, match=message):
+        cfg.validate()

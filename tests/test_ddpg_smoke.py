@@ -59,3 +59,47 @@ def test_one_training_iteration_with_two_env_runners(local_ray, preset: str) -> 
         assert names and all(n == ["actor", "meta"] for n in names)
     finally:
         algo.stop()
+
+
+def test_workload_identification_trains_from_replayed_infos(local_ray) -> None:
+    """With the long load context and the workload loss on, replayed steps carry their workload
+    label from the env's infos to the learner, and the loss is trained on."""
+    torch.set_num_threads(1)
+    env = {
+        **ENV,
+        "workloads": ["family:ramp", "family:spikes", "family:step"],
+        "context_span": 16,
+        "context_buckets": 4,
+    }
+    cfg = (
+        DDPGConfig()
+        .environment(AutoscaleEnv, env_config=env)
+        .env_runners(
+            num_env_runners=2, num_envs_per_env_runner=1, rollout_fragment_length=20, num_cpus_per_env_runner=1
+        )
+        .training(
+            layout=autoscale_layout(4, 4, 16, 4, n_workloads=3),
+            actor_hiddens=[16],
+            critic_hiddens=[16],
+            embedding_dim=4,
+            meta_hidden=8,
+            workload_loss_weight=1.0,
+            num_steps_sampled_before_learning_starts=40,
+            training_intensity=32,
+            train_batch_size_per_learner=32,
+        )
+        .reporting(min_sample_timesteps_per_iteration=120, min_time_s_per_iteration=0)
+    )
+    algo = cfg.build_algo()
+    try:
+        result = algo.train()
+        learner = result["learners"]["default_policy"]
+        assert np.isfinite(learner["losses/meta_workload"]) and learner["losses/meta_workload"] > 0
+        assert 0.0 <= learner["meta/workload_accuracy"] <= 1.0
+        names = algo.env_runner_group.foreach_env_runner(
+            lambda r: sorted(n for n, _ in r.module.named_parameters() if n.startswith("meta.context")),
+            local_env_runner=False,
+        )
+        assert names and all(n for n in names), "the runners' meta-learner reads the load context"
+    finally:
+        algo.stop()

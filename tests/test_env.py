@@ -196,7 +196,7 @@ def test_reset_with_explicit_rates() -> None:
     env = make({"app": "single", "episode_steps": 100})
     rates = [10.0, 50.0, 120.0, 80.0]
     _, info = env.reset(seed=4, options={"rates": rates})
-    assert info == {"workload": "explicit", "family": "trace"}
+    assert info == {"workload": "explicit", "family": "trace", "workload_id": -1}
     np.testing.assert_array_equal(env.rates, rates)
     seen, truncated = [], []
     for _ in rates:
@@ -234,11 +234,11 @@ def test_nan_action_changes_nothing() -> None:
 def test_reset_names_the_workload() -> None:
     env = make({"app": "single", "workloads": ["family:ramp"]})
     _, info = env.reset(seed=0)
-    assert info == {"workload": "ramp", "family": "ramp"}
+    assert info == {"workload": "ramp", "family": "ramp", "workload_id": 0}
     _, info = env.reset(seed=0, options={"workload": "family:step"})
-    assert info == {"workload": "step", "family": "step"}
+    assert info == {"workload": "step", "family": "step", "workload_id": -1}
     _, info = env.reset(seed=0, options={"rates": [1.0, 2.0], "workload": "mine", "family": "hand"})
-    assert info == {"workload": "mine", "family": "hand"}
+    assert info == {"workload": "mine", "family": "hand", "workload_id": -1}
 
 
 # --- config --------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from aware_ray.probe import ridge_probe
-from aware_ray.separability import bench_separability, load_features, mlp_accuracy
+from aware_ray.separability import bench_separability, env_context_features, load_features, mlp_accuracy
+from envs.load_context import N_CONTEXT_STATS, load_context
 
 
 def test_load_features_are_relative_to_the_latest_rate() -> None:
@@ -44,9 +45,17 @@ def test_readouts_separate_separable_classes_and_not_noise(readout: str) -> None
     assert blind < 0.6
 
 
-def test_bench_reports_both_readouts_for_both_contexts() -> None:
+def test_bench_reports_both_readouts_for_every_context() -> None:
     out = bench_separability(steps=48, train_seeds=2, test_seeds=1, window=8, coarse=4, every=4, epochs=20)
-    assert set(out["results"]) == {"window_8", "window_8+coarse_4x4"}
+    assert set(out["results"]) == {"window_8", "window_8+coarse_4x4", "window_8+load_context_16/4"}
     for r in out["results"].values():
         assert 0.0 <= r["linear_probe"] <= 1.0 and 0.0 <= r["mlp"] <= 1.0
         assert r["samples"] == [2 * 6 * 10, 6 * 10]
+
+
+def test_env_context_features_are_the_window_then_the_envs_load_context() -> None:
+    rates = np.expm1(np.arange(30, dtype=np.float64))
+    f = env_context_features(rates, t=20, window=4, span=8, buckets=2)
+    np.testing.assert_allclose(f[:4], [-3, -2, -1, 0])
+    np.testing.assert_allclose(f[4:], load_context(np.arange(20.0), 8, 2))
+    assert len(f) == 4 + N_CONTEXT_STATS + 2

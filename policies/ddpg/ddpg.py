@@ -51,6 +51,10 @@ class DDPGConfig(SACConfig):
         """GRU width of the meta-learner."""
         self.aux_loss_weight = 0.5
         """Weight of the meta-learner's next-interval prediction loss."""
+        self.workload_loss_weight = 0.0
+        """Weight of the meta-learner's workload-identification loss (cross-entropy of which
+        training workload a replayed step came from; needs ``layout['n_workloads']`` > 0 and a
+        replay buffer that keeps the env's infos, i.e. EpisodeReplayBuffer). 0: off."""
         self.actor_lr = 1e-3
         self.critic_lr = 1e-3
         self.tau = 5e-3
@@ -82,6 +86,7 @@ class DDPGConfig(SACConfig):
         embedding_dim: int | None = NotProvided,
         meta_hidden: int | None = NotProvided,
         aux_loss_weight: float | None = NotProvided,
+        workload_loss_weight: float | None = NotProvided,
         bootstrap: dict[str, Any] | None = NotProvided,
         **kwargs: Any,
     ) -> DDPGConfig:
@@ -97,6 +102,7 @@ class DDPGConfig(SACConfig):
             ("embedding_dim", embedding_dim),
             ("meta_hidden", meta_hidden),
             ("aux_loss_weight", aux_loss_weight),
+            ("workload_loss_weight", workload_loss_weight),
             ("bootstrap", bootstrap),
         ):
             if value is not NotProvided:
@@ -123,6 +129,18 @@ class DDPGConfig(SACConfig):
             raise ValueError(f"tau: must be in (0, 1], got {self.tau}")
         if not self.aux_loss_weight >= 0:
             raise ValueError(f"aux_loss_weight: must be >= 0, got {self.aux_loss_weight}")
+        if not self.workload_loss_weight >= 0:
+            raise ValueError(f"workload_loss_weight: must be >= 0, got {self.workload_loss_weight}")
+        if self.workload_loss_weight > 0:
+            if not (self.layout or {}).get("n_workloads"):
+                raise ValueError(
+                    "workload_loss_weight: needs layout['n_workloads'] > 0 (a history window and training workloads)"
+                )
+            if "Prioritized" in str(self.replay_buffer_config.get("type", "")):
+                raise ValueError(
+                    "workload_loss_weight: needs the env's infos in replayed steps, which RLlib's"
+                    " PrioritizedEpisodeReplayBuffer drops; use EpisodeReplayBuffer"
+                )
         for name in ("actor_hiddens", "critic_hiddens"):
             sizes = getattr(self, name)
             if not sizes or not all(isinstance(h, int) and h > 0 for h in sizes):
@@ -166,6 +184,20 @@ class DDPGConfig(SACConfig):
                 pipeline.insert_before(NormalizeAndClipActions, piece)
             else:
                 pipeline.append(piece)
+        return pipeline
+
+    @override(AlgorithmConfig)
+    def build_learner_connector(self, input_observation_space, input_action_space, device=None) -> Any:
+        pipeline = super().build_learner_connector(input_observation_space, input_action_space, device)
+        if self.workload_loss_weight > 0:
+            from ray.rllib.connectors.learner import AddColumnsFromEpisodesToTrainBatch
+
+            from policies.ddpg.workload_labels import AddWorkloadLabels
+
+            if self.add_default_connectors_to_learner_pipeline:
+                pipeline.insert_after(AddColumnsFromEpisodesToTrainBatch, AddWorkloadLabels())
+            else:
+                pipeline.append(AddWorkloadLabels())
         return pipeline
 
     @property

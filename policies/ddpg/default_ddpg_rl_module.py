@@ -33,6 +33,7 @@ AUX_TARGET = "aux_target"
 FINITE_ROWS = "finite_rows"
 ACTOR_ACTIONS = "actor_actions"
 ACTION_MASK = "action_mask"
+WORKLOAD_LOGITS = "workload_logits"
 
 
 class DefaultDDPGRLModule(RLModule, InferenceOnlyAPI, TargetNetworkAPI, QNetAPI):

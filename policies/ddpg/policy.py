@@ -129,4 +129,5 @@ class DDPGPolicy:
 
     def env_overrides(self) -> dict[str, Any]:
         """The env settings the policy's observation layout needs."""
-        return {k: self.env_config[k] for k in ("max_services", "history_window") if k in self.env_config}
+        keys = ("max_services", "history_window", "context_span", "context_buckets")
+        return {k: self.env_config[k] for k in keys if k in self.env_config}

@@ -6,7 +6,8 @@ critic and mu' the target actor (plus clipped noise with target smoothing); loss
 Actor: ``-mean(Q(s, mu(s)))`` with the critic frozen (the module's forward takes care of it);
 under bootstrapping, behaviour cloning of the replayed actions instead (OFFLINE) or in addition
 (ONLINE, TD3+BC), see ``ddpg_learner.BC_MODES``.
-Meta-learner: the critic loss plus ``aux_loss_weight * mse(predicted, next app features)``.
+Meta-learner: the critic loss plus ``aux_loss_weight * mse(predicted, next app features)``
+plus ``workload_loss_weight * cross-entropy(which training workload)`` over labelled rows.
 Rows with non-finite observations, actions or rewards get weight 0 and are counted.
 """
 
@@ -34,6 +35,8 @@ from policies.ddpg.ddpg_learner import (
     Q_MEAN_KEY,
     Q_MIN_KEY,
     TD_ERROR_MEAN_KEY,
+    WORKLOAD_ACC_KEY,
+    WORKLOAD_LOSS_KEY,
     DDPGLearner,
 )
 from policies.ddpg.default_ddpg_rl_module import (
@@ -46,7 +49,9 @@ from policies.ddpg.default_ddpg_rl_module import (
     Q_PREDS,
     Q_TARGET_NEXT,
     Q_TWIN_PREDS,
+    WORKLOAD_LOGITS,
 )
+from policies.ddpg.workload_labels import WORKLOAD_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +69,23 @@ def behaviour_cloning_loss(
     """Mean over finite rows of the mean squared error over real (unmasked) action components."""
     per_row = (((actor - replayed) ** 2) * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
     return (per_row * finite).sum() / finite.sum().clamp(min=1.0)
+
+
+def workload_loss(
+    logits: torch.Tensor, labels: torch.Tensor, finite: torch.Tensor
+) -> tuple[torch.Tensor, float | None]:
+    """Mean cross-entropy and accuracy over finite rows whose label is a valid workload index.
+
+    Rows labelled -1 (no workload known) or beyond the head's classes do not count; with none
+    left the loss is a zero that keeps the graph, and the accuracy None.
+    """
+    labels = labels.long().reshape(-1)
+    valid = (labels >= 0) & (labels < logits.shape[-1]) & (finite > 0)
+    if not bool(valid.any()):
+        return logits.sum() * 0.0, None
+    ce = torch.nn.functional.cross_entropy(logits[valid], labels[valid])
+    acc = float((logits[valid].argmax(dim=-1) == labels[valid]).float().mean())
+    return ce, acc
 
 
 class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
@@ -133,6 +155,12 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
             aux_loss = (err * finite).sum() / finite.sum().clamp(min=1.0)
             total = total + config.aux_loss_weight * aux_loss
             self.metrics.log_value((module_id, AUX_LOSS_KEY), aux_loss, window=1)
+        if WORKLOAD_LOGITS in fwd_out and config.workload_loss_weight > 0 and WORKLOAD_LABEL in batch:
+            wl_loss, wl_acc = workload_loss(fwd_out[WORKLOAD_LOGITS], batch[WORKLOAD_LABEL], finite)
+            total = total + config.workload_loss_weight * wl_loss
+            self.metrics.log_value((module_id, WORKLOAD_LOSS_KEY), wl_loss, window=1)
+            if wl_acc is not None:
+                self.metrics.log_value((module_id, WORKLOAD_ACC_KEY), wl_acc, window=1)
         self.metrics.log_value(key=(module_id, TD_ERROR_KEY), value=td, reduce="item_series")
         self.metrics.log_dict(
             {

@@ -22,6 +22,7 @@ from policies.ddpg.default_ddpg_rl_module import (
     Q_PREDS,
     Q_TARGET_NEXT,
     Q_TWIN_PREDS,
+    WORKLOAD_LOGITS,
     DefaultDDPGRLModule,
 )
 from policies.ddpg.noise import ExplorationNoise
@@ -46,7 +47,14 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             emb = 0
             if self.split.W:
                 emb = int(cfg.get("embedding_dim", 16))
-                self.meta = MetaLearner(self.split.H, int(cfg.get("meta_hidden", 64)), emb, self.split.A)
+                self.meta = MetaLearner(
+                    self.split.H,
+                    int(cfg.get("meta_hidden", 64)),
+                    emb,
+                    self.split.A,
+                    n_context=self.split.C,
+                    n_workloads=int(self.layout.get("n_workloads", 0)),
+                )
             n_ctx = self.split.A + emb
             self.actor = ServiceActor(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, actor_h)
             make_critic = lambda: ServiceCritic(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, critic_h)  # noqa: E731
@@ -68,10 +76,10 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
 
     def _context(self, obs: torch.Tensor, meta: torch.nn.Module | None, detach: bool = False):
         """(services, context, mask, embedding) of a batch; context = app features + embedding."""
-        svc, app, hist, mask = self.split(obs)
+        svc, app, hist, lctx, mask = self.split(obs)
         emb = None
         if meta is not None and hist is not None:
-            emb = meta(hist)
+            emb = meta(hist, lctx)
             if detach:
                 emb = emb.detach()
             ctx = torch.cat([app, emb], dim=-1)
@@ -97,8 +105,8 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         """Workload embedding of each observation's history window (serving and analysis use it)."""
         if self.meta is None:
             raise ValueError("this module has no meta-learner (history_window is 0)")
-        _, _, hist, _ = self.split(obs)
-        return self.meta(hist)
+        _, _, hist, lctx, _ = self.split(obs)
+        return self.meta(hist, lctx)
 
     # ------------------------------------------------------------------ RLModule API
 
@@ -113,7 +121,7 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             if self.explore_noise:
                 a = torch.clamp(a + self.noise.sample(a), -1.0, 1.0)
             if self.layout:
-                mask = self.split(batch[Columns.OBS])[3]
+                mask = self.split(batch[Columns.OBS])[-1]
                 a = (a.reshape(a.shape[0], -1, ACTION_DIMS_PER_SERVICE) * mask.unsqueeze(-1)).reshape(a.shape)
         return {Columns.ACTIONS: a}
 
@@ -153,7 +161,7 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         # Which action components are real (padding services' are not): behaviour cloning
         # averages over these only.
         if self.layout:
-            mask = self.split(obs)[3]
+            mask = self.split(obs)[-1]
             out[ACTION_MASK] = mask.unsqueeze(-1).expand(-1, -1, ACTION_DIMS_PER_SERVICE).reshape(act.shape)
         else:
             out[ACTION_MASK] = torch.ones_like(act)
@@ -163,6 +171,8 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             emb = self.embedding(obs)
             out[AUX_PRED] = self.meta.predict(emb)
             out[AUX_TARGET] = self.split(nxt)[1]
+            if self.meta.classify is not None:
+                out[WORKLOAD_LOGITS] = self.meta.classify(emb)
         return out
 
     @override(TargetNetworkAPI)
@@ -175,7 +185,7 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             eps = torch.clamp(torch.randn_like(a) * self.target_noise, -self.target_noise_clip, self.target_noise_clip)
             a = torch.clamp(a + eps, -1.0, 1.0)
             if self.layout:
-                mask = self.split(obs)[3]
+                mask = self.split(obs)[-1]
                 a = (a.reshape(a.shape[0], -1, ACTION_DIMS_PER_SERVICE) * mask.unsqueeze(-1)).reshape(a.shape)
         q = self.q_value(obs, a, self.target_critic, meta=meta)
         if self.twin_q:

@@ -6,8 +6,9 @@ number of services is only a padding size: a policy trained on a 12-service app 
 3-service or a 20-service one.
 
 ``layout`` (a dict: max_services, n_service_features, n_app_features, history_window,
-n_history_features, mask_index) tells how to cut the flat observation; without it the
-networks are plain MLPs over the flat observation (used for Pendulum and other Box envs).
+n_history_features, n_context, n_workloads, mask_index) tells how to cut the flat observation;
+without it the networks are plain MLPs over the flat observation (used for Pendulum and other
+Box envs).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def mlp(sizes: list[int], out_act: nn.Module | None = None) -> nn.Sequential:
 
 
 class ObsSplit:
-    """Cuts a flat observation batch into services (B, S, F), app (B, A), history (B, W, H), mask (B, S)."""
+    """Cuts a flat observation batch into services (B, S, F), app (B, A), history (B, W, H),
+    long load context (B, C) and mask (B, S); history and context are None when absent."""
 
     def __init__(self, layout: dict[str, Any]):
         self.S = int(layout["max_services"])
@@ -38,34 +40,53 @@ class ObsSplit:
         self.A = int(layout["n_app_features"])
         self.W = int(layout.get("history_window", 0))
         self.H = int(layout.get("n_history_features", 0))
+        self.C = int(layout.get("n_context", 0))
         self.mask_index = int(layout["mask_index"])
 
-    def __call__(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def __call__(self, obs: torch.Tensor):
         b = obs.shape[0]
         n_svc = self.S * self.F
+        h0 = n_svc + self.A
+        c0 = h0 + self.W * self.H
         svc = obs[:, :n_svc].reshape(b, self.S, self.F)
-        app = obs[:, n_svc : n_svc + self.A]
-        hist = obs[:, n_svc + self.A :].reshape(b, self.W, self.H) if self.W else None
-        return svc, app, hist, svc[..., self.mask_index]
+        app = obs[:, n_svc:h0]
+        hist = obs[:, h0:c0].reshape(b, self.W, self.H) if self.W else None
+        ctx = obs[:, c0 : c0 + self.C] if self.C else None
+        return svc, app, hist, ctx, svc[..., self.mask_index]
 
 
 class MetaLearner(nn.Module):
-    """GRU over the history window -> workload embedding, plus a head predicting the next row.
+    """GRU over the history window (and an MLP over the long load context) -> workload embedding.
 
-    The embedding conditions actor and critic. It is trained through the critic loss and the
-    auxiliary loss of predicting the next interval's app features (load, latency, drops) from
-    the embedding, which forces it to encode what the workload is doing.
+    The embedding conditions actor and critic. It is trained through the critic loss and two
+    auxiliary losses that ask it to encode the workload:
+
+    - ``predict``: the next interval's app features (load, latency, drops), what it is doing now;
+    - ``classify`` (with ``n_workloads`` > 0): which training workload the episode replays, a
+      linear read-out, so workloads that differ become linearly separable in the embedding, and
+      the policy's conditioning tells them apart. A new workload lands near the ones it
+      resembles.
     """
 
-    def __init__(self, n_in: int, hidden: int, embedding_dim: int, n_predict: int):
+    def __init__(
+        self, n_in: int, hidden: int, embedding_dim: int, n_predict: int, n_context: int = 0, n_workloads: int = 0
+    ):
         super().__init__()
         self.gru = nn.GRU(n_in, hidden, batch_first=True)
-        self.to_embedding = nn.Sequential(nn.Linear(hidden, embedding_dim), nn.Tanh())
+        self.context = mlp([n_context, hidden], nn.ReLU()) if n_context else None
+        joined = hidden * (2 if n_context else 1)
+        self.to_embedding = nn.Sequential(nn.Linear(joined, embedding_dim), nn.Tanh())
         self.predict = mlp([embedding_dim, hidden, n_predict])
+        self.classify = nn.Linear(embedding_dim, n_workloads) if n_workloads else None
 
-    def forward(self, history: torch.Tensor) -> torch.Tensor:
+    def forward(self, history: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         _, h = self.gru(history)
-        return self.to_embedding(h[-1])
+        z = h[-1]
+        if self.context is not None:
+            if context is None:
+                raise ValueError("this meta-learner reads a long load context, and the observation has none")
+            z = torch.cat([z, self.context(context)], dim=-1)
+        return self.to_embedding(z)
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

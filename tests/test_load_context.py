@@ -1,0 +1,116 @@
+"""The long load context: its statistics by hand, the env's context block, and load-level scaling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs.autoscale_env import AutoscaleEnv
+from envs.config import EnvConfig
+from envs.errors import ConfigError
+from envs.load_context import CONTEXT_STATS, JUMP, N_CONTEXT_STATS, context_size, load_context
+from envs.observation import ObservationLayout
+from envs.workload import level_factor
+
+S = {name: i for i, name in enumerate(CONTEXT_STATS)}
+
+
+def test_a_flat_series_has_no_shape() -> None:
+    c = load_context(np.full(8, 3.0), span=8, buckets=4)
+    assert len(c) == context_size(8, 4) == N_CONTEXT_STATS + 4
+    expected = np.zeros(N_CONTEXT_STATS + 4)
+    expected[S["filled"]] = 1.0
+    np.testing.assert_allclose(c, expected)
+
+
+def test_statistics_by_hand() -> None:
+    x = np.array([0.0, 0.0, 2.0, 0.0, 1.0, 1.0, 1.0, 1.0])  # current level 1
+    c = load_context(x, span=8, buckets=2)
+    steps = np.abs(np.diff(x))  # 0, 2, 2, 1, 0, 0, 0
+    assert c[S["max"]] == pytest.approx(1.0)
+    assert c[S["min"]] == pytest.approx(-1.0)
+    assert c[S["mean"]] == pytest.approx(0.75 - 1.0)
+    assert c[S["std"]] == pytest.approx(x.std())
+    assert c[S["mean_step"]] == pytest.approx(steps.mean())
+    assert c[S["max_step"]] == pytest.approx(2.0)
+    assert c[S["jumps"]] == pytest.approx(3 / 7)
+    assert c[S["above_mean"]] == pytest.approx(5 / 8)  # 2 and the four 1s are above 0.75
+    assert c[S["filled"]] == pytest.approx(1.0)
+    np.testing.assert_allclose(c[N_CONTEXT_STATS:], [0.5 - 1.0, 1.0 - 1.0])
+
+
+def test_only_the_last_span_counts() -> None:
+    x = np.concatenate([np.full(50, 9.0), np.arange(8.0)])
+    np.testing.assert_allclose(load_context(x, 8, 4), load_context(np.arange(8.0), 8, 4))
+
+
+def test_a_short_run_is_summarised_over_what_was_seen() -> None:
+    c = load_context(np.array([1.0, 3.0]), span=8, buckets=4)
+    assert c[S["filled"]] == pytest.approx(2 / 8)
+    assert c[S["max_step"]] == pytest.approx(2.0)
+    # Buckets before the run repeat the first value seen: [1 1] [1 1] [1 1] [1 3], minus 3.
+    np.testing.assert_allclose(c[N_CONTEXT_STATS:], [-2.0, -2.0, -2.0, -1.0])
+    assert load_context(np.array([]), 8, 4).shape == (N_CONTEXT_STATS + 4,)
+
+
+def test_small_changes_are_not_jumps() -> None:
+    x = np.arange(10) * (JUMP / 2)
+    assert load_context(x, 16, 4)[S["jumps"]] == 0.0
+    assert load_context(x * 4, 16, 4)[S["jumps"]] == 1.0
+
+
+def test_context_is_off_by_default() -> None:
+    assert context_size(0, 16) == 0
+    assert ObservationLayout(4, 2).size == ObservationLayout(4, 2, 0, 16).size
+
+
+def test_env_appends_the_context_of_the_observed_load() -> None:
+    cfg = {"app": "chain3", "max_services": 4, "history_window": 3, "context_span": 8, "context_buckets": 2}
+    env = AutoscaleEnv({**cfg, "workloads": ["family:spikes"], "noise": 0.0})
+    obs, _ = env.reset(seed=3)
+    assert obs.shape == env.observation_space.shape == (env.layout.size,)
+    seen = [np.log1p(env.metrics.external_rps)]
+    for _ in range(12):
+        obs, *_ = env.step(np.zeros(env.action_space.shape))
+        seen.append(np.log1p(env.metrics.external_rps))
+        np.testing.assert_allclose(env.layout.context(obs), load_context(np.array(seen), 8, 2), atol=1e-5)
+    assert env.layout.history(obs).shape == (3, 13)
+    # A new episode starts a new context.
+    obs, _ = env.reset(seed=4)
+    assert env.layout.context(obs)[S["filled"]] == pytest.approx(1 / 8)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"context_span": -1}, "context_span"),
+        ({"context_span": 12, "context_buckets": 8}, "context_span: must be a multiple of context_buckets"),
+        ({"context_buckets": 0}, "context_buckets"),
+        ({"level_prob": 1.5}, "level_prob"),
+        ({"level_min": 0.0}, "level_min"),
+    ],
+)
+def test_bad_context_and_level_settings_name_the_key(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        EnvConfig.from_dict(kwargs)
+
+
+def test_level_factor_is_log_uniform_below_one_with_the_given_probability() -> None:
+    rng = np.random.default_rng(0)
+    f = np.array([level_factor(rng, 0.25, 0.01) for _ in range(4000)])
+    scaled = f[f < 1.0]
+    assert len(scaled) / len(f) == pytest.approx(0.25, abs=0.03)
+    assert scaled.min() >= 0.01
+    # Log-uniform: half of the scaled episodes below the geometric middle (0.1).
+    assert np.mean(scaled < 0.1) == pytest.approx(0.5, abs=0.07)
+    assert all(level_factor(rng, 0.0, 0.01) == 1.0 for _ in range(50))
+
+
+def test_only_training_draws_are_scaled_down() -> None:
+    base = {"app": "chain3", "workloads": ["family:ramp"], "arrival_noise": False, "episode_steps": 40}
+    env = AutoscaleEnv({**base, "level_prob": 1.0, "level_min": 0.1})
+    for seed in range(5):
+        env.reset(seed=seed)
+        assert 0.1 * env.peak_rps <= env.rates.max() < env.peak_rps
+        env.reset(seed=seed, options={"workload": "family:ramp"})  # evaluation: never scaled
+        assert env.rates.max() == pytest.approx(env.peak_rps)
