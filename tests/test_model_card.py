@@ -1,0 +1,62 @@
+"""The model card is written from a run's summary and the quality benchmark, and counts the goal as the bench does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from aware_ray.bench import goal_met
+from aware_ray.model_card import write_card
+
+
+def _row(gap: float | None, red: float | None) -> dict:
+    return {"gap_closed": gap, "violation_reduction": red, "slo_violation_rate": 0.01, "cpu_core_hours": 10.0}
+
+
+def test_goal_counts_either_criterion() -> None:
+    assert goal_met(_row(0.5, None)) and goal_met(_row(-1.0, 0.5))
+    assert not goal_met(_row(0.49, 0.49)) and not goal_met(_row(None, None))
+
+
+def test_card_from_a_run(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "policy").mkdir(parents=True)
+    for f in ("policy.pt", "policy.json"):
+        (run / "policy" / f).write_text("x")
+    cfg = {
+        "env": {
+            "app": "social-network",
+            "workloads": ["family:ramp", "trace:a.csv"],
+            "history_window": 32,
+            "context_span": 128,
+            "level_prob": 0.25,
+            "level_min": 0.02,
+        },
+        "ddpg": {"workload_loss_weight": 0.5},
+    }
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    summary = {
+        "config": "experiments/configs/default.yaml",
+        "iterations": 24,
+        "env_steps": 49152,
+        "wall_s": 3000.0,
+        "best": {"iteration": 12, "score": 0.6},
+        "validation": [{"iteration": 12, "violation_rate": 0.02, "probe_accuracy": 0.85}],
+    }
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    quality = {
+        "seeds": 3,
+        "max_hours": 4.0,
+        "probe_accuracy_held_out": 0.83,
+        "probe_accuracy_raw_window": 0.5,
+        "results": {"social-network": {"a": _row(0.7, None), "b": _row(0.1, 0.2)}, "chain3": {"a": _row(None, 0.6)}},
+    }
+    card = write_card(run, quality, tmp_path / "out").read_text()
+    assert "a summary of the load over the last 128" in card
+    assert "trained to tell the training workloads apart" in card
+    assert "25 % of training episodes scaled down" in card
+    assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
+    assert "probe on held-out episodes of the six synthetic families: 0.83" in card
+    assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()
