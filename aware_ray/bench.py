@@ -134,6 +134,10 @@ def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.
 QUALITY_APPS = ("social-network", "chain3", "ecommerce")
 
 
+SHORT_PROBE_STEPS = 160
+"""Episode length of the second probe figure: time-compressed instances of the families."""
+
+
 def goal_met(row: dict[str, Any]) -> bool:
     """The quality goal on one held-out workload: at least half the HPA-to-oracle gap closed, or at
     least 50 % fewer violating intervals than the frontier at the same cost."""
@@ -175,7 +179,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         }
 
     main = per_app["social-network"]
-    probe = probe_raw = None
+    probe = probe_raw = probe_short = None
     if policy.startswith("ddpg:"):
         from aware_ray import policy_registry
         from aware_ray.probe import RawWindow, probe_accuracy
@@ -186,6 +190,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
             env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
             probe = round(probe_accuracy(learned, env_cfg), 3)
             probe_raw = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
+            probe_short = round(probe_accuracy(learned, env_cfg, steps=SHORT_PROBE_STEPS), 3)
     return {
         "bench": "ddpg-quality",
         "policy": policy,
@@ -195,6 +200,8 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         "workloads": len(main),
         "probe_accuracy_held_out": probe,
         "probe_accuracy_raw_window": probe_raw,
+        "probe_accuracy_short_episodes": probe_short,
+        "probe_episode_steps": [learned.env_config.get("episode_steps"), SHORT_PROBE_STEPS] if probe else None,
         "results": per_app,
         "out": out,
     }

@@ -61,14 +61,25 @@ def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, ste
 
 
 def probe_accuracy(
-    policy: Any, env_config: dict[str, Any], train_seeds: int = 2, test_seeds: int = 1, ridge: float = 1e-2
+    policy: Any,
+    env_config: dict[str, Any],
+    train_seeds: int = 2,
+    test_seeds: int = 1,
+    ridge: float = 1e-2,
+    steps: int | None = None,
 ) -> float:
-    """Held-out accuracy of a linear probe separating PROBE_FAMILIES from embeddings."""
+    """Held-out accuracy of a linear probe separating PROBE_FAMILIES from embeddings.
+
+    Episodes last ``steps`` intervals, by default the env's ``episode_steps`` (the length the
+    policy trained on): a family's pattern time scales are fractions of the episode, so a
+    shorter episode is a time-compressed instance, a different workload.
+    """
+    steps = int(steps or env_config.get("episode_steps", 160))
     fams = [f for f in PROBE_FAMILIES if f in FAMILIES]
     xs_tr, ys_tr, xs_te, ys_te = [], [], [], []
     for k, fam in enumerate(fams):
         for s in range(train_seeds + test_seeds):
-            e = collect(policy, env_config, fam, seed=1000 + 17 * s + k)
+            e = collect(policy, env_config, fam, seed=1000 + 17 * s + k, steps=steps)
             (xs_tr if s < train_seeds else xs_te).append(e)
             (ys_tr if s < train_seeds else ys_te).append(np.full(len(e), k))
     x_tr, y_tr = np.concatenate(xs_tr), np.concatenate(ys_tr)

@@ -36,6 +36,9 @@ DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
     "meta_hidden": int,
     "aux_loss_weight": (int, float),
     "workload_loss_weight": (int, float),
+    "workload_code_dim": int,
+    "synthetic_contexts": int,
+    "context_renewal": int,
     "actor_lr": (int, float),
     "critic_lr": (int, float),
     "tau": (int, float),
@@ -121,10 +124,24 @@ def parse_ddpg(d: dict[str, Any], source: str) -> dict[str, Any]:
     for key in ("actor_lr", "critic_lr", "tau", "gamma"):
         if key in d and not 0 < d[key] <= 1:
             raise ConfigError(f"{source}: ddpg.{key} must be in (0, 1], got {d[key]}")
-    for key in ("policy_delay", "n_step", "train_batch_size_per_learner", "embedding_dim", "meta_hidden"):
+    for key in (
+        "policy_delay",
+        "n_step",
+        "train_batch_size_per_learner",
+        "embedding_dim",
+        "meta_hidden",
+        "workload_code_dim",
+    ):
         if key in d and d[key] < 1:
             raise ConfigError(f"{source}: ddpg.{key} must be >= 1, got {d[key]}")
-    for key in ("target_noise", "aux_loss_weight", "workload_loss_weight", "num_steps_sampled_before_learning_starts"):
+    for key in (
+        "target_noise",
+        "aux_loss_weight",
+        "workload_loss_weight",
+        "synthetic_contexts",
+        "context_renewal",
+        "num_steps_sampled_before_learning_starts",
+    ):
         if key in d and d[key] < 0:
             raise ConfigError(f"{source}: ddpg.{key} must be >= 0, got {d[key]}")
     if "training_intensity" in d and not d["training_intensity"] > 0:
@@ -224,8 +241,13 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
     ddpg = parse_ddpg(raw.get("ddpg", {}), source)
-    if ddpg.get("workload_loss_weight") and not env.history_window:
-        raise ConfigError(f"{source}: ddpg.workload_loss_weight needs a meta-learner (env.history_window > 0)")
+    if ddpg.get("workload_loss_weight") and not (env.history_window and env.context_span):
+        raise ConfigError(
+            f"{source}: ddpg.workload_loss_weight needs a meta-learner with a load context"
+            " (env.history_window and env.context_span > 0)"
+        )
+    if ddpg.get("synthetic_contexts") and not ddpg.get("workload_loss_weight"):
+        raise ConfigError(f"{source}: ddpg.synthetic_contexts needs ddpg.workload_loss_weight > 0")
     buffer = str((ddpg.get("replay_buffer_config") or {}).get("type", ""))
     if ddpg.get("workload_loss_weight") and "Prioritized" in buffer:
         raise ConfigError(

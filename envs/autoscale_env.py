@@ -18,8 +18,7 @@ from envs.metrics import ScalingDecision, ServiceMetrics
 from envs.observation import N_HISTORY_FEATURES, ObservationLayout, build, history_row
 from envs.reward import reward
 from envs.sim_backend import SimBackend
-from envs.trace import poisson_noise
-from envs.workload import Workload, level_factor, make_workload
+from envs.workload import Workload, episode_rates, make_workload
 
 DROP_VIOLATION = 1.0
 """Dropped requests in an interval from which it counts as violating (one whole request)."""
@@ -157,12 +156,9 @@ class AutoscaleEnv(gym.Env):
                 self.workload_id = int(rng.integers(len(self.workloads)))
                 wl = self.workloads[self.workload_id]
             self.episode_steps = int(options.get("episode_steps", self.config.episode_steps))
-            rates = wl.rates(self.episode_steps, self.config.interval_s, rng)
-            if self.workload_id >= 0 and self.config.level_prob > 0:
-                rates = rates * level_factor(rng, self.config.level_prob, self.config.level_min)
+            level = (self.config.level_prob, self.config.level_min) if self.workload_id >= 0 else None
+            rates = episode_rates(wl, self.episode_steps, self.config.interval_s, rng, level, self.config.arrival_noise)
             self.workload_name, self.workload_family = wl.name, wl.family
-            if self.config.arrival_noise:
-                rates = poisson_noise(rates, self.config.interval_s, rng)
         self.rates = rates
         if isinstance(self.backend, SimBackend):
             self.backend.reset(rates, seed=int(rng.integers(2**63 - 1)))
@@ -204,6 +200,9 @@ class AutoscaleEnv(gym.Env):
         self.steps += 1
         record = self._record(changed, result)
         base = self._base_obs()
+        if self.config.context_span:
+            self.load_log.append(float(np.log1p(max(self.metrics.external_rps, 0.0))))
+            del self.load_log[: -self.config.context_span]
         if self.config.history_window:
             self.history[:-1] = self.history[1:]
             self.history[-1] = history_row(base, self.app.n_services, self.layout, a, record.reward)
@@ -230,9 +229,8 @@ class AutoscaleEnv(gym.Env):
             parts.append(self.history.ravel())
         span = self.config.context_span
         if span:
-            assert self.metrics is not None
-            self.load_log.append(float(np.log1p(max(self.metrics.external_rps, 0.0))))
-            del self.load_log[:-span]
+            # The external rates of the intervals run so far (none at reset: no interval has been
+            # measured yet, and a zero there would read as a surge from nothing).
             ctx = load_context(np.asarray(self.load_log), span, self.config.context_buckets)
             parts.append(np.clip(ctx, -10.0, 10.0).astype(np.float32))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)

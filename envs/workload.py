@@ -17,7 +17,7 @@ import yaml
 
 from envs.errors import ConfigError, TraceError
 from envs.synthetic import FAMILIES, generate
-from envs.trace import Trace, load_trace, resample, rescale, split_column
+from envs.trace import Trace, load_trace, poisson_noise, resample, rescale, split_column
 
 TRACES_DIR = Path(__file__).parent / "traces"
 """The shipped traces (see its README.md for sources and terms) and the default split."""
@@ -140,6 +140,26 @@ def level_factor(rng: np.random.Generator, prob: float, low: float) -> float:
     if rng.random() >= prob:
         return 1.0
     return float(np.exp(rng.uniform(np.log(low), 0.0)))
+
+
+def episode_rates(
+    workload: Workload,
+    n_steps: int,
+    interval_s: float,
+    rng: np.random.Generator,
+    level: tuple[float, float] | None = None,
+    arrival_noise: bool = True,
+) -> np.ndarray:
+    """The per-interval rates of one episode of ``workload``: a new instance (or trace window),
+    scaled by ``level_factor(rng, *level)`` when ``level`` = (prob, low) is given, with Poisson
+    arrivals when ``arrival_noise``. The env and ``envs.context_samples`` both draw through it,
+    so samples of the load outside the env follow the env's own distribution."""
+    rates = workload.rates(n_steps, interval_s, rng)
+    if level is not None and level[0] > 0:
+        rates = rates * level_factor(rng, *level)
+    if arrival_noise:
+        rates = poisson_noise(rates, interval_s, rng)
+    return rates
 
 
 def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> Workload:

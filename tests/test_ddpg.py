@@ -385,7 +385,8 @@ def test_workload_head_trains_and_its_loss_by_hand() -> None:
     assert module().meta.classify is None, "no head without n_workloads"
     m = ctx_module()
     with torch.no_grad():
-        assert m.meta.classify(m.embedding(obs)).shape == (6, 2)
+        assert m.meta.workload_logits(m.split(obs)[3]).shape == (6, 2)
+        assert m.embedding(obs).shape == (6, 4 + 16), "trajectory embedding and workload code"
 
 
 def test_workload_labels_follow_their_rows_through_the_learner_connector() -> None:

@@ -63,7 +63,8 @@ def test_one_training_iteration_with_two_env_runners(local_ray, preset: str) -> 
 
 def test_workload_identification_trains_from_replayed_infos(local_ray) -> None:
     """With the long load context and the workload loss on, replayed steps carry their workload
-    label from the env's infos to the learner, and the loss is trained on."""
+    label from the env's infos to the learner, contexts of fresh instances join them, and the
+    loss is trained on."""
     torch.set_num_threads(1)
     env = {
         **ENV,
@@ -84,6 +85,7 @@ def test_workload_identification_trains_from_replayed_infos(local_ray) -> None:
             embedding_dim=4,
             meta_hidden=8,
             workload_loss_weight=1.0,
+            synthetic_contexts=16,
             num_steps_sampled_before_learning_starts=40,
             training_intensity=32,
             train_batch_size_per_learner=32,
@@ -96,8 +98,10 @@ def test_workload_identification_trains_from_replayed_infos(local_ray) -> None:
         learner = result["learners"]["default_policy"]
         assert np.isfinite(learner["losses/meta_workload"]) and learner["losses/meta_workload"] > 0
         assert 0.0 <= learner["meta/workload_accuracy"] <= 1.0
+        # Fresh workload instances were drawn into the pool, two per update after the first fill.
+        assert learner["meta/context_instances"] > 8192 // 16
         names = algo.env_runner_group.foreach_env_runner(
-            lambda r: sorted(n for n, _ in r.module.named_parameters() if n.startswith("meta.context")),
+            lambda r: sorted(n for n, _ in r.module.named_parameters() if n.startswith("meta.code")),
             local_env_runner=False,
         )
         assert names and all(n for n in names), "the runners' meta-learner reads the load context"

@@ -69,15 +69,20 @@ def test_env_appends_the_context_of_the_observed_load() -> None:
     env = AutoscaleEnv({**cfg, "workloads": ["family:spikes"], "noise": 0.0})
     obs, _ = env.reset(seed=3)
     assert obs.shape == env.observation_space.shape == (env.layout.size,)
-    seen = [np.log1p(env.metrics.external_rps)]
+    # Before any interval ran nothing was measured: an empty context, not a rate of zero.
+    np.testing.assert_array_equal(env.layout.context(obs), np.zeros(env.layout.context_size))
+    seen = []
     for _ in range(12):
         obs, *_ = env.step(np.zeros(env.action_space.shape))
         seen.append(np.log1p(env.metrics.external_rps))
         np.testing.assert_allclose(env.layout.context(obs), load_context(np.array(seen), 8, 2), atol=1e-5)
     assert env.layout.history(obs).shape == (3, 13)
     # A new episode starts a new context.
-    obs, _ = env.reset(seed=4)
+    env.reset(seed=4)
+    obs, *_ = env.step(np.zeros(env.action_space.shape))
     assert env.layout.context(obs)[S["filled"]] == pytest.approx(1 / 8)
+    # The measured external rate is the workload's series (Poisson arrivals included).
+    assert env.metrics.external_rps == pytest.approx(env.rates[0])
 
 
 @pytest.mark.parametrize(

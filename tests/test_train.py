@@ -44,10 +44,16 @@ def test_set_overrides_are_typed() -> None:
         ({"env": {"app": 3}}, [], "env.'app' must be a string"),
         ({"env": {"history_window": -1}}, [], "history_window"),
         ({"ddpg": {"workload_loss_weight": 1.0}}, [], "ddpg.workload_loss_weight needs a meta-learner"),
+        (
+            {"env": {"history_window": 4, "context_span": 16}, "ddpg": {"synthetic_contexts": 8}},
+            [],
+            "ddpg.synthetic_contexts needs ddpg.workload_loss_weight > 0",
+        ),
+        ({"ddpg": {"synthetic_contexts": -1}}, [], "ddpg.synthetic_contexts must be >= 0"),
         ({"ddpg": {"workload_loss_weight": -1.0}}, [], "ddpg.workload_loss_weight must be >= 0"),
         (
             {
-                "env": {"history_window": 4},
+                "env": {"history_window": 4, "context_span": 16},
                 "ddpg": {"replay_buffer_config": {"type": "PrioritizedEpisodeReplayBuffer"}},
             },
             ["ddpg.workload_loss_weight=0.5"],
@@ -91,6 +97,7 @@ def _tiny() -> dict:
         },
         "ddpg": {
             "workload_loss_weight": 0.5,
+            "synthetic_contexts": 16,
             "actor_hiddens": [16],
             "critic_hiddens": [16],
             "embedding_dim": 4,

@@ -55,6 +55,13 @@ class DDPGConfig(SACConfig):
         """Weight of the meta-learner's workload-identification loss (cross-entropy of which
         training workload a replayed step came from; needs ``layout['n_workloads']`` > 0 and a
         replay buffer that keeps the env's infos, i.e. EpisodeReplayBuffer). 0: off."""
+        self.workload_code_dim = 16
+        """Size of the workload code the meta-learner reads from the long load context."""
+        self.synthetic_contexts = 0
+        """Contexts of fresh workload instances added to each update's workload loss (needs the
+        env's load context; see ``context_pool``). 0: replayed steps only."""
+        self.context_renewal = 2
+        """Workload instances renewed in the context pool per update."""
         self.actor_lr = 1e-3
         self.critic_lr = 1e-3
         self.tau = 5e-3
@@ -87,6 +94,9 @@ class DDPGConfig(SACConfig):
         meta_hidden: int | None = NotProvided,
         aux_loss_weight: float | None = NotProvided,
         workload_loss_weight: float | None = NotProvided,
+        workload_code_dim: int | None = NotProvided,
+        synthetic_contexts: int | None = NotProvided,
+        context_renewal: int | None = NotProvided,
         bootstrap: dict[str, Any] | None = NotProvided,
         **kwargs: Any,
     ) -> DDPGConfig:
@@ -103,6 +113,9 @@ class DDPGConfig(SACConfig):
             ("meta_hidden", meta_hidden),
             ("aux_loss_weight", aux_loss_weight),
             ("workload_loss_weight", workload_loss_weight),
+            ("workload_code_dim", workload_code_dim),
+            ("synthetic_contexts", synthetic_contexts),
+            ("context_renewal", context_renewal),
             ("bootstrap", bootstrap),
         ):
             if value is not NotProvided:
@@ -131,10 +144,21 @@ class DDPGConfig(SACConfig):
             raise ValueError(f"aux_loss_weight: must be >= 0, got {self.aux_loss_weight}")
         if not self.workload_loss_weight >= 0:
             raise ValueError(f"workload_loss_weight: must be >= 0, got {self.workload_loss_weight}")
+        for name in ("workload_code_dim", "synthetic_contexts", "context_renewal"):
+            value = getattr(self, name)
+            low = 1 if name == "workload_code_dim" else 0
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+                raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
+        if self.synthetic_contexts > 0 and not (
+            self.workload_loss_weight > 0 and (self.layout or {}).get("n_context") and self.env_config.get("workloads")
+        ):
+            raise ValueError(
+                "synthetic_contexts: needs workload_loss_weight > 0, an env with a load context and its workloads"
+            )
         if self.workload_loss_weight > 0:
-            if not (self.layout or {}).get("n_workloads"):
+            if not ((self.layout or {}).get("n_workloads") and (self.layout or {}).get("n_context")):
                 raise ValueError(
-                    "workload_loss_weight: needs layout['n_workloads'] > 0 (a history window and training workloads)"
+                    "workload_loss_weight: needs layout['n_workloads'] > 0 and a load context (layout['n_context'])"
                 )
             if "Prioritized" in str(self.replay_buffer_config.get("type", "")):
                 raise ValueError(
@@ -213,6 +237,7 @@ class DDPGConfig(SACConfig):
             "layout": self.layout,
             "embedding_dim": self.embedding_dim,
             "meta_hidden": self.meta_hidden,
+            "workload_code_dim": self.workload_code_dim,
         }
 
 

@@ -7,7 +7,8 @@ Actor: ``-mean(Q(s, mu(s)))`` with the critic frozen (the module's forward takes
 under bootstrapping, behaviour cloning of the replayed actions instead (OFFLINE) or in addition
 (ONLINE, TD3+BC), see ``ddpg_learner.BC_MODES``.
 Meta-learner: the critic loss plus ``aux_loss_weight * mse(predicted, next app features)``
-plus ``workload_loss_weight * cross-entropy(which training workload)`` over labelled rows.
+plus ``workload_loss_weight * cross-entropy(which training workload)`` over labelled replayed
+rows and ``synthetic_contexts`` contexts of fresh workload instances (``context_pool``).
 Rows with non-finite observations, actions or rewards get weight 0 and are counted.
 """
 
@@ -28,6 +29,7 @@ from policies.ddpg.ddpg_learner import (
     ACTOR_UPDATED_KEY,
     AUX_LOSS_KEY,
     BC_LOSS_KEY,
+    CONTEXT_INSTANCES_KEY,
     CRITIC_LOSS_KEY,
     CRITIC_TWIN_LOSS_KEY,
     NAN_ROWS_KEY,
@@ -156,7 +158,14 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
             total = total + config.aux_loss_weight * aux_loss
             self.metrics.log_value((module_id, AUX_LOSS_KEY), aux_loss, window=1)
         if WORKLOAD_LOGITS in fwd_out and config.workload_loss_weight > 0 and WORKLOAD_LABEL in batch:
-            wl_loss, wl_acc = workload_loss(fwd_out[WORKLOAD_LOGITS], batch[WORKLOAD_LABEL], finite)
+            logits, labels, rows = fwd_out[WORKLOAD_LOGITS], batch[WORKLOAD_LABEL], finite
+            wl_acc = workload_loss(logits, labels, rows)[1]
+            if config.synthetic_contexts > 0:
+                fresh_logits, fresh_labels = self._fresh_contexts(module_id, config)
+                logits = torch.cat([logits, fresh_logits])
+                labels = torch.cat([labels.long().reshape(-1), fresh_labels])
+                rows = torch.cat([rows, torch.ones_like(fresh_labels, dtype=rows.dtype)])
+            wl_loss = workload_loss(logits, labels, rows)[0]
             total = total + config.workload_loss_weight * wl_loss
             self.metrics.log_value((module_id, WORKLOAD_LOSS_KEY), wl_loss, window=1)
             if wl_acc is not None:
@@ -176,6 +185,22 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
             window=1,
         )
         return total
+
+    def _fresh_contexts(self, module_id: ModuleID, config: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Workload logits and labels of ``synthetic_contexts`` contexts of fresh workload instances."""
+        from policies.ddpg.context_pool import ContextPool
+
+        pools = self.__dict__.setdefault("_context_pools", {})
+        if module_id not in pools:
+            pools[module_id] = ContextPool(dict(self.config.env_config), seed=int(self.config.seed or 0))
+        pool = pools[module_id]
+        pool.renew(config.context_renewal)
+        x, y = pool.batch(config.synthetic_contexts)
+        module = self._module[module_id]
+        device = next(module.parameters()).device
+        logits = module.meta.workload_logits(torch.as_tensor(x, device=device))
+        self.metrics.log_value((module_id, CONTEXT_INSTANCES_KEY), float(pool.instances), window=1)
+        return logits, torch.as_tensor(y, device=device)
 
     @override(DQNTorchLearner)
     def compute_gradients(self, loss_per_module: dict[ModuleID, TensorType], **kwargs) -> ParamDict:

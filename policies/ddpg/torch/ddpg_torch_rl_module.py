@@ -46,15 +46,16 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             self.split = ObsSplit(self.layout)
             emb = 0
             if self.split.W:
-                emb = int(cfg.get("embedding_dim", 16))
                 self.meta = MetaLearner(
                     self.split.H,
                     int(cfg.get("meta_hidden", 64)),
-                    emb,
+                    int(cfg.get("embedding_dim", 16)),
                     self.split.A,
                     n_context=self.split.C,
                     n_workloads=int(self.layout.get("n_workloads", 0)),
+                    code_dim=int(cfg.get("workload_code_dim", 16)),
                 )
+                emb = self.meta.out_dim
             n_ctx = self.split.A + emb
             self.actor = ServiceActor(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, actor_h)
             make_critic = lambda: ServiceCritic(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, critic_h)  # noqa: E731
@@ -172,7 +173,7 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             out[AUX_PRED] = self.meta.predict(emb)
             out[AUX_TARGET] = self.split(nxt)[1]
             if self.meta.classify is not None:
-                out[WORKLOAD_LOGITS] = self.meta.classify(emb)
+                out[WORKLOAD_LOGITS] = self.meta.workload_logits(self.split(obs)[3])
         return out
 
     @override(TargetNetworkAPI)

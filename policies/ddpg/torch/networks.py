@@ -56,37 +56,53 @@ class ObsSplit:
 
 
 class MetaLearner(nn.Module):
-    """GRU over the history window (and an MLP over the long load context) -> workload embedding.
+    """GRU over the history window (and a workload code from the long load context) -> embedding.
 
-    The embedding conditions actor and critic. It is trained through the critic loss and two
-    auxiliary losses that ask it to encode the workload:
+    The embedding conditions actor and critic. The GRU part is trained through the critic loss
+    and the auxiliary loss ``predict`` (the next interval's app features: load, latency, drops),
+    which asks it to encode what the workload is doing now and how the app responds.
 
-    - ``predict``: the next interval's app features (load, latency, drops), what it is doing now;
-    - ``classify`` (with ``n_workloads`` > 0): which training workload the episode replays, a
-      linear read-out, so workloads that differ become linearly separable in the embedding, and
-      the policy's conditioning tells them apart. A new workload lands near the ones it
-      resembles.
+    With a long load context (``n_context`` > 0) the embedding also holds a workload code of
+    ``code_dim`` entries read from the context alone: what the load has been doing over the last
+    half hour, independent of the policy. With ``n_workloads`` > 0 the ``classify`` head (linear)
+    names the training workload from the code, so workloads that differ become linearly
+    separable in the embedding and a new workload lands near those it resembles. Because the
+    code reads the load alone, it can be trained on contexts of fresh workload instances too
+    (``envs.context_samples``), not only on the few episodes in replay.
     """
 
     def __init__(
-        self, n_in: int, hidden: int, embedding_dim: int, n_predict: int, n_context: int = 0, n_workloads: int = 0
+        self,
+        n_in: int,
+        hidden: int,
+        embedding_dim: int,
+        n_predict: int,
+        n_context: int = 0,
+        n_workloads: int = 0,
+        code_dim: int = 16,
     ):
         super().__init__()
         self.gru = nn.GRU(n_in, hidden, batch_first=True)
-        self.context = mlp([n_context, hidden], nn.ReLU()) if n_context else None
-        joined = hidden * (2 if n_context else 1)
-        self.to_embedding = nn.Sequential(nn.Linear(joined, embedding_dim), nn.Tanh())
-        self.predict = mlp([embedding_dim, hidden, n_predict])
-        self.classify = nn.Linear(embedding_dim, n_workloads) if n_workloads else None
+        self.to_embedding = nn.Sequential(nn.Linear(hidden, embedding_dim), nn.Tanh())
+        self.code = mlp([n_context, hidden, hidden, code_dim], nn.Tanh()) if n_context else None
+        self.out_dim = embedding_dim + (code_dim if n_context else 0)
+        self.predict = mlp([self.out_dim, hidden, n_predict])
+        self.classify = nn.Linear(code_dim, n_workloads) if n_context and n_workloads else None
 
     def forward(self, history: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         _, h = self.gru(history)
-        z = h[-1]
-        if self.context is not None:
-            if context is None:
-                raise ValueError("this meta-learner reads a long load context, and the observation has none")
-            z = torch.cat([z, self.context(context)], dim=-1)
-        return self.to_embedding(z)
+        emb = self.to_embedding(h[-1])
+        if self.code is None:
+            return emb
+        if context is None:
+            raise ValueError("this meta-learner reads a long load context, and the observation has none")
+        return torch.cat([emb, self.code(context)], dim=-1)
+
+    def workload_logits(self, context: torch.Tensor) -> torch.Tensor:
+        """Scores of the training workloads for load contexts (needs ``n_context`` and ``n_workloads``)."""
+        if self.classify is None or self.code is None:
+            raise ValueError("this meta-learner has no workload head (needs a load context and n_workloads)")
+        return self.classify(self.code(context))
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
