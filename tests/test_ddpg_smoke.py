@@ -21,17 +21,14 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("preset", ["ddpg", "td3"])
-def test_one_training_iteration_with_two_env_runners(local_ray, preset: str) -> None:
-    torch.set_num_threads(1)
-    base = DDPGConfig.td3() if preset == "td3" else DDPGConfig()
-    cfg = (
-        base.environment(AutoscaleEnv, env_config=ENV)
+def tiny(base: DDPGConfig, env: dict, **training) -> DDPGConfig:
+    """``base`` with small networks, 2 env runners and one short iteration on ``env``."""
+    return (
+        base.environment(AutoscaleEnv, env_config=env)
         .env_runners(
             num_env_runners=2, num_envs_per_env_runner=1, rollout_fragment_length=20, num_cpus_per_env_runner=1
         )
         .training(
-            layout=autoscale_layout(4, 4),
             actor_hiddens=[16],
             critic_hiddens=[16],
             embedding_dim=4,
@@ -39,9 +36,17 @@ def test_one_training_iteration_with_two_env_runners(local_ray, preset: str) -> 
             num_steps_sampled_before_learning_starts=40,
             training_intensity=32,
             train_batch_size_per_learner=32,
+            **training,
         )
         .reporting(min_sample_timesteps_per_iteration=120, min_time_s_per_iteration=0)
     )
+
+
+@pytest.mark.parametrize("preset", ["ddpg", "td3"])
+def test_one_training_iteration_with_two_env_runners(local_ray, preset: str) -> None:
+    torch.set_num_threads(1)
+    base = DDPGConfig.td3() if preset == "td3" else DDPGConfig()
+    cfg = tiny(base, ENV, layout=autoscale_layout(4, 4))
     algo = cfg.build_algo()
     try:
         before = {k: v.clone() for k, v in algo.get_module().state_dict().items() if k.startswith("actor.")}
@@ -72,25 +77,12 @@ def test_workload_identification_trains_from_replayed_infos(local_ray) -> None:
         "context_span": 16,
         "context_buckets": 4,
     }
-    cfg = (
-        DDPGConfig()
-        .environment(AutoscaleEnv, env_config=env)
-        .env_runners(
-            num_env_runners=2, num_envs_per_env_runner=1, rollout_fragment_length=20, num_cpus_per_env_runner=1
-        )
-        .training(
-            layout=autoscale_layout(4, 4, 16, 4, n_workloads=3),
-            actor_hiddens=[16],
-            critic_hiddens=[16],
-            embedding_dim=4,
-            meta_hidden=8,
-            workload_loss_weight=1.0,
-            synthetic_contexts=16,
-            num_steps_sampled_before_learning_starts=40,
-            training_intensity=32,
-            train_batch_size_per_learner=32,
-        )
-        .reporting(min_sample_timesteps_per_iteration=120, min_time_s_per_iteration=0)
+    cfg = tiny(
+        DDPGConfig(),
+        env,
+        layout=autoscale_layout(4, 4, 16, 4, n_workloads=3),
+        workload_loss_weight=1.0,
+        synthetic_contexts=16,
     )
     algo = cfg.build_algo()
     try:

@@ -53,10 +53,11 @@ def test_card_from_a_run(tmp_path: Path) -> None:
         "probe_accuracy_raw_window": 0.5,
         "results": {"social-network": {"a": _row(0.7, None), "b": _row(0.1, 0.2)}, "chain3": {"a": _row(None, 0.6)}},
     }
-    card = write_card(run, quality, tmp_path / "out").read_text()
+    card = " ".join(write_card(run, quality, tmp_path / "out").read_text().split())
     assert "a summary of the load over the last 128" in card
     assert "trained to tell the training workloads apart" in card
     assert "25 % of training episodes scaled down" in card
     assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
-    assert "probe on held-out episodes of the six synthetic families: 0.83" in card
+    assert "on the six synthetic families: 0.83 on episodes of the trained length" in card
+    assert "peaked at iteration 12 of 24" in card
     assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()
