@@ -53,8 +53,9 @@ class DDPGConfig(SACConfig):
         """Weight of the meta-learner's next-interval prediction loss."""
         self.workload_loss_weight = 0.0
         """Weight of the meta-learner's workload-identification loss (cross-entropy of which
-        training workload a replayed step came from; needs ``layout['n_workloads']`` > 0 and a
-        replay buffer that keeps the env's infos, i.e. EpisodeReplayBuffer). 0: off."""
+        training workload a replayed step came from, read from the workload code; needs a load
+        context (``layout['n_context']``), ``layout['n_workloads']`` > 0 and a replay buffer that
+        keeps the env's infos, i.e. EpisodeReplayBuffer). 0: off."""
         self.workload_code_dim = 16
         """Size of the workload code the meta-learner reads from the long load context."""
         self.synthetic_contexts = 0

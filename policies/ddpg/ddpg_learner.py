@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ray.rllib.algorithms.dqn.dqn_learner import DQNLearner
 from ray.rllib.core.learner.learner import Learner
 from ray.rllib.utils.annotations import override
@@ -37,6 +39,8 @@ class DDPGLearner(DQNLearner):
         self.updates_per_module: dict[str, int] = {}
         self.bc_mode = "off"
         self.bc_weight = 0.0
+        self.context_pools: dict[str, Any] = {}
+        """Per module, the pool of fresh workload contexts (built on the first update that needs it)."""
 
     def set_behaviour_cloning(self, mode: str, weight: float = 0.0) -> None:
         """Switch the actor objective (see BC_MODES); the bootstrapping driver calls it per phase."""

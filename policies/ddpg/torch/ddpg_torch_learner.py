@@ -190,10 +190,9 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
         """Workload logits and labels of ``synthetic_contexts`` contexts of fresh workload instances."""
         from policies.ddpg.context_pool import ContextPool
 
-        pools = self.__dict__.setdefault("_context_pools", {})
-        if module_id not in pools:
-            pools[module_id] = ContextPool(dict(self.config.env_config), seed=int(self.config.seed or 0))
-        pool = pools[module_id]
+        if module_id not in self.context_pools:
+            self.context_pools[module_id] = ContextPool(dict(self.config.env_config), seed=int(self.config.seed or 0))
+        pool = self.context_pools[module_id]
         pool.renew(config.context_renewal)
         x, y = pool.batch(config.synthetic_contexts)
         module = self._module[module_id]
