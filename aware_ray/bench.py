@@ -179,7 +179,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         }
 
     main = per_app["social-network"]
-    probe = probe_raw = probe_short = None
+    probe = probe_raw = probe_short = probe_steps = None
     if policy.startswith("ddpg:"):
         from aware_ray import policy_registry
         from aware_ray.probe import RawWindow, probe_accuracy
@@ -191,6 +191,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
             probe = round(probe_accuracy(learned, env_cfg), 3)
             probe_raw = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
             probe_short = round(probe_accuracy(learned, env_cfg, steps=SHORT_PROBE_STEPS), 3)
+            probe_steps = [int(env_cfg.get("episode_steps", 160)), SHORT_PROBE_STEPS]
     return {
         "bench": "ddpg-quality",
         "policy": policy,
@@ -201,7 +202,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         "probe_accuracy_held_out": probe,
         "probe_accuracy_raw_window": probe_raw,
         "probe_accuracy_short_episodes": probe_short,
-        "probe_episode_steps": [learned.env_config.get("episode_steps"), SHORT_PROBE_STEPS] if probe else None,
+        "probe_episode_steps": probe_steps,
         "results": per_app,
         "out": out,
     }
