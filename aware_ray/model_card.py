@@ -61,6 +61,11 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
             if env.get("level_prob")
             else []
         ),
+        *(
+            [f"- Idle stretches: {100 * env['idle_prob']:.0f} % of training episodes have stretches of no load."]
+            if env.get("idle_prob")
+            else []
+        ),
         f"- Iterations: {summary['iterations']}; env steps: {summary['env_steps']:,.0f}; wall time "
         f"{summary['wall_s'] / 60:.1f} min on 2 cores.",
         f"- Selected: iteration {best['iteration']} by validation gap closed ({_fmt(best['score'])}); "

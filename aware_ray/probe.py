@@ -47,7 +47,8 @@ class RawWindow:
 
 
 def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, steps: int = 160, every: int = 8):
-    env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps, "level_prob": 0.0})
+    shape = {"level_prob": 0.0, "idle_prob": 0.0}  # the probe names families, at their own level
+    env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps, **shape})
     obs, _ = env.reset(seed=seed)
     state = policy.initial_state()
     window = env.config.history_window

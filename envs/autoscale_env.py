@@ -94,7 +94,8 @@ class AutoscaleEnv(gym.Env):
     ``reset(options={"rates": array, "workload": name})`` replays an explicit rate series
     (its length sets the episode length); ``options={"workload": spec}`` picks the workload.
     With ``level_prob`` > 0, episodes drawn from ``workloads`` are scaled down at random
-    (``level_factor``); explicit workloads and series never are, so evaluation is not.
+    (``level_factor``), and with ``idle_prob`` > 0 some get stretches of no load (``idle_gate``);
+    explicit workloads and series never are, so evaluation is not.
     ``info["workload_id"]`` is the index in ``workloads`` of the episode's workload when drawn
     from them (-1 otherwise): the label of the meta-learner's workload-identification loss.
     """
@@ -156,8 +157,12 @@ class AutoscaleEnv(gym.Env):
                 self.workload_id = int(rng.integers(len(self.workloads)))
                 wl = self.workloads[self.workload_id]
             self.episode_steps = int(options.get("episode_steps", self.config.episode_steps))
-            level = (self.config.level_prob, self.config.level_min) if self.workload_id >= 0 else None
-            rates = episode_rates(wl, self.episode_steps, self.config.interval_s, rng, level, self.config.arrival_noise)
+            drawn = self.workload_id >= 0
+            level = (self.config.level_prob, self.config.level_min) if drawn else None
+            idle = self.config.idle_prob if drawn else 0.0
+            rates = episode_rates(
+                wl, self.episode_steps, self.config.interval_s, rng, level, self.config.arrival_noise, idle
+            )
             self.workload_name, self.workload_family = wl.name, wl.family
         self.rates = rates
         if isinstance(self.backend, SimBackend):

@@ -36,6 +36,8 @@ class EnvConfig:
     """Share of training episodes (drawn from ``workloads``) scaled to a lower load level (0: none)."""
     level_min: float = 0.05
     """Lowest load-level scale of such an episode (log-uniform in [level_min, 1])."""
+    idle_prob: float = 0.0
+    """Share of training episodes (drawn from ``workloads``) with stretches of no load at all (0: none)."""
     time_compression: float = 4.0
     """Seconds of trace replayed per simulated second (4: a 1-minute bin per 15 s step)."""
     max_services: int = 16
@@ -62,6 +64,8 @@ class EnvConfig:
             raise ConfigError(f"peak_rps: must be > 0, got {self.peak_rps}")
         if not 0.0 <= self.level_prob <= 1.0:
             raise ConfigError(f"level_prob: must be in [0, 1], got {self.level_prob}")
+        if not 0.0 <= self.idle_prob <= 1.0:
+            raise ConfigError(f"idle_prob: must be in [0, 1], got {self.idle_prob}")
         if not 0.0 < self.level_min <= 1.0:
             raise ConfigError(f"level_min: must be in (0, 1], got {self.level_min}")
         if not self.time_compression > 0:

@@ -41,7 +41,9 @@ class ContextSampler:
         cfg = self.cfg
         level = (cfg.level_prob, cfg.level_min)
         return np.log1p(
-            episode_rates(self.workloads[k], cfg.episode_steps, cfg.interval_s, rng, level, cfg.arrival_noise)
+            episode_rates(
+                self.workloads[k], cfg.episode_steps, cfg.interval_s, rng, level, cfg.arrival_noise, cfg.idle_prob
+            )
         )
 
     def sample(self, n_episodes: int, per_episode: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -142,6 +142,36 @@ def level_factor(rng: np.random.Generator, prob: float, low: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), 0.0)))
 
 
+def idle_gate(n_steps: int, rng: np.random.Generator, max_stretches: int = 4) -> np.ndarray:
+    """A 0/1 mask of ``n_steps`` with 1 to ``max_stretches`` idle stretches (zeros) between busy ones.
+
+    Services that receive no requests at all for long stretches (a batch window, a function
+    called a few times an hour, a tool used in office hours) are common, and a load that is
+    exactly zero is a state no synthetic family or busy trace window ever shows: a policy that
+    never met it extrapolates there, and may even grow its allocation while nothing arrives.
+    The idle share of the episode is uniform in [0.2, 0.8], cut into stretches of random length
+    (Dirichlet) that alternate with busy ones.
+    """
+    k = int(rng.integers(1, max_stretches + 1))
+    idle_total = round(float(rng.uniform(0.2, 0.8)) * n_steps)
+    idle = _split(idle_total, k, rng)
+    busy = _split(n_steps - idle_total, k + 1, rng)
+    gate = np.ones(n_steps)
+    t = 0
+    for b, i in zip(busy[:-1], idle, strict=True):
+        t += b
+        gate[t : t + i] = 0.0
+        t += i
+    return gate
+
+
+def _split(total: int, parts: int, rng: np.random.Generator) -> np.ndarray:
+    """``total`` cut into ``parts`` non-negative integers summing to it, at random proportions."""
+    cuts = np.floor(np.cumsum(rng.dirichlet(np.ones(parts))) * total + 1e-9).astype(np.int64)
+    cuts[-1] = total
+    return np.diff(np.concatenate([[0], cuts]))
+
+
 def episode_rates(
     workload: Workload,
     n_steps: int,
@@ -149,14 +179,18 @@ def episode_rates(
     rng: np.random.Generator,
     level: tuple[float, float] | None = None,
     arrival_noise: bool = True,
+    idle_prob: float = 0.0,
 ) -> np.ndarray:
     """The per-interval rates of one episode of ``workload``: a new instance (or trace window),
-    scaled by ``level_factor(rng, *level)`` when ``level`` = (prob, low) is given, with Poisson
-    arrivals when ``arrival_noise``. The env and ``envs.context_samples`` both draw through it,
-    so samples of the load outside the env follow the env's own distribution."""
+    scaled by ``level_factor(rng, *level)`` when ``level`` = (prob, low) is given, with idle
+    stretches (``idle_gate``) with probability ``idle_prob``, with Poisson arrivals when
+    ``arrival_noise``. The env and ``envs.context_samples`` both draw through it, so samples of
+    the load outside the env follow the env's own distribution."""
     rates = workload.rates(n_steps, interval_s, rng)
     if level is not None and level[0] > 0:
         rates = rates * level_factor(rng, *level)
+    if idle_prob > 0 and rng.random() < idle_prob:
+        rates = rates * idle_gate(len(rates), rng)
     if arrival_noise:
         rates = poisson_noise(rates, interval_s, rng)
     return rates

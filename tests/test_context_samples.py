@@ -19,12 +19,13 @@ CFG = {
     "context_buckets": 4,
     "level_prob": 0.5,
     "level_min": 0.1,
+    "idle_prob": 0.5,
 }
 
 
 def test_an_episode_is_the_series_the_env_measures() -> None:
     """Same generator state, same workload: the sampler's series is the one the env replays and
-    measures, level scaling and Poisson arrivals included, so its contexts are the env's."""
+    measures, level scaling, idle stretches and Poisson arrivals included, so its contexts are the env's."""
     env = AutoscaleEnv({**CFG, "workloads": ["family:spikes"]})
     sampler = ContextSampler({**CFG, "workloads": ["family:spikes"]})
     for seed in range(4):

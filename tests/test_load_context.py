@@ -10,7 +10,7 @@ from envs.config import EnvConfig
 from envs.errors import ConfigError
 from envs.load_context import CONTEXT_STATS, JUMP, N_CONTEXT_STATS, context_size, load_context
 from envs.observation import ObservationLayout
-from envs.workload import level_factor
+from envs.workload import idle_gate, level_factor
 
 S = {name: i for i, name in enumerate(CONTEXT_STATS)}
 
@@ -93,6 +93,7 @@ def test_env_appends_the_context_of_the_observed_load() -> None:
         ({"context_buckets": 0}, "context_buckets"),
         ({"level_prob": 1.5}, "level_prob"),
         ({"level_min": 0.0}, "level_min"),
+        ({"idle_prob": -0.1}, "idle_prob"),
     ],
 )
 def test_bad_context_and_level_settings_name_the_key(kwargs: dict, message: str) -> None:
@@ -119,3 +120,28 @@ def test_only_training_draws_are_scaled_down() -> None:
         assert 0.1 * env.peak_rps <= env.rates.max() < env.peak_rps
         env.reset(seed=seed, options={"workload": "family:ramp"})  # evaluation: never scaled
         assert env.rates.max() == pytest.approx(env.peak_rps)
+
+
+@pytest.mark.parametrize("n", [1, 7, 480])
+def test_idle_gate_cuts_stretches_of_no_load(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for _ in range(200):
+        g = idle_gate(n, rng)
+        assert g.shape == (n,) and set(np.unique(g)) <= {0.0, 1.0}
+        idle = (g == 0).sum()
+        assert round(0.2 * n) <= idle <= round(0.8 * n)
+        starts = np.flatnonzero(np.diff(np.concatenate([[1.0], g])) < 0)
+        assert len(starts) <= 4  # at most four idle stretches
+
+
+def test_only_training_draws_get_idle_stretches() -> None:
+    base = {"app": "chain3", "workloads": ["family:ramp"], "episode_steps": 80}
+    env = AutoscaleEnv({**base, "idle_prob": 1.0})
+    for seed in range(5):
+        env.reset(seed=seed)
+        assert 0.2 * 80 <= (env.rates == 0).sum() <= 0.8 * 80
+        env.reset(seed=seed, options={"workload": "family:ramp"})  # evaluation: never idled
+        assert (env.rates > 0).all()
+    env = AutoscaleEnv({**base, "idle_prob": 0.0})
+    env.reset(seed=0)
+    assert (env.rates > 0).all()
