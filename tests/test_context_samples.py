@@ -70,3 +70,14 @@ def test_the_pool_renews_its_oldest_contexts() -> None:
     assert x.shape == (32, pool.x.shape[1]) and y.dtype == np.int64
     with pytest.raises(ValueError, match="context pool"):
         ContextPool(CFG, size=4, per_episode=8)
+
+
+def test_learners_of_a_group_draw_different_instances() -> None:
+    """The learner seeds its pool with (seed, rank): rank 0 alone, and two ranks differ."""
+    from policies.ddpg.torch.ddpg_torch_learner import learner_rank
+
+    assert learner_rank() == 0  # no process group here
+    a = ContextPool(CFG, size=32, per_episode=8, seed=[0, 0])
+    b = ContextPool(CFG, size=32, per_episode=8, seed=[0, 1])
+    assert not np.allclose(a.x, b.x)
+    np.testing.assert_array_equal(a.x, ContextPool(CFG, size=32, per_episode=8, seed=[0, 0]).x)

@@ -17,7 +17,7 @@ from envs.context_samples import ContextSampler
 
 
 class ContextPool:
-    def __init__(self, env_config: dict[str, Any], size: int = 8192, per_episode: int = 16, seed: int = 0):
+    def __init__(self, env_config: dict[str, Any], size: int = 8192, per_episode: int = 16, seed: int | list[int] = 0):
         if size < per_episode or per_episode < 1:
             raise ValueError(f"context pool: size ({size}) must be >= per_episode ({per_episode}) >= 1")
         self.sampler = ContextSampler(env_config)

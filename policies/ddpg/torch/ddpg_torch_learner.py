@@ -191,7 +191,9 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
         from policies.ddpg.context_pool import ContextPool
 
         if module_id not in self.context_pools:
-            self.context_pools[module_id] = ContextPool(dict(self.config.env_config), seed=int(self.config.seed or 0))
+            # Each learner of a multi-learner group draws its own instances (its rank in the seed).
+            seed = [int(self.config.seed or 0), learner_rank()]
+            self.context_pools[module_id] = ContextPool(dict(self.config.env_config), seed=seed)
         pool = self.context_pools[module_id]
         pool.renew(config.context_renewal)
         x, y = pool.batch(config.synthetic_contexts)
@@ -218,3 +220,9 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
                     grads.pop(pid, None)
                     p.grad = None
         return grads
+
+
+def learner_rank() -> int:
+    """This learner's rank in its torch process group (0 for a single, local learner)."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
