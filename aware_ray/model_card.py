@@ -66,6 +66,15 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
             if env.get("idle_prob")
             else []
         ),
+        *(
+            [
+                "- Reward weights changed from the defaults (`envs/reward.py`): "
+                + ", ".join(f"{k} {v}" for k, v in env["reward"].items())
+                + "."
+            ]
+            if env.get("reward")
+            else []
+        ),
         f"- Iterations: {summary['iterations']}; env steps: {summary['env_steps']:,.0f}; wall time "
         f"{summary['wall_s'] / 60:.1f} min on 2 cores.",
         f"- Selected: iteration {best['iteration']} by validation gap closed ({_fmt(best['score'])}); "

@@ -33,6 +33,8 @@ def test_card_from_a_run(tmp_path: Path) -> None:
             "context_span": 128,
             "level_prob": 0.25,
             "level_min": 0.02,
+            "idle_prob": 0.15,
+            "reward": {"violation": 4.0},
         },
         "ddpg": {"workload_loss_weight": 0.5},
     }
@@ -57,6 +59,8 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "a summary of the load over the last 128" in card
     assert "trained to tell the training workloads apart" in card
     assert "25 % of training episodes scaled down" in card
+    assert "15 % of training episodes have stretches of no load" in card
+    assert "Reward weights changed from the defaults (`envs/reward.py`): violation 4.0." in card
     assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
     assert "on the six synthetic families: 0.83 on episodes of the trained length" in card
     assert "peaked at iteration 12 of 24" in card
