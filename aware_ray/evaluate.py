@@ -235,7 +235,8 @@ def report_markdown(summary: dict[str, Any]) -> str:
         f"At most {summary['max_hours']} simulated hours per episode. Means over seeds.\n\n"
         "Gap closed = (H(v) − c) / (H(v) − O): H(v) is the tuned-HPA frontier's CPU cost at the policy's "
         "violation rate v, c the policy's cost, O the oracle's. 1 matches the oracle; 0 is no better than "
-        "the best HPA target; blank where the policy is safer than every HPA target.\n\n"
+        "the best HPA target; blank where the policy is riskier than every HPA target (nothing to compare "
+        "with). Where it is safer than every target, the safest target's cost is used (a lower bound).\n\n"
         + "\n".join(rows)
         + "\n\n"
         + plots

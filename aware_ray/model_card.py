@@ -134,7 +134,8 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
             subsequent_indent="  ",
         ),
         '- "lower bound" gaps: where the policy is safer than every HPA target, it is compared with the',
-        "  safest target's cost (see aware_ray/scoreboard.py).",
+        "  safest target's cost; where it is riskier than every target, it has no gap (see",
+        "  aware_ray/scoreboard.py).",
         f"- Trained for {summary['env_steps']:,.0f} env steps: far from converged; the validation score peaked "
         f"at iteration {best['iteration']} of {summary['iterations']}.",
         "",

@@ -9,11 +9,14 @@ between them: H(v). With the oracle's cost O, a policy at (v, c) closes the gap
 ``(H(v) - c) / (H(v) - O)``: 1 matches the oracle, 0 is no better than a tuned HPA,
 negative is worse.
 
-Off the frontier's ends the comparison is kept, conservatively. A policy safer than every
-HPA target is compared with the safest target's cost: H is non-increasing in v, so the true
-H(v) is at least that, and the gap closed reported is a lower bound. Likewise a policy
-cheaper than every target is compared with the cheapest target's violation rate. The basis
-of each figure is recorded (``gap_basis``).
+Off the frontier's ends a comparison is kept only where it is conservative. A policy safer
+than every HPA target is compared with the safest target's cost: H is non-increasing in v, so
+the true H(v) is at least that, and the gap closed reported is a lower bound. Likewise a policy
+cheaper than every target is compared with the cheapest target's violation rate. The other
+two ends would flatter the policy, so they give no figure: a policy riskier than every target
+has no gap closed (a riskier HPA target, were one measured, would be cheaper than the
+cheapest one measured), and a policy dearer than every target has no violation reduction.
+The basis of each gap is recorded (``gap_basis``).
 """
 
 from __future__ import annotations
@@ -59,26 +62,22 @@ def frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def frontier_cost(front: list[tuple[float, float]], v: float) -> float | None:
-    """H(v): the frontier's cost at violation rate v; None where v is below every HPA point."""
-    if not front or v < front[0][0] - 1e-12:
+    """H(v): the frontier's cost at violation rate v; None where v is outside the HPA points' range."""
+    if not front or v < front[0][0] - 1e-12 or v > front[-1][0] + 1e-12:
         return None
     vs = np.array([p[0] for p in front])
     cs = np.array([p[1] for p in front])
-    if v >= vs[-1]:
-        return float(cs[-1])
     return float(np.interp(v, vs, cs))
 
 
 def frontier_violation(front: list[tuple[float, float]], c: float) -> float | None:
-    """V(c): the frontier's violation rate at cost c; None where c is below every HPA point."""
+    """V(c): the frontier's violation rate at cost c; None where c is outside the HPA points' range."""
     if not front:
         return None
     vs = np.array([p[0] for p in front])[::-1]
     cs = np.array([p[1] for p in front])[::-1]
-    if c < cs[0]:
+    if c < cs[0] - 1e-12 or c > cs[-1] + 1e-12:
         return None
-    if c >= cs[-1]:
-        return float(vs[-1])
     return float(np.interp(c, cs, vs))
 
 
@@ -101,13 +100,13 @@ def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             v, c = m["slo_violation_rate"], m["cpu_core_hours"]
             h = frontier_cost(front, v)
             basis = "interpolated"
-            if h is None and front:
+            if h is None and front and v < front[0][0]:
                 h, basis = front[0][1], "safer than every HPA target (lower bound)"
             gap = None
             if h is not None and oracle is not None and h - oracle["cpu_core_hours"] > 1e-12:
                 gap = (h - c) / (h - oracle["cpu_core_hours"])
             fv = frontier_violation(front, c)
-            if fv is None and front:
+            if fv is None and front and c < front[-1][1]:
                 fv = front[-1][0]  # cheaper than every target: compare with the cheapest one's violations
             reduction = None if fv is None or fv <= 0 else 1.0 - v / fv
             out.append(

@@ -99,7 +99,8 @@ def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]]
     from aware_ray.scoreboard import scores
 
     mine = [s for s in scores(baselines + rows) if s["policy"] == policy]
-    # A gap is undefined only when the frontier is no dearer than the oracle: nothing to close.
+    # No gap counts as 0, no better than the tuned HPA: where the frontier is no dearer than the
+    # oracle there is nothing to close, and a policy riskier than every HPA target gets no credit.
     gaps = {s["trace"]: float(s["gap_closed"] or 0.0) for s in mine}
     return {
         "score": float(np.mean(list(gaps.values()))),

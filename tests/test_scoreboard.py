@@ -30,14 +30,16 @@ def test_frontier_drops_dominated_points() -> None:
 
 @pytest.mark.parametrize(
     ("v", "expected"),
-    [(0.0, 10.0), (0.005, 9.0), (0.01, 8.0), (0.03, 7.0), (0.05, 6.0), (0.5, 6.0), (-0.001, None)],
+    [(0.0, 10.0), (0.005, 9.0), (0.01, 8.0), (0.03, 7.0), (0.05, 6.0), (0.5, None), (-0.001, None)],
 )
 def test_frontier_cost_interpolates(v: float, expected: float | None) -> None:
     front = [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
     assert frontier_cost(front, v) == (None if expected is None else pytest.approx(expected))
 
 
-@pytest.mark.parametrize(("c", "expected"), [(5.0, None), (6.0, 0.05), (7.0, 0.03), (9.0, 0.005), (12.0, 0.0)])
+@pytest.mark.parametrize(
+    ("c", "expected"), [(5.0, None), (6.0, 0.05), (7.0, 0.03), (9.0, 0.005), (10.0, 0.0), (12.0, None)]
+)
 def test_frontier_violation_interpolates(c: float, expected: float | None) -> None:
     front = [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
     assert frontier_violation(front, c) == (None if expected is None else pytest.approx(expected))
@@ -83,6 +85,24 @@ def test_off_the_frontier_ends_compare_conservatively() -> None:
     assert by["cheap"]["violation_reduction"] == pytest.approx(1 - 0.05 / 0.10)
     # H(0.05) interpolates (0.02, 10) and (0.10, 6): 8.5.
     assert by["cheap"]["gap_closed"] == pytest.approx((8.5 - 5) / (8.5 - 4))
+
+
+def test_the_flattering_ends_give_no_figure() -> None:
+    """Riskier than every HPA target: no gap (the cheapest target's cost would flatter it).
+    Dearer than every target: no violation reduction (the safest target's rate would)."""
+    rows = [
+        row("hpa@0.4", 0.02, 10.0),
+        row("hpa@0.9", 0.10, 6.0),
+        row("oracle", 0.0, 4.0),
+        row("reckless", 0.20, 5.0),
+        row("lavish", 0.01, 12.0),
+    ]
+    by = {s["policy"]: s for s in scores(rows)}
+    assert by["reckless"]["gap_closed"] is None and by["reckless"]["gap_basis"] is None
+    # Cheaper than every target, so its violations still compare with the cheapest one's: worse.
+    assert by["reckless"]["violation_reduction"] == pytest.approx(1 - 0.20 / 0.10)
+    assert by["lavish"]["violation_reduction"] is None
+    assert by["lavish"]["gap_closed"] == pytest.approx((10 - 12) / (10 - 4))  # safer: lower bound
 
 
 def test_scores_are_per_trace() -> None:
