@@ -2,7 +2,9 @@
 
 Metric names are namespaced so TensorBoard groups them: ``slo/violation_rate``,
 ``cost/cpu_core_hours``, ``cost/mem_gib_hours``, ``util/cpu``, ``guard/clamps``,
-``scaling/actions``.
+``scaling/actions``. Each is a mean over the last ``EPISODE_WINDOW`` episodes: RLlib's default
+for ``log_value`` is an exponential average with a coefficient of 0.01, so with a few episodes
+per iteration the first, untrained episodes would dominate the figure for the whole run.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ MEM_GIB_HOURS = "cost/mem_gib_hours"
 CPU_UTIL = "util/cpu"
 GUARD_CLAMPS = "guard/clamps"
 SCALING_ACTIONS = "scaling/actions"
+EPISODE_WINDOW = 20
+"""Episodes each training metric averages over (a few iterations' worth)."""
 
 
 class ScoreboardCallbacks(EpisodeReports):
@@ -35,9 +39,13 @@ class ScoreboardCallbacks(EpisodeReports):
         if not records:
             return
         n = len(records)
-        metrics_logger.log_value(SLO_VIOLATION_RATE, sum(bool(r["violated"]) for r in records) / n)
-        metrics_logger.log_value(CPU_CORE_HOURS, sum(r["cpu_core_hours"] for r in records))
-        metrics_logger.log_value(MEM_GIB_HOURS, sum(r["mem_gib_hours"] for r in records))
-        metrics_logger.log_value(CPU_UTIL, sum(r["cpu_utilization"] for r in records) / n)
-        metrics_logger.log_value(GUARD_CLAMPS, sum(r["guard_clamps"] for r in records))
-        metrics_logger.log_value(SCALING_ACTIONS, sum(r["scaling_actions"] for r in records))
+        values = {
+            SLO_VIOLATION_RATE: sum(bool(r["violated"]) for r in records) / n,
+            CPU_CORE_HOURS: sum(r["cpu_core_hours"] for r in records),
+            MEM_GIB_HOURS: sum(r["mem_gib_hours"] for r in records),
+            CPU_UTIL: sum(r["cpu_utilization"] for r in records) / n,
+            GUARD_CLAMPS: sum(r["guard_clamps"] for r in records),
+            SCALING_ACTIONS: sum(r["scaling_actions"] for r in records),
+        }
+        for key, value in values.items():
+            metrics_logger.log_value(key, value, window=EPISODE_WINDOW)
