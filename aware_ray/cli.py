@@ -78,6 +78,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return main_train(args.config, args.set, args.out, args.resume)
 
 
+def cmd_reselect(args: argparse.Namespace) -> int:
+    from aware_ray.reselect import main_reselect
+
+    return main_reselect(args.run)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from aware_ray import bench
 
@@ -112,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     tr.set_defaults(func=cmd_train)
+    rs = sub.add_parser(
+        "reselect", help="score a finished run's checkpoints again with the current scoreboard; export the best"
+    )
+    rs.add_argument("run", help="the training run folder (runs/NAME)")
+    rs.set_defaults(func=cmd_reselect)
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",

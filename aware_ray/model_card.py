@@ -80,6 +80,11 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
         f"- Selected: iteration {best['iteration']} by validation gap closed ({_fmt(best['score'])}); "
         f"validation violation rate {_fmt(100 * val.get('violation_rate', 0), '.2f')} %; "
         f"embedding probe accuracy {_fmt(val.get('probe_accuracy'))}.",
+        *(
+            ["- Selection redone after training by `aware-ray reselect` (every checkpoint scored again)."]
+            if summary.get("reselected")
+            else []
+        ),
         "",
         "## Held-out scoreboard (`aware-ray bench ddpg-quality`)",
         f"Seeds: {quality.get('seeds')}; {quality.get('max_hours')} simulated hours per episode. Gap closed: share",

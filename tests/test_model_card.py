@@ -46,6 +46,7 @@ def test_card_from_a_run(tmp_path: Path) -> None:
         "wall_s": 3000.0,
         "best": {"iteration": 12, "score": 0.6},
         "validation": [{"iteration": 12, "violation_rate": 0.02, "probe_accuracy": 0.85}],
+        "reselected": True,
     }
     (run / "train_summary.json").write_text(json.dumps(summary))
     quality = {
@@ -64,4 +65,5 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
     assert "on the six synthetic families: 0.83 on episodes of the trained length" in card
     assert "peaked at iteration 12 of 24" in card
+    assert "Selection redone after training by `aware-ray reselect`" in card
     assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()

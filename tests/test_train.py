@@ -138,6 +138,15 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     assert main(["train", "--config", str(path), "--out", str(out)]) == 2
     assert main(["train", "--config", str(path), "--out", str(out), "--resume", "--set", "run.iterations=3"]) == 0
     assert json.loads((out / "train_summary.json").read_text())["iterations"] == 3
+    # Reselecting with the same scoreboard repeats the validation rollouts of training exactly.
+    trained = {v["iteration"]: v["score"] for v in json.loads((out / "validation.json").read_text())}
+    assert main(["reselect", str(out)]) == 0
+    again = json.loads((out / "train_summary.json").read_text())
+    assert again["reselected"] and {v["iteration"]: v["score"] for v in again["validation"]} == pytest.approx(trained)
+    assert again["best"]["score"] == pytest.approx(max(trained.values()))
+    assert (out / "validation_before_reselect.json").exists()
+    info = json.loads((out / "policy" / "policy.json").read_text())["info"]
+    assert info["iteration"] == again["best"]["iteration"]
     ev = tmp_path / "ev"
     rc = main(
         [
@@ -197,3 +206,13 @@ def test_evaluate_rejects_a_missing_policy(tmp_path: Path, capsys: pytest.Captur
     rc = main(["evaluate", "--policies", f"ddpg:{tmp_path / 'nope'}", "--family", "step", "--out", str(tmp_path / "o")])
     assert rc == 2
     assert f"{tmp_path / 'nope'}: not a policy folder" in capsys.readouterr().err
+
+
+def test_reselect_needs_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reselect", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("config.yaml: missing (reselect needs a finished training run)") and "\n" not in err
+    for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
+        (tmp_path / name).write_text("{}")
+    assert main(["reselect", str(tmp_path)]) == 2
+    assert "checkpoints: no iter_N checkpoints to score" in capsys.readouterr().err

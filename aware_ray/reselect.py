@@ -1,0 +1,87 @@
+"""Choose a finished run's best policy again, with the current scoreboard: ``aware-ray reselect RUN``.
+
+A run keeps the policy that scored best on its validation workloads while it trained. When the
+scoreboard's rules change (a comparison found to flatter a policy, say), that choice may change
+too, and retraining is not needed to redo it: every ``checkpoints/iter_N`` is scored again on
+the run's validation workloads, with the same seeds and windows (so the rollouts repeat those
+of training exactly), and the best is exported to ``policy/``. ``validation.json`` and
+``train_summary.json`` are rewritten; the earlier history is kept as
+``validation_before_reselect.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aware_ray.train import eval_env_config, validation_rows, validation_score, write_json
+from envs.errors import ConfigError
+
+MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")
+
+
+def checkpoint_iterations(run_dir: Path) -> list[int]:
+    """Iterations with a ``checkpoints/iter_N`` folder, ascending."""
+    names = (p.name.removeprefix("iter_") for p in (run_dir / "checkpoints").glob("iter_*") if p.is_dir())
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def reselect(run_dir: str | Path) -> dict[str, Any]:
+    """Score every per-iteration checkpoint of a finished run again; export the best; return the summary."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from aware_ray.probe import probe_accuracy
+    from aware_ray.train_config import build_train_config
+    from policies.ddpg.policy import DDPGPolicy, export_policy
+
+    run_dir = Path(run_dir)
+    for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
+        if not (run_dir / name).is_file():
+            raise ConfigError(f"{run_dir / name}: missing (reselect needs a finished training run)")
+    iterations = checkpoint_iterations(run_dir)
+    if not iterations:
+        raise ConfigError(f"{run_dir / 'checkpoints'}: no iter_N checkpoints to score")
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    cfg = build_train_config(yaml.safe_load((run_dir / "config.yaml").read_text()), summary["config"], [])
+    baselines = json.loads((run_dir / "validation_baselines.json").read_text())
+    env_cfg = cfg.env.to_dict()
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"score": float("-inf"), "iteration": None}
+    best_module = None
+    for it in iterations:
+        path = run_dir / "checkpoints" / f"iter_{it}" / MODULE_IN_CHECKPOINT
+        try:
+            module = RLModule.from_checkpoint(str(path.resolve()))
+        except Exception as e:  # any failure to load is a bad checkpoint
+            raise ConfigError(f"{path}: not a loadable RLModule checkpoint ({type(e).__name__}: {e})") from e
+        policy = DDPGPolicy(module, env_cfg, name="ddpg")
+        val = validation_score(validation_rows(policy, cfg), baselines, "ddpg")
+        val["iteration"] = it
+        if cfg.env.history_window:
+            val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
+        history.append(val)
+        print(f"iter {it}: validation gap closed {val['score']:+.2f}, violations {100 * val['violation_rate']:.1f} %")
+        if val["score"] > best["score"]:
+            best, best_module = {"score": val["score"], "iteration": it}, module
+    best_val = next(v for v in history if v["iteration"] == best["iteration"])
+    export_policy(best_module, run_dir / "policy", env_cfg, {"iteration": best["iteration"], "validation": best_val})
+    before = run_dir / "validation_before_reselect.json"
+    if (run_dir / "validation.json").exists() and not before.exists():
+        (run_dir / "validation.json").replace(before)
+    write_json(run_dir / "validation.json", history)
+    summary.update({"best": best, "validation": history, "reselected": True})
+    write_json(run_dir / "train_summary.json", summary)
+    return summary
+
+
+def main_reselect(run_dir: str) -> int:
+    summary = reselect(run_dir)
+    best = summary["best"]
+    print(
+        f"aware-ray reselect: best validation gap closed {best['score']:+.2f} at iteration {best['iteration']}; "
+        f"policy in {Path(run_dir) / 'policy'}"
+    )
+    return 0
