@@ -27,6 +27,7 @@ from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 from aware_ray.callbacks import (
     CPU_CORE_HOURS,
     CPU_UTIL,
+    EPISODE_WINDOW,
     GUARD_CLAMPS,
     MEM_GIB_HOURS,
     SCALING_ACTIONS,
@@ -407,6 +408,24 @@ def test_scoreboard_callbacks_total_the_whole_episode(cuts: list[int], lookback:
     reports = runner.__dict__[REPORTS_ATTR]
     assert len(reports) == 1
     check_report(reports[0])
+
+
+def test_scoreboard_callbacks_average_the_recent_episodes() -> None:
+    """Training metrics follow the policy: after EPISODE_WINDOW episodes that all violate, the
+    violation rate reads 1, whatever the episodes before (RLlib's default EMA would still read
+    about 0.2 after 20 such episodes following many clean ones)."""
+    logger = MetricsLogger()
+    callbacks = ScoreboardCallbacks()
+
+    def episode(violated: bool) -> SingleAgentEpisode:
+        ep = SingleAgentEpisode(observations=[np.zeros(2, dtype=np.float32)], infos=[{}])
+        rec = dataclasses.replace(record(0), violated=violated)
+        ep.add_env_step(np.zeros(2, dtype=np.float32), np.zeros(3, dtype=np.float32), 0.0, infos={"scoreboard": rec})
+        return ep
+
+    for violated in [False] * 50 + [True] * EPISODE_WINDOW:
+        callbacks.on_episode_end(episode=episode(violated), metrics_logger=logger, env_runner=SimpleNamespace())
+    assert logger.peek(SLO_VIOLATION_RATE) == pytest.approx(1.0)
 
 
 # ------------------------------------------------------------------------ behaviour cloning by hand
