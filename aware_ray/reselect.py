@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from aware_ray.train import eval_env_config, validation_rows, validation_score, write_json
+from aware_ray.train import validate, write_json
 from envs.errors import ConfigError
 
 MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")
@@ -33,7 +33,6 @@ def reselect(run_dir: str | Path) -> dict[str, Any]:
     """Score every per-iteration checkpoint of a finished run again; export the best; return the summary."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from aware_ray.probe import probe_accuracy
     from aware_ray.train_config import build_train_config
     from policies.ddpg.policy import DDPGPolicy, export_policy
 
@@ -58,10 +57,8 @@ def reselect(run_dir: str | Path) -> dict[str, Any]:
         except Exception as e:  # any failure to load is a bad checkpoint
             raise ConfigError(f"{path}: not a loadable RLModule checkpoint ({type(e).__name__}: {e})") from e
         policy = DDPGPolicy(module, env_cfg, name="ddpg")
-        val = validation_score(validation_rows(policy, cfg), baselines, "ddpg")
+        val = validate(policy, cfg, baselines)
         val["iteration"] = it
-        if cfg.env.history_window:
-            val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
         history.append(val)
         print(f"iter {it}: validation gap closed {val['score']:+.2f}, violations {100 * val['violation_rate']:.1f} %")
         if val["score"] > best["score"]:

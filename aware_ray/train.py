@@ -110,12 +110,22 @@ def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]]
     }
 
 
+def validate(policy: Any, cfg: TrainConfig, baselines: list[dict[str, Any]]) -> dict[str, Any]:
+    """One validation pass: the score on the run's validation workloads and, with a meta-learner,
+    the embedding probe's accuracy. Training and ``aware-ray reselect`` both judge by it."""
+    from aware_ray.probe import probe_accuracy
+
+    val = validation_score(validation_rows(policy, cfg), baselines, policy.name)
+    if cfg.env.history_window:
+        val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
+    return val
+
+
 def _trainable(params: dict[str, Any]) -> None:
     """The Tune trainable: train, validate, checkpoint; runs in a Ray worker process."""
     import torch
 
     from aware_ray.callbacks import CPU_CORE_HOURS, GUARD_CLAMPS, SLO_VIOLATION_RATE
-    from aware_ray.probe import probe_accuracy
     from policies.ddpg.policy import DDPGPolicy, export_policy
 
     cfg = build_train_config(params["raw"], params["source"], [])
@@ -165,11 +175,9 @@ def _trainable(params: dict[str, Any]) -> None:
         if (cfg.run.eval_every and it % cfg.run.eval_every == 0) or last:
             module = algo.get_module()
             policy = DDPGPolicy(module, env_cfg, name="ddpg")
-            rows = validation_rows(policy, cfg)
-            val = validation_score(rows, params["baselines"], "ddpg")
+            val = validate(policy, cfg, params["baselines"])
             val["iteration"] = it
-            if cfg.env.history_window:
-                val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
+            if "probe_accuracy" in val:
                 metrics["meta/probe_accuracy"] = val["probe_accuracy"]
             history.append(val)
             metrics.update(
