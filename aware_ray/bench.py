@@ -182,7 +182,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
     probe = probe_raw = probe_short = probe_steps = None
     if policy.startswith("ddpg:"):
         from aware_ray import policy_registry
-        from aware_ray.probe import RawWindow, probe_accuracy
+        from aware_ray.probe import RawWindow, probe_accuracy, trained_length
         from policies.ddpg.policy import DDPGPolicy
 
         learned = DDPGPolicy.load(policy_registry.ddpg_path(policy))
@@ -191,7 +191,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
             probe = round(probe_accuracy(learned, env_cfg), 3)
             probe_raw = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
             probe_short = round(probe_accuracy(learned, env_cfg, steps=SHORT_PROBE_STEPS), 3)
-            probe_steps = [int(env_cfg.get("episode_steps", 160)), SHORT_PROBE_STEPS]
+            probe_steps = [trained_length(env_cfg), SHORT_PROBE_STEPS]
     return {
         "bench": "ddpg-quality",
         "policy": policy,

@@ -61,6 +61,11 @@ def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, ste
     return policy.embedding(np.stack(out))
 
 
+def trained_length(env_config: dict[str, Any]) -> int:
+    """The episode length the probe uses by default: the one the policy trained on."""
+    return int(env_config.get("episode_steps", 160))
+
+
 def probe_accuracy(
     policy: Any,
     env_config: dict[str, Any],
@@ -75,7 +80,7 @@ def probe_accuracy(
     policy trained on): a family's pattern time scales are fractions of the episode, so a
     shorter episode is a time-compressed instance, a different workload.
     """
-    steps = int(steps or env_config.get("episode_steps", 160))
+    steps = int(steps or trained_length(env_config))
     fams = [f for f in PROBE_FAMILIES if f in FAMILIES]
     xs_tr, ys_tr, xs_te, ys_te = [], [], [], []
     for k, fam in enumerate(fams):
