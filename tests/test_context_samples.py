@@ -7,7 +7,7 @@ import pytest
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.context_samples import ContextSampler
-from envs.load_context import CONTEXT_STATS, load_context
+from envs.load_context import CONTEXT_STATS, load_context, mostly_idle
 from policies.ddpg.context_pool import ContextPool
 
 CFG = {
@@ -34,18 +34,40 @@ def test_an_episode_is_the_series_the_env_measures() -> None:
         rng.integers(1)  # the env draws the workload index first
         x = sampler.episode(0, rng)
         np.testing.assert_allclose(x, np.log1p(env.rates))
-        contexts = []
+        contexts, labels = [], []
         for _ in range(20):
-            obs, *_ = env.step(np.zeros(env.action_space.shape))
+            obs, _, _, _, info = env.step(np.zeros(env.action_space.shape))
             contexts.append(env.layout.context(obs))
+            labels.append(info["workload_id"])
         np.testing.assert_allclose(contexts[-1], load_context(x[:20], 16, 4), atol=1e-4)
+        assert labels == [-1 if mostly_idle(x[: t + 1], 16) else 0 for t in range(20)]
+
+
+def test_mostly_idle_contexts_are_unlabelled_in_env_and_sampler() -> None:
+    """Idle stretches hide the workload: the env's info and the sampler both leave such contexts
+    unlabelled (-1), and label every other one."""
+    cfg = {**CFG, "idle_prob": 1.0, "level_prob": 0.0}
+    env = AutoscaleEnv(cfg)
+    seen = set()
+    for seed in range(3):
+        env.reset(seed=seed)
+        for _ in range(60):
+            *_, info = env.step(np.zeros(env.action_space.shape))
+            idle = mostly_idle(np.asarray(env.load_log), 16)
+            assert info["workload_id"] == (-1 if idle else env.workload_id)
+            seen.add(idle)
+    assert seen == {True, False}
+    _, y = ContextSampler(cfg).sample(40, 8, np.random.default_rng(0))
+    assert 0 < (y == -1).sum() < len(y) and set(y[y >= 0].tolist()) == {0, 1, 2}
+    _, y = ContextSampler({**cfg, "idle_prob": 0.0}).sample(40, 8, np.random.default_rng(0))
+    assert (y >= 0).all()
 
 
 def test_samples_cover_every_workload_with_labels() -> None:
     x, y = ContextSampler(CFG).sample(90, 4, np.random.default_rng(0))
     assert x.shape == (360, len(CONTEXT_STATS) + 4) and y.shape == (360,)
-    assert set(y.tolist()) == {0, 1, 2}
-    assert np.all(np.bincount(y) >= 60)
+    assert set(y.tolist()) <= {-1, 0, 1, 2}  # -1: mostly idle contexts (CFG's idle_prob)
+    assert np.all(np.bincount(y[y >= 0]) >= 40)
     assert np.isfinite(x).all() and np.abs(x).max() <= 10.0
     filled = x[:, CONTEXT_STATS.index("filled")]
     assert filled.min() > 0 and filled.max() == pytest.approx(1.0)

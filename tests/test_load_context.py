@@ -8,7 +8,7 @@ import pytest
 from envs.autoscale_env import AutoscaleEnv
 from envs.config import EnvConfig
 from envs.errors import ConfigError
-from envs.load_context import CONTEXT_STATS, JUMP, N_CONTEXT_STATS, context_size, load_context
+from envs.load_context import CONTEXT_STATS, JUMP, N_CONTEXT_STATS, context_size, load_context, mostly_idle
 from envs.observation import ObservationLayout
 from envs.workload import idle_gate, level_factor
 
@@ -145,3 +145,20 @@ def test_only_training_draws_get_idle_stretches() -> None:
     env = AutoscaleEnv({**base, "idle_prob": 0.0})
     env.reset(seed=0)
     assert (env.rates > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("log_rates", "span", "idle"),
+    [
+        ([], 4, False),  # nothing seen yet
+        ([0.0], 4, True),
+        ([1.0, 0.0], 4, True),
+        ([1.0, 1.0, 1.0, 1.0, 1.0, 0.0], 8, False),  # one idle interval in six
+        ([1.0, 1.0, 1.0, 1.0, 0.0], 8, True),  # one in five: the threshold counts
+        ([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0], 5, False),  # only the last 5 count
+        ([0.0, 0.0, 0.0, 0.0], 0, False),  # no context, no verdict
+        ([0.01, 0.02, 0.01], 4, False),  # low load is not idle
+    ],
+)
+def test_mostly_idle(log_rates: list[float], span: int, idle: bool) -> None:
+    assert mostly_idle(np.asarray(log_rates), span) is idle
