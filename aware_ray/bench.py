@@ -179,16 +179,17 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         }
 
     main = per_app["social-network"]
-    probe = probe_raw = probe_short = probe_steps = None
+    probe = probe_raw = probe_short = probe_steps = folds = None
     if policy.startswith("ddpg:"):
         from aware_ray import policy_registry
-        from aware_ray.probe import RawWindow, probe_accuracy, trained_length
+        from aware_ray.probe import RawWindow, probe_accuracy, probe_folds, trained_length
         from policies.ddpg.policy import DDPGPolicy
 
         learned = DDPGPolicy.load(policy_registry.ddpg_path(policy))
         if learned.env_config.get("history_window"):
             env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
-            probe = round(probe_accuracy(learned, env_cfg), 3)
+            folds = [round(f, 3) for f in probe_folds(learned, env_cfg)]
+            probe = round(float(np.mean(folds)), 3)
             probe_raw = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
             probe_short = round(probe_accuracy(learned, env_cfg, steps=SHORT_PROBE_STEPS), 3)
             probe_steps = [trained_length(env_cfg), SHORT_PROBE_STEPS]
@@ -200,6 +201,7 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         "goal_met_on": sum(goal_met(x) for x in main.values()),
         "workloads": len(main),
         "probe_accuracy_held_out": probe,
+        "probe_accuracy_folds": folds,
         "probe_accuracy_raw_window": probe_raw,
         "probe_accuracy_short_episodes": probe_short,
         "probe_episode_steps": probe_steps,

@@ -23,6 +23,17 @@ def _fmt(x: Any, spec: str = ".2f") -> str:
     return "–" if x is None else format(x, spec)
 
 
+def _probe_split(folds: list[float] | None) -> str:
+    """How the probe figure was fitted and scored, with the spread of its folds when given."""
+    if not folds:  # a figure from before the probe scored every seed in turn
+        return "fitted on two seeds per family and scored on a third"
+    n = len(folds)
+    return (
+        f"fitted on {n - 1} seeds per family and scored on the remaining one, each of the {n} in turn; "
+        f"folds from {min(folds):.2f} to {max(folds):.2f}"
+    )
+
+
 def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
     summary = json.loads((run_dir / "train_summary.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -105,8 +116,8 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
     met = {app: (sum(goal_met(r) for r in rows.values()), len(rows)) for app, rows in results.items()}
     steps = quality.get("probe_episode_steps") or [env.get("episode_steps"), None]
     probe = (
-        "Embedding probe (a linear read-out of the embedding, fitted on two seeds per family and scored on a "
-        f"third) on the six synthetic families: {_fmt(quality.get('probe_accuracy_held_out'))} on episodes "
+        f"Embedding probe (a linear read-out of the embedding, {_probe_split(quality.get('probe_accuracy_folds'))}) "
+        f"on the six synthetic families: {_fmt(quality.get('probe_accuracy_held_out'))} on episodes "
         f"of the trained length ({steps[0]} intervals); the same probe on the raw history window and context: "
         f"{_fmt(quality.get('probe_accuracy_raw_window'))}; chance 0.17."
     )

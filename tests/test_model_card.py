@@ -64,6 +64,11 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "Reward weights changed from the defaults (`envs/reward.py`): violation 4.0." in card
     assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
     assert "on the six synthetic families: 0.83 on episodes of the trained length" in card
+    assert "fitted on two seeds per family and scored on a third" in card  # no folds given
+    quality["probe_accuracy_folds"] = [0.74, 0.91, 0.84]
+    card = " ".join(write_card(run, quality, tmp_path / "out2").read_text().split())
+    assert "fitted on 2 seeds per family and scored on the remaining one, each of the 3 in turn; folds" in card
+    assert "folds from 0.74 to 0.91" in card
     assert "peaked at iteration 12 of 24" in card
     assert "Selection redone after training by `aware-ray reselect`" in card
     assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()
