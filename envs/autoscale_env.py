@@ -13,7 +13,7 @@ from envs.app import AppSpec, load_app
 from envs.backend import Backend
 from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
-from envs.load_context import load_context, mostly_idle
+from envs.load_context import load_context, partly_idle
 from envs.metrics import ScalingDecision, ServiceMetrics
 from envs.observation import N_HISTORY_FEATURES, ObservationLayout, build, history_row
 from envs.reward import reward
@@ -97,7 +97,7 @@ class AutoscaleEnv(gym.Env):
     (``level_factor``), and with ``idle_prob`` > 0 some get stretches of no load (``idle_gate``);
     explicit workloads and series never are, so evaluation is not.
     ``info["workload_id"]`` is the index in ``workloads`` of the episode's workload when drawn
-    from them (-1 otherwise, and -1 while the load context is mostly idle, ``mostly_idle``):
+    from them (-1 otherwise, and -1 while the load context is partly idle, ``partly_idle``):
     the label of the meta-learner's workload-identification loss.
     """
 
@@ -221,7 +221,7 @@ class AutoscaleEnv(gym.Env):
     def _label(self) -> int:
         """The workload label of the current observation: none while its load context is mostly
         idle, since that context no longer shows the workload."""
-        if self.config.context_span and mostly_idle(self.load_log, self.config.context_span):
+        if self.config.context_span and partly_idle(self.load_log, self.config.context_span):
             return -1
         return self.workload_id
 

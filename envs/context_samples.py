@@ -21,7 +21,7 @@ import numpy as np
 
 from envs.app import load_app
 from envs.config import EnvConfig
-from envs.load_context import load_context, mostly_idle
+from envs.load_context import load_context, partly_idle
 from envs.workload import episode_rates, make_workload
 
 
@@ -50,7 +50,7 @@ class ContextSampler:
         """Contexts at ``per_episode`` random steps of each of ``n_episodes`` new instances, with labels.
 
         Workloads are drawn uniformly, as the env draws them; a step ``t`` sees the rates of the
-        ``t`` intervals run before it. A mostly idle context is labelled -1, as the env labels it.
+        ``t`` intervals run before it. A partly idle context (``partly_idle``) is labelled -1, as the env labels it.
         """
         span, buckets = self.cfg.context_span, self.cfg.context_buckets
         xs, ys = [], []
@@ -59,5 +59,5 @@ class ContextSampler:
             x = self.episode(k, rng)
             for t in rng.integers(1, len(x) + 1, size=per_episode):
                 xs.append(load_context(x[:t], span, buckets))
-                ys.append(-1 if mostly_idle(x[:t], span) else k)
+                ys.append(-1 if partly_idle(x[:t], span) else k)
         return np.clip(np.asarray(xs, dtype=np.float32), -10.0, 10.0), np.asarray(ys, dtype=np.int64)

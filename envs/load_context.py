@@ -31,7 +31,7 @@ N_CONTEXT_STATS = len(CONTEXT_STATS)
 JUMP = 0.1
 """A change of log1p(rate) larger than this counts as a jump."""
 IDLE_SHARE = 0.2
-"""A span with no requests at all in at least this share of its intervals is mostly idle: its
+"""A span with no requests at all in at least this share of its intervals is partly idle: its
 statistics then describe the silence (``min``, ``std``, ``jumps`` follow the edges of the idle
 stretch) more than the load. Training workloads alone go fully idle in about 1 % of their
 contexts at this share."""
@@ -71,8 +71,9 @@ def load_context(log_rates: np.ndarray, span: int, buckets: int) -> np.ndarray:
     return np.concatenate([stats, coarse])
 
 
-def mostly_idle(log_rates: np.ndarray, span: int) -> bool:
-    """Whether the last ``span`` values of ``log_rates`` are mostly idle (log1p(rate) == 0).
+def partly_idle(log_rates: np.ndarray, span: int) -> bool:
+    """Whether the last ``span`` values of ``log_rates`` are idle (log1p(rate) == 0) in
+    at least ``IDLE_SHARE`` of the intervals.
 
     Such a context shows where the load stopped, not which workload ran: the stretches of no
     load that training inserts (``envs.workload.idle_gate``) hide the workload's shape, so

@@ -7,7 +7,7 @@ import pytest
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.context_samples import ContextSampler
-from envs.load_context import CONTEXT_STATS, load_context, mostly_idle
+from envs.load_context import CONTEXT_STATS, load_context, partly_idle
 from policies.ddpg.context_pool import ContextPool
 
 CFG = {
@@ -40,10 +40,10 @@ def test_an_episode_is_the_series_the_env_measures() -> None:
             contexts.append(env.layout.context(obs))
             labels.append(info["workload_id"])
         np.testing.assert_allclose(contexts[-1], load_context(x[:20], 16, 4), atol=1e-4)
-        assert labels == [-1 if mostly_idle(x[: t + 1], 16) else 0 for t in range(20)]
+        assert labels == [-1 if partly_idle(x[: t + 1], 16) else 0 for t in range(20)]
 
 
-def test_mostly_idle_contexts_are_unlabelled_in_env_and_sampler() -> None:
+def test_partly_idle_contexts_are_unlabelled_in_env_and_sampler() -> None:
     """Idle stretches hide the workload: the env's info and the sampler both leave such contexts
     unlabelled (-1), and label every other one."""
     cfg = {**CFG, "idle_prob": 1.0, "level_prob": 0.0}
@@ -53,7 +53,7 @@ def test_mostly_idle_contexts_are_unlabelled_in_env_and_sampler() -> None:
         env.reset(seed=seed)
         for _ in range(60):
             *_, info = env.step(np.zeros(env.action_space.shape))
-            idle = mostly_idle(np.asarray(env.load_log), 16)
+            idle = partly_idle(np.asarray(env.load_log), 16)
             assert info["workload_id"] == (-1 if idle else env.workload_id)
             seen.add(idle)
     assert seen == {True, False}
@@ -66,7 +66,7 @@ def test_mostly_idle_contexts_are_unlabelled_in_env_and_sampler() -> None:
 def test_samples_cover_every_workload_with_labels() -> None:
     x, y = ContextSampler(CFG).sample(90, 4, np.random.default_rng(0))
     assert x.shape == (360, len(CONTEXT_STATS) + 4) and y.shape == (360,)
-    assert set(y.tolist()) <= {-1, 0, 1, 2}  # -1: mostly idle contexts (CFG's idle_prob)
+    assert set(y.tolist()) <= {-1, 0, 1, 2}  # -1: partly idle contexts (CFG's idle_prob)
     assert np.all(np.bincount(y[y >= 0]) >= 40)
     assert np.isfinite(x).all() and np.abs(x).max() <= 10.0
     filled = x[:, CONTEXT_STATS.index("filled")]

@@ -8,7 +8,7 @@ import pytest
 from envs.autoscale_env import AutoscaleEnv
 from envs.config import EnvConfig
 from envs.errors import ConfigError
-from envs.load_context import CONTEXT_STATS, JUMP, N_CONTEXT_STATS, context_size, load_context, mostly_idle
+from envs.load_context import CONTEXT_STATS, JUMP, N_CONTEXT_STATS, context_size, load_context, partly_idle
 from envs.observation import ObservationLayout
 from envs.workload import idle_gate, level_factor
 
@@ -160,5 +160,5 @@ def test_only_training_draws_get_idle_stretches() -> None:
         ([0.01, 0.02, 0.01], 4, False),  # low load is not idle
     ],
 )
-def test_mostly_idle(log_rates: list[float], span: int, idle: bool) -> None:
-    assert mostly_idle(np.asarray(log_rates), span) is idle
+def test_partly_idle(log_rates: list[float], span: int, idle: bool) -> None:
+    assert partly_idle(np.asarray(log_rates), span) is idle
