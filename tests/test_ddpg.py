@@ -15,6 +15,9 @@ from envs.errors import ConfigError
 from envs.observation import F
 from policies.ddpg import DDPGConfig
 from policies.ddpg.default_ddpg_rl_module import (
+    ACTION_MASK,
+    ACTOR_ACTIONS,
+    ACTOR_PREACTIVATION,
     AUX_PRED,
     AUX_TARGET,
     FINITE_ROWS,
@@ -26,7 +29,7 @@ from policies.ddpg.default_ddpg_rl_module import (
 from policies.ddpg.layout import autoscale_layout
 from policies.ddpg.noise import ExplorationNoise
 from policies.ddpg.policy import DDPGPolicy, export_policy
-from policies.ddpg.torch.ddpg_torch_learner import critic_target
+from policies.ddpg.torch.ddpg_torch_learner import critic_target, saturation_loss
 from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
 
 ENV = {"app": "chain3", "max_services": 6, "history_window": 4, "noise": 0.0}
@@ -114,6 +117,63 @@ def test_losses_on_a_hand_batch() -> None:
     # y = [1 + 0.5 * 4, 0 + 0] = [3, 0]; critic = mean((2-3)^2, (1-0)^2) = 1; actor = -mean(3, 5) = -4.
     total = learner.compute_loss_for_module(module_id="default_policy", config=cfg, batch=batch, fwd_out=fwd)
     assert total.item() == pytest.approx(1.0 - 4.0)
+
+
+def test_saturation_loss_by_hand() -> None:
+    z = torch.tensor([[3.0, -1.0, 9.0], [2.0, 2.0, 2.0], [50.0, 50.0, 50.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])  # row 0: last entry is padding
+    finite = torch.tensor([1.0, 1.0, 0.0])  # row 2 is not trained on
+    # row 0: (9 + 1) / 2 = 5; row 1: 4; mean over finite rows 4.5
+    assert saturation_loss(z, mask, finite).item() == pytest.approx(4.5)
+
+
+def test_saturation_penalty_adds_to_the_actor_loss_only_when_on() -> None:
+    batch = {
+        Columns.REWARDS: torch.tensor([1.0, 0.0]),
+        Columns.TERMINATEDS: torch.tensor([False, True]),
+        "n_step": torch.tensor([1, 1]),
+        "weights": torch.tensor([1.0, 1.0]),
+    }
+    fwd = {
+        Q_PREDS: torch.tensor([2.0, 1.0]),
+        Q_TARGET_NEXT: torch.tensor([4.0, 10.0]),
+        Q_CURR: torch.tensor([3.0, 5.0]),
+        FINITE_ROWS: torch.tensor([True, True]),
+        ACTOR_PREACTIVATION: torch.tensor([[2.0, 0.0], [0.0, 4.0]]),
+        ACTION_MASK: torch.ones(2, 2),
+    }
+    # As in test_losses_on_a_hand_batch: 1 - 4; the saturation term is mean(2^2/2, 4^2/2) = 5.
+    off, cfg = _learner(DDPGConfig().training(gamma=0.5, aux_loss_weight=0.0))
+    total = off.compute_loss_for_module(module_id="default_policy", config=cfg, batch=batch, fwd_out=fwd)
+    assert total.item() == pytest.approx(1.0 - 4.0)
+    on, cfg = _learner(DDPGConfig().training(gamma=0.5, aux_loss_weight=0.0, saturation_penalty=0.1))
+    total = on.compute_loss_for_module(module_id="default_policy", config=cfg, batch=batch, fwd_out=fwd)
+    assert total.item() == pytest.approx(1.0 - 4.0 + 0.1 * 5.0)
+
+
+def test_the_penalty_pulls_a_saturated_actor_back_where_the_critic_cannot() -> None:
+    """An actor driven far past its tanh bound gets almost no gradient from Q, and a clear one
+    from the saturation penalty, towards smaller pre-activations."""
+    m = module()
+    m.make_target_networks()
+    obs = observations(4)
+    with torch.no_grad():
+        m.actor.head[-1].bias.fill_(20.0)  # every action at +1, deep in the flat end of the tanh
+    out = m._forward_train(
+        {
+            Columns.OBS: obs,
+            Columns.NEXT_OBS: obs,
+            Columns.ACTIONS: torch.zeros(4, m.action_space.shape[0]),
+            Columns.REWARDS: torch.zeros(4),
+        }
+    )
+    assert torch.allclose(out[ACTOR_ACTIONS], torch.tanh(out[ACTOR_PREACTIVATION]))
+    bias = m.actor.head[-1].bias
+    (q_grad,) = torch.autograd.grad(-out[Q_CURR].mean(), bias, retain_graph=True)
+    pen = saturation_loss(out[ACTOR_PREACTIVATION], out[ACTION_MASK], torch.ones(4))
+    (pen_grad,) = torch.autograd.grad(pen, bias)
+    assert q_grad.abs().max() < 1e-6
+    assert (pen_grad > 1.0).all()  # gradient descent lowers every bias
 
 
 def test_nonfinite_rows_are_not_trained_on() -> None:
@@ -283,6 +343,8 @@ def test_exploration_noise_schedule() -> None:
         ({"actor_hiddens": []}, "actor_hiddens"),
         ({"exploration": {"sigma": -1}}, "exploration.sigma"),
         ({"aux_loss_weight": -1.0}, "aux_loss_weight"),
+        ({"saturation_penalty": -0.1}, "saturation_penalty"),
+        ({"saturation_penalty": "high"}, "saturation_penalty"),
     ],
 )
 def test_config_validate(kwargs: dict, message: str) -> None:

@@ -39,6 +39,10 @@ class DDPGConfig(SACConfig):
         """Clip of that noise."""
         self.exploration = {"type": "gaussian", "sigma": 0.2, "final_sigma": 0.05, "decay_steps": 50_000}
         """Exploration noise: type ('gaussian' or 'ou'), sigma, final_sigma, decay_steps, ou_theta."""
+        self.saturation_penalty = 0.0
+        """Weight of the mean square of the actor's pre-tanh outputs in its loss
+        (``saturation_loss``): keeps the tanh off its flat ends, where the actor stops learning.
+        0: off."""
         self.actor_hiddens = [256, 256]
         """Hidden layer sizes of the actor (per service when the observation has a layout)."""
         self.critic_hiddens = [256, 256]
@@ -98,6 +102,7 @@ class DDPGConfig(SACConfig):
         workload_code_dim: int | None = NotProvided,
         synthetic_contexts: int | None = NotProvided,
         context_renewal: int | None = NotProvided,
+        saturation_penalty: float | None = NotProvided,
         bootstrap: dict[str, Any] | None = NotProvided,
         **kwargs: Any,
     ) -> DDPGConfig:
@@ -117,6 +122,7 @@ class DDPGConfig(SACConfig):
             ("workload_code_dim", workload_code_dim),
             ("synthetic_contexts", synthetic_contexts),
             ("context_renewal", context_renewal),
+            ("saturation_penalty", saturation_penalty),
             ("bootstrap", bootstrap),
         ):
             if value is not NotProvided:
@@ -141,6 +147,8 @@ class DDPGConfig(SACConfig):
             raise ValueError("target_noise and target_noise_clip: must be >= 0")
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau: must be in (0, 1], got {self.tau}")
+        if not (isinstance(self.saturation_penalty, int | float) and self.saturation_penalty >= 0):
+            raise ValueError(f"saturation_penalty: must be a number >= 0, got {self.saturation_penalty!r}")
         if not self.aux_loss_weight >= 0:
             raise ValueError(f"aux_loss_weight: must be >= 0, got {self.aux_loss_weight}")
         if not self.workload_loss_weight >= 0:

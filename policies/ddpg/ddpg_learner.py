@@ -22,6 +22,7 @@ TD_ERROR_MEAN_KEY = "td_error/mean"
 NAN_ROWS_KEY = "data/nonfinite_rows"
 ACTOR_UPDATED_KEY = "actor/updated"
 BC_LOSS_KEY = "losses/behaviour_cloning"
+SATURATION_LOSS_KEY = "losses/actor_saturation"
 
 BC_MODES = ("off", "offline", "online")
 """How the actor learns: DDPG's -Q ("off"); behaviour cloning of the replayed actions only

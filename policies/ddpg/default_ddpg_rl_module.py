@@ -32,6 +32,7 @@ AUX_PRED = "aux_pred"
 AUX_TARGET = "aux_target"
 FINITE_ROWS = "finite_rows"
 ACTOR_ACTIONS = "actor_actions"
+ACTOR_PREACTIVATION = "actor_preactivation"
 ACTION_MASK = "action_mask"
 WORKLOAD_LOGITS = "workload_logits"
 

@@ -36,6 +36,7 @@ from policies.ddpg.ddpg_learner import (
     Q_MAX_KEY,
     Q_MEAN_KEY,
     Q_MIN_KEY,
+    SATURATION_LOSS_KEY,
     TD_ERROR_MEAN_KEY,
     WORKLOAD_ACC_KEY,
     WORKLOAD_LOSS_KEY,
@@ -44,6 +45,7 @@ from policies.ddpg.ddpg_learner import (
 from policies.ddpg.default_ddpg_rl_module import (
     ACTION_MASK,
     ACTOR_ACTIONS,
+    ACTOR_PREACTIVATION,
     AUX_PRED,
     AUX_TARGET,
     FINITE_ROWS,
@@ -69,7 +71,23 @@ def behaviour_cloning_loss(
     actor: torch.Tensor, replayed: torch.Tensor, mask: torch.Tensor, finite: torch.Tensor
 ) -> torch.Tensor:
     """Mean over finite rows of the mean squared error over real (unmasked) action components."""
-    per_row = (((actor - replayed) ** 2) * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
+    return _masked_mean_square(actor - replayed, mask, finite)
+
+
+def saturation_loss(preactivation: torch.Tensor, mask: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+    """Mean square of the actor's pre-tanh outputs over real action components and finite rows.
+
+    Actions are relative (a step up or down from what runs), so an actor whose tanh is pushed
+    far past its bound keeps asking for the bound, the guard clamps every step, and where the
+    tanh is flat no gradient from the critic can bring it back: a run was seen to stop learning
+    within three iterations with every action at its bound. A small charge on the
+    pre-activation keeps the actor where the tanh still has slope.
+    """
+    return _masked_mean_square(preactivation, mask, finite)
+
+
+def _masked_mean_square(x: torch.Tensor, mask: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
+    per_row = ((x**2) * mask).sum(dim=-1) / mask.sum(dim=-1).clamp(min=1.0)
     return (per_row * finite).sum() / finite.sum().clamp(min=1.0)
 
 
@@ -151,6 +169,10 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
             elif self.bc_mode == "online" and self.bc_weight > 0:
                 scale = (fwd_out[Q_CURR].abs() * finite).sum().detach() / n_rows
                 actor_loss = q_term / scale.clamp(min=1e-6) + self.bc_weight * bc
+        if ACTOR_PREACTIVATION in fwd_out and config.saturation_penalty > 0:
+            sat = saturation_loss(fwd_out[ACTOR_PREACTIVATION], fwd_out[ACTION_MASK], finite)
+            actor_loss = actor_loss + config.saturation_penalty * sat
+            self.metrics.log_value((module_id, SATURATION_LOSS_KEY), sat, window=1)
         total = total + actor_loss
         if AUX_PRED in fwd_out:
             err = ((fwd_out[AUX_PRED] - fwd_out[AUX_TARGET]) ** 2).mean(dim=-1)

@@ -15,6 +15,7 @@ from ray.rllib.utils.annotations import override
 from policies.ddpg.default_ddpg_rl_module import (
     ACTION_MASK,
     ACTOR_ACTIONS,
+    ACTOR_PREACTIVATION,
     AUX_PRED,
     AUX_TARGET,
     FINITE_ROWS,
@@ -90,11 +91,15 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
 
     def act(self, obs: torch.Tensor, actor=None, meta=None) -> torch.Tensor:
         """Deterministic action in [-1, 1] (padding services get 0)."""
+        return torch.tanh(self.preactivation(obs, actor, meta))
+
+    def preactivation(self, obs: torch.Tensor, actor=None, meta=None) -> torch.Tensor:
+        """The deterministic action before the actor's tanh (padding services get 0)."""
         actor = actor or self.actor
         if not self.layout:
-            return actor(obs)
+            return actor.preactivation(obs)
         svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, detach=True)
-        return actor(svc, ctx, mask)
+        return actor.preactivation(svc, ctx, mask)
 
     def q_value(self, obs: torch.Tensor, action: torch.Tensor, critic, meta=None) -> torch.Tensor:
         if not self.layout:
@@ -153,7 +158,8 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         for p in critic_params:
             p.requires_grad_(False)
         try:
-            out[ACTOR_ACTIONS] = self.act(obs)
+            out[ACTOR_PREACTIVATION] = self.preactivation(obs)
+            out[ACTOR_ACTIONS] = torch.tanh(out[ACTOR_PREACTIVATION])
             out[Q_CURR] = self.q_value(obs, out[ACTOR_ACTIONS], self.critic)
         finally:
             for p in critic_params:

@@ -117,15 +117,19 @@ class ServiceActor(nn.Module):
         super().__init__()
         h = hidden[-1]
         self.encode = mlp([n_service + n_context, *hidden], nn.ReLU())
-        self.head = mlp([2 * h, h, action_dims], nn.Tanh())
+        self.head = mlp([2 * h, h, action_dims])
 
-    def forward(self, svc: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def preactivation(self, svc: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The action before the tanh (0 for padding services)."""
         b, s, _ = svc.shape
         x = torch.cat([svc, context.unsqueeze(1).expand(b, s, context.shape[-1])], dim=-1)
         e = self.encode(x)
         pooled = _masked_mean(e, mask).unsqueeze(1).expand_as(e)
-        a = self.head(torch.cat([e, pooled], dim=-1)) * mask.unsqueeze(-1)
-        return a.reshape(b, -1)
+        z = self.head(torch.cat([e, pooled], dim=-1)) * mask.unsqueeze(-1)
+        return z.reshape(b, -1)
+
+    def forward(self, svc: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.preactivation(svc, context, mask))
 
 
 class ServiceCritic(nn.Module):
@@ -149,10 +153,14 @@ class ServiceCritic(nn.Module):
 class FlatActor(nn.Module):
     def __init__(self, n_obs: int, n_act: int, hidden: list[int]):
         super().__init__()
-        self.net = mlp([n_obs, *hidden, n_act], nn.Tanh())
+        self.net = mlp([n_obs, *hidden, n_act])
+
+    def preactivation(self, obs: torch.Tensor) -> torch.Tensor:
+        """The action before the tanh."""
+        return self.net(obs)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+        return torch.tanh(self.net(obs))
 
 
 class FlatCritic(nn.Module):
