@@ -100,8 +100,8 @@ def _learner(cfg: DDPGConfig):
     return learner, cfg
 
 
-def test_losses_on_a_hand_batch() -> None:
-    learner, cfg = _learner(DDPGConfig().training(gamma=0.5, aux_loss_weight=0.0))
+def _hand_batch() -> tuple[dict, dict]:
+    """Two rows whose losses are worked out by hand below (gamma 0.5): critic 1, actor -4."""
     batch = {
         Columns.REWARDS: torch.tensor([1.0, 0.0]),
         Columns.TERMINATEDS: torch.tensor([False, True]),
@@ -114,6 +114,12 @@ def test_losses_on_a_hand_batch() -> None:
         Q_CURR: torch.tensor([3.0, 5.0]),
         FINITE_ROWS: torch.tensor([True, True]),
     }
+    return batch, fwd
+
+
+def test_losses_on_a_hand_batch() -> None:
+    learner, cfg = _learner(DDPGConfig().training(gamma=0.5, aux_loss_weight=0.0))
+    batch, fwd = _hand_batch()
     # y = [1 + 0.5 * 4, 0 + 0] = [3, 0]; critic = mean((2-3)^2, (1-0)^2) = 1; actor = -mean(3, 5) = -4.
     total = learner.compute_loss_for_module(module_id="default_policy", config=cfg, batch=batch, fwd_out=fwd)
     assert total.item() == pytest.approx(1.0 - 4.0)
@@ -128,20 +134,9 @@ def test_saturation_loss_by_hand() -> None:
 
 
 def test_saturation_penalty_adds_to_the_actor_loss_only_when_on() -> None:
-    batch = {
-        Columns.REWARDS: torch.tensor([1.0, 0.0]),
-        Columns.TERMINATEDS: torch.tensor([False, True]),
-        "n_step": torch.tensor([1, 1]),
-        "weights": torch.tensor([1.0, 1.0]),
-    }
-    fwd = {
-        Q_PREDS: torch.tensor([2.0, 1.0]),
-        Q_TARGET_NEXT: torch.tensor([4.0, 10.0]),
-        Q_CURR: torch.tensor([3.0, 5.0]),
-        FINITE_ROWS: torch.tensor([True, True]),
-        ACTOR_PREACTIVATION: torch.tensor([[2.0, 0.0], [0.0, 4.0]]),
-        ACTION_MASK: torch.ones(2, 2),
-    }
+    batch, fwd = _hand_batch()
+    fwd[ACTOR_PREACTIVATION] = torch.tensor([[2.0, 0.0], [0.0, 4.0]])
+    fwd[ACTION_MASK] = torch.ones(2, 2)
     # As in test_losses_on_a_hand_batch: 1 - 4; the saturation term is mean(2^2/2, 4^2/2) = 5.
     off, cfg = _learner(DDPGConfig().training(gamma=0.5, aux_loss_weight=0.0))
     total = off.compute_loss_for_module(module_id="default_policy", config=cfg, batch=batch, fwd_out=fwd)
