@@ -188,8 +188,9 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
         learned = DDPGPolicy.load(policy_registry.ddpg_path(policy))
         if learned.env_config.get("history_window"):
             env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
-            folds = [round(f, 3) for f in probe_folds(learned, env_cfg)]
-            probe = round(float(np.mean(folds)), 3)
+            per_fold = probe_folds(learned, env_cfg)
+            folds = [round(f, 3) for f in per_fold]
+            probe = round(float(np.mean(per_fold)), 3)  # as probe_accuracy: the mean of the unrounded folds
             probe_raw = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
             probe_short = round(probe_accuracy(learned, env_cfg, steps=SHORT_PROBE_STEPS), 3)
             probe_steps = [trained_length(env_cfg), SHORT_PROBE_STEPS]
