@@ -84,6 +84,12 @@ def cmd_reselect(args: argparse.Namespace) -> int:
     return main_reselect(args.run)
 
 
+def cmd_rank(args: argparse.Namespace) -> int:
+    from aware_ray.rank import main_rank
+
+    return main_rank(args.run, args.policies, args.out)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from aware_ray import bench
 
@@ -123,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rs.add_argument("run", help="the training run folder (runs/NAME)")
     rs.set_defaults(func=cmd_reselect)
+    rk = sub.add_parser(
+        "rank", help="score policies on a run's validation workloads, best first (which to ship, from several runs)"
+    )
+    rk.add_argument("run", help="the training run whose validation (workloads, seeds, baselines) scores them")
+    rk.add_argument("policies", nargs="+", help="ddpg:PATH, ddpg:pretrained, or a policy or run folder")
+    rk.add_argument("--out", help="write the ranking as JSON here")
+    rk.set_defaults(func=cmd_rank)
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from aware_ray.train import validate, write_json
+from aware_ray.train_config import TrainConfig
 from envs.errors import ConfigError
 
 MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")
@@ -29,23 +30,30 @@ def checkpoint_iterations(run_dir: Path) -> list[int]:
     return sorted(int(n) for n in names if n.isdigit())
 
 
+def run_validation(run_dir: Path, command: str) -> tuple[dict[str, Any], TrainConfig, list[dict[str, Any]]]:
+    """A finished run's summary, config and validation baselines: what scoring on its validation needs."""
+    from aware_ray.train_config import build_train_config
+
+    for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
+        if not (run_dir / name).is_file():
+            raise ConfigError(f"{run_dir / name}: missing ({command} needs a finished training run)")
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    cfg = build_train_config(yaml.safe_load((run_dir / "config.yaml").read_text()), summary["config"], [])
+    baselines = json.loads((run_dir / "validation_baselines.json").read_text())
+    return summary, cfg, baselines
+
+
 def reselect(run_dir: str | Path) -> dict[str, Any]:
     """Score every per-iteration checkpoint of a finished run again; export the best; return the summary."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from aware_ray.train_config import build_train_config
     from policies.ddpg.policy import DDPGPolicy, export_policy
 
     run_dir = Path(run_dir)
-    for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
-        if not (run_dir / name).is_file():
-            raise ConfigError(f"{run_dir / name}: missing (reselect needs a finished training run)")
+    summary, cfg, baselines = run_validation(run_dir, "reselect")
     iterations = checkpoint_iterations(run_dir)
     if not iterations:
         raise ConfigError(f"{run_dir / 'checkpoints'}: no iter_N checkpoints to score")
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    cfg = build_train_config(yaml.safe_load((run_dir / "config.yaml").read_text()), summary["config"], [])
-    baselines = json.loads((run_dir / "validation_baselines.json").read_text())
     env_cfg = cfg.env.to_dict()
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"score": float("-inf"), "iteration": None}

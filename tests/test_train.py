@@ -147,6 +147,15 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     assert (out / "validation_before_reselect.json").exists()
     info = json.loads((out / "policy" / "policy.json").read_text())["info"]
     assert info["iteration"] == again["best"]["iteration"]
+    # Ranking on the run's own validation gives its best policy the score it was kept by, and
+    # the final policy no more than that.
+    ranked = tmp_path / "rank" / "rank.json"
+    assert main(["rank", str(out), str(out / "policy_final"), f"ddpg:{out}", "--out", str(ranked)]) == 0
+    rows = json.loads(ranked.read_text())["ranking"]
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    best_row = next(r for r in rows if r["policy"] == f"ddpg:{out}")
+    assert best_row["score"] == pytest.approx(again["best"]["score"])
+    assert next(r for r in rows if r["policy"] != f"ddpg:{out}")["score"] <= best_row["score"] + 1e-9
     ev = tmp_path / "ev"
     rc = main(
         [
@@ -216,3 +225,21 @@ def test_reselect_needs_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFix
         (tmp_path / name).write_text("{}")
     assert main(["reselect", str(tmp_path)]) == 2
     assert "checkpoints: no iter_N checkpoints to score" in capsys.readouterr().err
+
+
+def test_rank_needs_a_finished_run_and_matching_observations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rank", str(tmp_path), "ddpg:pretrained"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("config.yaml: missing (rank needs a finished training run)") and "\n" not in err
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(_tiny()))
+    (tmp_path / "validation_baselines.json").write_text("[]")
+    (tmp_path / "train_summary.json").write_text(json.dumps({"config": "tiny.yaml"}))
+    # The shipped policy reads 16 service slots and a 32-interval window; the tiny run has 4 and 4.
+    assert main(["rank", str(tmp_path), "ddpg:pretrained", "--out", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # Ray may warn while the policy loads
+    assert "rank: error: policy 'ddpg:pretrained': its observations need max_services=16" in err
+    assert not (tmp_path / "r.json").exists()
+    assert main(["rank", str(tmp_path), str(tmp_path / "nope")]) == 2
+    assert f"{tmp_path / 'nope'}: not a policy folder" in capsys.readouterr().err

@@ -1,0 +1,64 @@
+"""Rank policies on one run's validation workloads: ``aware-ray rank RUN POLICY [POLICY ...]``.
+
+Runs of the same config differ a lot from seed to seed, so the policy to ship is chosen among
+several runs (and the policy shipped now). Each run's own validation history cannot settle that:
+an older run may have been validated with fewer seeds or other workloads. Here every candidate is
+scored with RUN's validation (its workloads, seeds, windows and stored baselines), the very
+scoring training uses to keep a run's best checkpoint, so the figures are comparable with RUN's
+``validation.json`` and with each other. The held-out benchmark plays no part in the choice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aware_ray.policy_registry import ddpg_path
+from aware_ray.reselect import run_validation
+from aware_ray.train import validate, write_json
+from envs.errors import ConfigError
+
+
+def _policy_path(name: str) -> Path:
+    """A candidate given as ``ddpg:PATH``, ``ddpg:pretrained`` or a bare policy or run folder."""
+    return ddpg_path(name if name.startswith("ddpg:") else f"ddpg:{name}")
+
+
+def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
+    """Score each named policy on RUN's validation; return them best first."""
+    from policies.ddpg.policy import DDPGPolicy
+
+    if not names:
+        raise ConfigError("rank: name at least one policy to score")
+    run_dir = Path(run_dir)
+    _, cfg, baselines = run_validation(run_dir, "rank")
+    env = cfg.env.to_dict()
+    policies = []
+    for name in names:
+        policy = DDPGPolicy.load(_policy_path(name), name="ddpg")
+        for key, need in policy.env_overrides().items():
+            if env.get(key) != need:
+                raise ConfigError(
+                    f"policy '{name}': its observations need {key}={need}, "
+                    f"the validation of {run_dir} runs with {key}={env.get(key)}"
+                )
+        policies.append(policy)
+    rows = []
+    for name, policy in zip(names, policies, strict=True):
+        val = validate(policy, cfg, baselines)
+        rows.append({"policy": name, **val})
+        print(f"{name}: validation gap closed {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %")
+    rows.sort(key=lambda r: r["score"], reverse=True)
+    return {"validation_of": str(run_dir), "ranking": rows}
+
+
+def main_rank(run_dir: str, names: list[str], out: str | None) -> int:
+    result = rank(run_dir, names)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(out), result)
+    best = result["ranking"][0]
+    print(f"aware-ray rank: best on the validation of {run_dir}: {best['policy']} ({best['score']:+.3f})")
+    if out:
+        print(f"wrote {out}")
+    return 0
