@@ -37,9 +37,17 @@ def run_validation(run_dir: Path, command: str) -> tuple[dict[str, Any], TrainCo
     for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
         if not (run_dir / name).is_file():
             raise ConfigError(f"{run_dir / name}: missing ({command} needs a finished training run)")
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    cfg = build_train_config(yaml.safe_load((run_dir / "config.yaml").read_text()), summary["config"], [])
-    baselines = json.loads((run_dir / "validation_baselines.json").read_text())
+    try:
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+        baselines = json.loads((run_dir / "validation_baselines.json").read_text())
+        raw = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (ValueError, yaml.YAMLError) as e:
+        raise ConfigError(f"{run_dir}: unreadable run file ({type(e).__name__}: {e})".splitlines()[0]) from e
+    if not isinstance(summary, dict) or not isinstance(raw, dict):
+        raise ConfigError(f"{run_dir}: config.yaml and train_summary.json must each hold a mapping")
+    if not isinstance(baselines, list):
+        raise ConfigError(f"{run_dir / 'validation_baselines.json'}: must hold a list of scoreboard rows")
+    cfg = build_train_config(raw, str(summary.get("config", run_dir / "config.yaml")), [])
     return summary, cfg, baselines
 
 
