@@ -12,13 +12,14 @@ of training exactly), and the best is exported to ``policy/``. ``validation.json
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from aware_ray.train import validate, write_json
-from aware_ray.train_config import TrainConfig
+from aware_ray.train_config import TrainConfig, build_train_config
 from envs.errors import ConfigError
 
 MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")
@@ -30,21 +31,25 @@ def checkpoint_iterations(run_dir: Path) -> list[int]:
     return sorted(int(n) for n in names if n.isdigit())
 
 
+def _read(path: Path, parse: Callable[[str], Any]) -> Any:
+    try:
+        return parse(path.read_text())
+    except (ValueError, yaml.YAMLError) as e:
+        reason = (str(e).splitlines() or [""])[0]
+        raise ConfigError(f"{path}: unreadable ({type(e).__name__}: {reason})") from e
+
+
 def run_validation(run_dir: Path, command: str) -> tuple[dict[str, Any], TrainConfig, list[dict[str, Any]]]:
     """A finished run's summary, config and validation baselines: what scoring on its validation needs."""
-    from aware_ray.train_config import build_train_config
-
     for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
         if not (run_dir / name).is_file():
             raise ConfigError(f"{run_dir / name}: missing ({command} needs a finished training run)")
-    try:
-        summary = json.loads((run_dir / "train_summary.json").read_text())
-        baselines = json.loads((run_dir / "validation_baselines.json").read_text())
-        raw = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (ValueError, yaml.YAMLError) as e:
-        raise ConfigError(f"{run_dir}: unreadable run file ({type(e).__name__}: {e})".splitlines()[0]) from e
-    if not isinstance(summary, dict) or not isinstance(raw, dict):
-        raise ConfigError(f"{run_dir}: config.yaml and train_summary.json must each hold a mapping")
+    summary = _read(run_dir / "train_summary.json", json.loads)
+    baselines = _read(run_dir / "validation_baselines.json", json.loads)
+    raw = _read(run_dir / "config.yaml", yaml.safe_load)
+    for name, value in (("train_summary.json", summary), ("config.yaml", raw)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{run_dir / name}: must hold a mapping")
     if not isinstance(baselines, list):
         raise ConfigError(f"{run_dir / 'validation_baselines.json'}: must hold a list of scoreboard rows")
     cfg = build_train_config(raw, str(summary.get("config", run_dir / "config.yaml")), [])

@@ -225,6 +225,9 @@ def test_reselect_needs_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFix
         (tmp_path / name).write_text("{}")
     assert main(["reselect", str(tmp_path)]) == 2
     assert "validation_baselines.json: must hold a list of scoreboard rows" in capsys.readouterr().err
+    (tmp_path / "validation_baselines.json").write_text("[")
+    assert main(["reselect", str(tmp_path)]) == 2
+    assert "validation_baselines.json: unreadable (JSONDecodeError" in capsys.readouterr().err
     (tmp_path / "validation_baselines.json").write_text("[]")
     assert main(["reselect", str(tmp_path)]) == 2
     assert "checkpoints: no iter_N checkpoints to score" in capsys.readouterr().err
