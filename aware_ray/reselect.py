@@ -12,14 +12,11 @@ of training exactly), and the best is exported to ``policy/``. ``validation.json
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aware_ray.train import validate, write_json
-from aware_ray.train_config import TrainConfig, build_train_config
+from aware_ray.train_config import TrainConfig, load_train_config
 from envs.errors import ConfigError
 
 MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")
@@ -31,10 +28,10 @@ def checkpoint_iterations(run_dir: Path) -> list[int]:
     return sorted(int(n) for n in names if n.isdigit())
 
 
-def _read(path: Path, parse: Callable[[str], Any]) -> Any:
+def _read_json(path: Path) -> Any:
     try:
-        return parse(path.read_text())
-    except (ValueError, yaml.YAMLError) as e:
+        return json.loads(path.read_text())
+    except ValueError as e:
         reason = (str(e).splitlines() or [""])[0]
         raise ConfigError(f"{path}: unreadable ({type(e).__name__}: {reason})") from e
 
@@ -44,16 +41,13 @@ def run_validation(run_dir: Path, command: str) -> tuple[dict[str, Any], TrainCo
     for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
         if not (run_dir / name).is_file():
             raise ConfigError(f"{run_dir / name}: missing ({command} needs a finished training run)")
-    summary = _read(run_dir / "train_summary.json", json.loads)
-    baselines = _read(run_dir / "validation_baselines.json", json.loads)
-    raw = _read(run_dir / "config.yaml", yaml.safe_load)
-    for name, value in (("train_summary.json", summary), ("config.yaml", raw)):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{run_dir / name}: must hold a mapping")
+    summary = _read_json(run_dir / "train_summary.json")
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{run_dir / 'train_summary.json'}: must hold a mapping")
+    baselines = _read_json(run_dir / "validation_baselines.json")
     if not isinstance(baselines, list):
         raise ConfigError(f"{run_dir / 'validation_baselines.json'}: must hold a list of scoreboard rows")
-    cfg = build_train_config(raw, str(summary.get("config", run_dir / "config.yaml")), [])
-    return summary, cfg, baselines
+    return summary, load_train_config(run_dir / "config.yaml"), baselines
 
 
 def reselect(run_dir: str | Path) -> dict[str, Any]:
