@@ -180,12 +180,14 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
 
     main = per_app["social-network"]
     probe = probe_raw = probe_short = probe_steps = folds = None
-    if policy.startswith("ddpg:"):
-        from aware_ray import policy_registry
+    from aware_ray import policy_registry
+
+    learned_name = policy_registry.inner_name(policy)  # a wrapper does not change the embedding
+    if learned_name.startswith("ddpg:"):
         from aware_ray.probe import RawWindow, probe_accuracy, probe_folds, trained_length
         from policies.ddpg.policy import DDPGPolicy
 
-        learned = DDPGPolicy.load(policy_registry.ddpg_path(policy))
+        learned = DDPGPolicy.load(policy_registry.ddpg_path(learned_name))
         if learned.env_config.get("history_window"):
             env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
             per_fold = probe_folds(learned, env_cfg)

@@ -21,7 +21,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "--policies",
         default="hpa-frontier,vpa,hpa+vpa,oracle,static",
         help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
-        "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback)",
+        "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback), "
+        "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds)",
     )
     p.add_argument("--app", default="social-network", help="shipped app name or app YAML path")
     p.add_argument(
@@ -133,7 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
         "rank", help="score policies on a run's validation workloads, best first (which to ship, from several runs)"
     )
     rk.add_argument("run", help="the training run whose validation (workloads, seeds, baselines) scores them")
-    rk.add_argument("policies", nargs="+", help="ddpg:PATH, ddpg:pretrained, or a policy or run folder")
+    rk.add_argument(
+        "policies",
+        nargs="+",
+        help="ddpg:PATH, ddpg:pretrained, a policy or run folder, or stable@S: before any of them",
+    )
     rk.add_argument("--out", help="write the ranking as JSON here")
     rk.set_defaults(func=cmd_rank)
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")

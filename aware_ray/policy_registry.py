@@ -3,6 +3,8 @@
 ``hpa-frontier`` expands to the HPA at target utilisations 0.4 .. 0.9 (``hpa@0.6`` ...), the
 tuned-HPA frontier every learned policy is judged against. ``safe:POLICY`` runs POLICY behind
 the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
+``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds
+(``policies.stabilized``), as the HPA holds its own decreases.
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         from policies.bootstrap.guarded import GuardedPolicy
 
         return lambda ctx, env, rates: GuardedPolicy(inner(ctx, env, rates), ctx)
+    if name.startswith("stable@"):
+        window_s, inner_spec = split_stabilized(name)
+        inner = _builder(inner_spec)
+        from policies.stabilized import StabilizedPolicy
+
+        return lambda ctx, env, rates: StabilizedPolicy(inner(ctx, env, rates), ctx, window_s)
     if name.startswith("ddpg:"):
         path = ddpg_path(name)
         from policies.ddpg.policy import DDPGPolicy
@@ -87,8 +95,39 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         return lambda ctx, env, rates: StaticPolicy(ctx, float(np.max(rates)) if len(rates) else env.peak_rps)
     raise ConfigError(
         f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
-        "safe:POLICY)"
+        "safe:POLICY, stable@S:POLICY)"
     )
+
+
+def split_stabilized(name: str) -> tuple[float, str]:
+    """Window (seconds) and inner policy name of a ``stable@S:POLICY`` name."""
+    from policies.stabilized import MAX_WINDOW_S
+
+    window, sep, inner = name[len("stable@") :].partition(":")
+    if not sep or not inner:
+        raise ConfigError(f"policy '{name}': write stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained")
+    try:
+        window_s = float(window)
+    except ValueError:
+        raise ConfigError(
+            f"policy '{name}': stabilization window must be a number of seconds, got {window!r}"
+        ) from None
+    if not 0 <= window_s <= MAX_WINDOW_S:
+        raise ConfigError(
+            f"policy '{name}': stabilization window must be in [0, {MAX_WINDOW_S:.0f}] s, got {window_s:g}"
+        )
+    return window_s, inner
+
+
+def inner_name(name: str) -> str:
+    """The policy a ``safe:`` or ``stable@S:`` name wraps (the name itself when it wraps none)."""
+    while True:
+        if name.startswith("safe:"):
+            name = name[len("safe:") :]
+        elif name.startswith("stable@") and ":" in name:
+            name = name.split(":", 1)[1]
+        else:
+            return name
 
 
 def ddpg_path(name: str) -> Path:
@@ -105,7 +144,7 @@ def env_overrides(names: list[str]) -> dict[str, object]:
 
     out: dict[str, object] = {}
     for name in names:
-        name = name.removeprefix("safe:")
+        name = inner_name(name)
         if name.startswith("ddpg:"):
             need = DDPGPolicy.load(ddpg_path(name)).env_overrides()
             for k, v in need.items():

@@ -6,6 +6,8 @@ an older run may have been validated with fewer seeds or other workloads. Here e
 scored with RUN's validation (its workloads, seeds, windows and stored baselines), the very
 scoring training uses to keep a run's best checkpoint, so the figures are comparable with RUN's
 ``validation.json`` and with each other. The held-out benchmark plays no part in the choice.
+A candidate may also be ``stable@S:POLICY``, POLICY behind a scale-down stabilization window
+(``policies.stabilized``), so the window a policy ships with is chosen the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aware_ray.policy_registry import ddpg_path
+from aware_ray.policy_registry import ddpg_path, split_stabilized
 from aware_ray.reselect import run_validation
 from aware_ray.train import validate, write_json
 from envs.errors import ConfigError
@@ -22,6 +24,17 @@ from envs.errors import ConfigError
 def _policy_path(name: str) -> Path:
     """A candidate given as ``ddpg:PATH``, ``ddpg:pretrained`` or a bare policy or run folder."""
     return ddpg_path(name if name.startswith("ddpg:") else f"ddpg:{name}")
+
+
+def _candidate(name: str) -> tuple[Path, Any]:
+    """The policy folder of a candidate and, for ``stable@S:POLICY``, the wrapper that acts."""
+    if not name.startswith("stable@"):
+        return _policy_path(name), None
+    from policies.base import EnvContext
+    from policies.stabilized import StabilizedPolicy
+
+    window_s, inner = split_stabilized(name)
+    return _policy_path(inner), lambda policy, env: StabilizedPolicy(policy, EnvContext.of(env), window_s)
 
 
 def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
@@ -35,17 +48,18 @@ def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
     env = cfg.env.to_dict()
     policies = []
     for name in names:
-        policy = DDPGPolicy.load(_policy_path(name), name="ddpg")
+        path, wrap = _candidate(name)
+        policy = DDPGPolicy.load(path, name="ddpg")
         for key, need in policy.env_overrides().items():
             if env.get(key) != need:
                 raise ConfigError(
                     f"policy '{name}': its observations need {key}={need}, "
                     f"the validation of {run_dir} runs with {key}={env.get(key)}"
                 )
-        policies.append(policy)
+        policies.append((policy, wrap))
     rows = []
-    for name, policy in zip(names, policies, strict=True):
-        val = validate(policy, cfg, baselines)
+    for name, (policy, wrap) in zip(names, policies, strict=True):
+        val = validate(policy, cfg, baselines, wrap)
         rows.append({"policy": name, **val})
         print(f"{name}: validation gap closed {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %")
     rows.sort(key=lambda r: r["score"], reverse=True)

@@ -74,8 +74,11 @@ def eval_env_config(cfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
-def validation_rows(policy: Any, cfg: TrainConfig, names: list[str] | None = None) -> list[dict[str, Any]]:
-    """Scoreboard rows of `policy` (or of named baselines) on the run's validation workloads."""
+def validation_rows(
+    policy: Any, cfg: TrainConfig, names: list[str] | None = None, wrap: Any = None
+) -> list[dict[str, Any]]:
+    """Scoreboard rows of `policy` (or of named baselines) on the run's validation workloads;
+    ``wrap(policy, env)``, when given, is what acts (the policy behind a controller's rule)."""
     from aware_ray import policy_registry
     from aware_ray.evaluate import EvalPlan, run_job
 
@@ -87,7 +90,7 @@ def validation_rows(policy: Any, cfg: TrainConfig, names: list[str] | None = Non
     for spec in specs:
         for seed in range(run.eval_seeds):
             if names is None:
-                rows.append(run_job(plan, spec, seed, lambda e, r: policy).summary)
+                rows.append(run_job(plan, spec, seed, lambda e, r: wrap(policy, e) if wrap else policy).summary)
             for name in names or []:
                 make = lambda e, r, n=name: policy_registry.make_policy(n, e, r)  # noqa: E731
                 rows.append(run_job(plan, spec, seed, make).summary)
@@ -110,12 +113,14 @@ def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]]
     }
 
 
-def validate(policy: Any, cfg: TrainConfig, baselines: list[dict[str, Any]]) -> dict[str, Any]:
+def validate(policy: Any, cfg: TrainConfig, baselines: list[dict[str, Any]], wrap: Any = None) -> dict[str, Any]:
     """One validation pass: the score on the run's validation workloads and, with a meta-learner,
-    the embedding probe's accuracy. Training and ``aware-ray reselect`` both judge by it."""
+    the embedding probe's accuracy. Training and ``aware-ray reselect`` both judge by it; ``wrap``
+    as in ``validation_rows`` (the probe reads the policy's own embedding)."""
     from aware_ray.probe import probe_accuracy
 
-    val = validation_score(validation_rows(policy, cfg), baselines, policy.name)
+    rows = validation_rows(policy, cfg, wrap=wrap)
+    val = validation_score(rows, baselines, rows[0]["policy"] if rows else policy.name)
     if cfg.env.history_window:
         val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
     return val

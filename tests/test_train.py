@@ -150,12 +150,18 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     # Ranking on the run's own validation gives its best policy the score it was kept by, and
     # the final policy no more than that.
     ranked = tmp_path / "rank" / "rank.json"
-    assert main(["rank", str(out), str(out / "policy_final"), f"ddpg:{out}", "--out", str(ranked)]) == 0
+    names = [str(out / "policy_final"), f"ddpg:{out}", f"stable@0:{out}", f"stable@300:ddpg:{out}"]
+    assert main(["rank", str(out), *names, "--out", str(ranked)]) == 0
     rows = json.loads(ranked.read_text())["ranking"]
     assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert sorted(r["policy"] for r in rows) == sorted(names)
     best_row = next(r for r in rows if r["policy"] == f"ddpg:{out}")
     assert best_row["score"] == pytest.approx(again["best"]["score"])
-    assert next(r for r in rows if r["policy"] != f"ddpg:{out}")["score"] <= best_row["score"] + 1e-9
+    assert next(r for r in rows if r["policy"] == names[0])["score"] <= best_row["score"] + 1e-9
+    # A window of no length holds nothing: the wrapped policy acts as the policy itself.
+    unheld = next(r for r in rows if r["policy"] == names[2])
+    assert unheld["score"] == pytest.approx(best_row["score"], abs=1e-6)
+    assert unheld["violation_rate"] == pytest.approx(best_row["violation_rate"], abs=1e-6)
     ev = tmp_path / "ev"
     rc = main(
         [
@@ -249,3 +255,6 @@ def test_rank_needs_a_finished_run_and_matching_observations(
     assert not (tmp_path / "r.json").exists()
     assert main(["rank", str(tmp_path), str(tmp_path / "nope")]) == 2
     assert f"{tmp_path / 'nope'}: not a policy folder" in capsys.readouterr().err
+    assert main(["rank", str(tmp_path), "stable@x:ddpg:pretrained"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("policy 'stable@x:ddpg:pretrained': stabilization window must be a number of seconds, got 'x'")

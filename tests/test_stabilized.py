@@ -1,0 +1,127 @@
+"""The scale-down stabilization window in front of any policy (``stable@S:POLICY``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aware_ray.policy_registry import expand, inner_name, make_policy
+from envs.autoscale_env import AutoscaleEnv
+from envs.errors import ConfigError
+from envs.metrics import ScalingDecision
+from policies.base import EnvContext
+from policies.stabilized import StabilizedPolicy, stabilize, window_intervals
+
+
+def _d(r: list[int], c: list[float], m: list[float]) -> ScalingDecision:
+    return ScalingDecision(replicas=np.array(r, dtype=np.int64), cpu_limit=np.array(c), mem_limit=np.array(m))
+
+
+CUR = _d([4], [1.0], [512])
+
+
+@pytest.mark.parametrize(
+    ("want", "earlier", "expected"),
+    [
+        # Increases pass whatever was asked before.
+        (_d([6], [2.0], [1024]), [_d([2], [0.5], [128])], _d([6], [2.0], [1024])),
+        # A decrease after a higher ask is held at the current setting (the ask was above it).
+        (_d([2], [0.5], [256]), [_d([8], [2.0], [1024])], CUR),
+        # ... or at the highest recent ask when that is below the current setting.
+        (_d([2], [0.5], [256]), [_d([3], [0.8], [300])], _d([3], [0.8], [300])),
+        # A decrease every recent ask agrees with goes through.
+        (_d([2], [0.5], [256]), [_d([2], [0.5], [256])], _d([2], [0.5], [256])),
+        # Each output on its own: replicas up, CPU held, memory cut as far as asked before.
+        (_d([5], [0.5], [256]), [_d([4], [1.0], [400])], _d([5], [1.0], [400])),
+    ],
+)
+def test_stabilize_table(want, earlier, expected) -> None:
+    got = stabilize(want, CUR, [*earlier, want])
+    np.testing.assert_array_equal(got.replicas, expected.replicas)
+    np.testing.assert_allclose(got.cpu_limit, expected.cpu_limit)
+    np.testing.assert_allclose(got.mem_limit, expected.mem_limit)
+
+
+@pytest.mark.parametrize(("window_s", "intervals"), [(0, 1), (15, 1), (16, 2), (60, 4), (300, 20)])
+def test_window_intervals(window_s: float, intervals: int) -> None:
+    assert window_intervals(window_s, 15.0) == intervals
+
+
+class Scripted:
+    """Asks for the CPU-limit component of each step's action from a fixed list (then the last)."""
+
+    name = "scripted"
+    vertical_mode = "in-place"
+
+    def __init__(self, cpu: list[float]):
+        self.cpu = cpu
+
+    def initial_state(self) -> Any:
+        return 0
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        a = np.zeros((1, 3), dtype=np.float32)
+        a[0, 1] = self.cpu[min(state, len(self.cpu) - 1)]
+        return a.ravel(), state + 1
+
+
+def _cpu_limits(policy: Any, steps: int) -> list[float]:
+    env = AutoscaleEnv({"app": "single", "noise": 0.0, "arrival_noise": False, "max_services": 1})
+    obs, _ = env.reset(seed=0, options={"rates": np.full(steps, 100.0)})
+    state = policy.initial_state()
+    out = []
+    for _ in range(steps):
+        action, state = policy.act(obs, state)
+        assert np.all(np.abs(action) <= 1.0)
+        obs, *_ = env.step(action)
+        out.append(float(env.decision.cpu_limit[0]))
+    return out
+
+
+def test_a_flapping_policy_is_held_up_and_a_lasting_cut_goes_through_after_the_window() -> None:
+    """Up, then down every interval: bare, the limit falls at once; behind a 60 s window (4
+    intervals) it holds for 3 more intervals, then comes down one asked step per window (the asks
+    made while held were halvings of the held setting)."""
+    script = [1.0] + [-1.0] * 12
+    env = AutoscaleEnv({"app": "single", "max_services": 1})
+    bare = _cpu_limits(Scripted(script), 10)
+    held = _cpu_limits(StabilizedPolicy(Scripted(script), EnvContext.of(env), 60.0), 10)
+    assert bare == [2.0, 1.0, 0.5, 0.25, 0.125, 0.1, 0.1, 0.1, 0.1, 0.1]
+    assert held == [2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
+
+
+def test_flapping_every_interval_never_cuts() -> None:
+    """Load that alternates faster than the window: the limit stays at its high."""
+    script = [1.0, -1.0] * 10
+    env = AutoscaleEnv({"app": "single", "max_services": 1})
+    held = _cpu_limits(StabilizedPolicy(Scripted(script), EnvContext.of(env), 60.0), 12)
+    assert held == sorted(held)
+
+
+def test_registry_builds_and_names_the_wrapper() -> None:
+    assert expand(["stable@120:hpa@0.6", "stable@300:safe:oracle"]) == ["stable@120:hpa@0.6", "stable@300:safe:oracle"]
+    env = AutoscaleEnv({"app": "single", "max_services": 1})
+    policy = make_policy("stable@120:hpa@0.6", env, np.full(10, 100.0))
+    assert isinstance(policy, StabilizedPolicy) and policy.intervals == 8
+    assert policy.name == "stable@120:hpa@0.6"
+    assert inner_name("stable@60:safe:ddpg:runs/x") == "ddpg:runs/x"
+    assert inner_name("hpa@0.6") == "hpa@0.6"
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("stable@120", "policy 'stable@120': write stable@SECONDS:POLICY"),
+        ("stable@x:hpa", "policy 'stable@x:hpa': stabilization window must be a number of seconds, got 'x'"),
+        ("stable@-5:hpa", "policy 'stable@-5:hpa': stabilization window must be in [0, 3600] s, got -5"),
+        ("stable@9000:hpa", "must be in [0, 3600] s, got 9000"),
+        ("stable@60:ppo", "unknown policy 'ppo'"),
+    ],
+)
+def test_registry_rejects(name: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        expand([name])
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
