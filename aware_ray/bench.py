@@ -138,17 +138,11 @@ SHORT_PROBE_STEPS = 160
 """Episode length of the second probe figure: time-compressed instances of the families."""
 
 
-def goal_met(row: dict[str, Any]) -> bool:
-    """The quality goal on one held-out workload: at least half the HPA-to-oracle gap closed, or at
-    least 50 % fewer violating intervals than the frontier at the same cost."""
-    gap, red = row.get("gap_closed"), row.get("violation_reduction")
-    return (gap is not None and gap >= 0.5) or (red is not None and red >= 0.5)
-
-
 def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float = 4.0, workers: int = 0):
     from pathlib import Path
 
     from aware_ray.evaluate import EvalPlan, run
+    from aware_ray.scoreboard import goal_met
     from envs.workload import default_split
 
     traces = [s.split(":", 1)[1] for s in default_split()["validation"]]

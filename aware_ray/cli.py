@@ -22,7 +22,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         default="hpa-frontier,vpa,hpa+vpa,oracle,static",
         help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
         "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback), "
-        "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds)",
+        "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds), "
+        "lean@U:POLICY (POLICY may grow only services at CPU utilisation U or more, throttled, dropping or queueing)",
     )
     p.add_argument("--app", default="social-network", help="shipped app name or app YAML path")
     p.add_argument(
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument(
         "policies",
         nargs="+",
-        help="ddpg:PATH, ddpg:pretrained, a policy or run folder, or stable@S: before any of them",
+        help="ddpg:PATH, ddpg:pretrained, a policy or run folder; stable@S: or lean@U: before any of them",
     )
     rk.add_argument("--out", help="write the ranking as JSON here")
     rk.set_defaults(func=cmd_rank)

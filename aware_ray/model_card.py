@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from aware_ray.bench import goal_met
+from aware_ray.scoreboard import goal_met
 
 
 def _fmt(x: Any, spec: str = ".2f") -> str:

@@ -74,17 +74,10 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         return lambda ctx, env, rates: VPAPolicy(ctx)
     if name == "oracle":
         return lambda ctx, env, rates: OraclePolicy(ctx, rates)
-    if name.startswith("safe:"):
-        inner = _builder(name[5:])
-        from policies.bootstrap.guarded import GuardedPolicy
-
-        return lambda ctx, env, rates: GuardedPolicy(inner(ctx, env, rates), ctx)
-    if name.startswith("stable@"):
-        window_s, inner_spec = split_stabilized(name)
+    if split_wrapper(name) is not None:
+        inner_spec, wrap = wrap_chain(name)
         inner = _builder(inner_spec)
-        from policies.stabilized import StabilizedPolicy
-
-        return lambda ctx, env, rates: StabilizedPolicy(inner(ctx, env, rates), ctx, window_s)
+        return lambda ctx, env, rates: wrap(inner(ctx, env, rates), ctx)
     if name.startswith("ddpg:"):
         path = ddpg_path(name)
         from policies.ddpg.policy import DDPGPolicy
@@ -95,39 +88,68 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         return lambda ctx, env, rates: StaticPolicy(ctx, float(np.max(rates)) if len(rates) else env.peak_rps)
     raise ConfigError(
         f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
-        "safe:POLICY, stable@S:POLICY)"
+        "safe:POLICY, stable@S:POLICY, lean@U:POLICY)"
     )
 
 
-def split_stabilized(name: str) -> tuple[float, str]:
-    """Window (seconds) and inner policy name of a ``stable@S:POLICY`` name."""
-    from policies.stabilized import MAX_WINDOW_S
+Wrap = Callable[[Policy, EnvContext], Policy]
+"""Puts a rule in front of a built policy: what the live controller would apply to its decisions."""
 
-    window, sep, inner = name[len("stable@") :].partition(":")
+
+def _number(name: str, prefix: str, what: str, unit: str, lo: float, hi: float, example: str) -> tuple[float, str]:
+    """The number after `prefix` in ``PREFIX@X:POLICY`` and the name it wraps; one-line errors."""
+    text, sep, inner = name[len(prefix) :].partition(":")
     if not sep or not inner:
-        raise ConfigError(f"policy '{name}': write stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained")
+        raise ConfigError(f"policy '{name}': write {example}")
     try:
-        window_s = float(window)
+        value = float(text)
     except ValueError:
-        raise ConfigError(
-            f"policy '{name}': stabilization window must be a number of seconds, got {window!r}"
-        ) from None
-    if not 0 <= window_s <= MAX_WINDOW_S:
-        raise ConfigError(
-            f"policy '{name}': stabilization window must be in [0, {MAX_WINDOW_S:.0f}] s, got {window_s:g}"
-        )
-    return window_s, inner
+        raise ConfigError(f"policy '{name}': {what} must be a number{unit and ' of ' + unit}, got {text!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"policy '{name}': {what} must be in [{lo:g}, {hi:g}]{unit and ' ' + unit[0]}, got {value:g}")
+    return value, inner
+
+
+def split_wrapper(name: str) -> tuple[Wrap, str] | None:
+    """The rule a name puts in front of another policy (``safe:``, ``stable@S:``, ``lean@U:``) and
+    the name it wraps; None for a policy that wraps none."""
+    if name.startswith("safe:"):
+        from policies.bootstrap.guarded import GuardedPolicy
+
+        return (lambda policy, ctx: GuardedPolicy(policy, ctx)), name[len("safe:") :]
+    if name.startswith("stable@"):
+        from policies.stabilized import MAX_WINDOW_S, StabilizedPolicy
+
+        example = "stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained"
+        window_s, inner = _number(name, "stable@", "stabilization window", "seconds", 0, MAX_WINDOW_S, example)
+        return (lambda policy, ctx: StabilizedPolicy(policy, ctx, window_s)), inner
+    if name.startswith("lean@"):
+        from policies.lean import LeanPolicy
+
+        example = "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained"
+        threshold, inner = _number(name, "lean@", "utilisation threshold", "", 0, 1, example)
+        return (lambda policy, ctx: LeanPolicy(policy, ctx, threshold)), inner
+    return None
+
+
+def wrap_chain(name: str) -> tuple[str, Wrap]:
+    """The innermost policy of a name, and all its rules as one ``Wrap`` (outermost applied last)."""
+    wraps: list[Wrap] = []
+    while (split := split_wrapper(name)) is not None:
+        wrap, name = split
+        wraps.append(wrap)
+
+    def apply(policy: Policy, ctx: EnvContext) -> Policy:
+        for wrap in reversed(wraps):
+            policy = wrap(policy, ctx)
+        return policy
+
+    return name, apply
 
 
 def inner_name(name: str) -> str:
-    """The policy a ``safe:`` or ``stable@S:`` name wraps (the name itself when it wraps none)."""
-    while True:
-        if name.startswith("safe:"):
-            name = name[len("safe:") :]
-        elif name.startswith("stable@") and ":" in name:
-            name = name.split(":", 1)[1]
-        else:
-            return name
+    """The policy a ``safe:``, ``stable@S:`` or ``lean@U:`` name wraps (the name itself when it wraps none)."""
+    return wrap_chain(name)[0]
 
 
 def ddpg_path(name: str) -> Path:

@@ -6,8 +6,9 @@ an older run may have been validated with fewer seeds or other workloads. Here e
 scored with RUN's validation (its workloads, seeds, windows and stored baselines), the very
 scoring training uses to keep a run's best checkpoint, so the figures are comparable with RUN's
 ``validation.json`` and with each other. The held-out benchmark plays no part in the choice.
-A candidate may also be ``stable@S:POLICY``, POLICY behind a scale-down stabilization window
-(``policies.stabilized``), so the window a policy ships with is chosen the same way.
+A candidate may also be a policy behind a controller's rule (``stable@S:POLICY``, a scale-down
+stabilization window; ``lean@U:POLICY``, no growth without pressure), so whether a policy ships
+behind one is decided the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aware_ray.policy_registry import ddpg_path, split_stabilized
+from aware_ray.policy_registry import ddpg_path, wrap_chain
 from aware_ray.reselect import run_validation
 from aware_ray.train import validate, write_json
 from envs.errors import ConfigError
@@ -27,14 +28,14 @@ def _policy_path(name: str) -> Path:
 
 
 def _candidate(name: str) -> tuple[Path, Any]:
-    """The policy folder of a candidate and, for ``stable@S:POLICY``, the wrapper that acts."""
-    if not name.startswith("stable@"):
+    """The policy folder of a candidate and, for one behind rules (``stable@S:``, ``lean@U:``,
+    ``safe:``), what acts: ``wrap(policy, env)``."""
+    inner, wrap = wrap_chain(name)
+    if inner == name:
         return _policy_path(name), None
     from policies.base import EnvContext
-    from policies.stabilized import StabilizedPolicy
 
-    window_s, inner = split_stabilized(name)
-    return _policy_path(inner), lambda policy, env: StabilizedPolicy(policy, EnvContext.of(env), window_s)
+    return _policy_path(inner), lambda policy, env: wrap(policy, EnvContext.of(env))
 
 
 def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
@@ -61,7 +62,11 @@ def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
     for name, (policy, wrap) in zip(names, policies, strict=True):
         val = validate(policy, cfg, baselines, wrap)
         rows.append({"policy": name, **val})
-        print(f"{name}: validation gap closed {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %")
+        met = sum(val["goal_met"].values())
+        print(
+            f"{name}: validation gap closed {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %, "
+            f"{val['cpu_core_hours']:.2f} core-h, goal met on {met} of {len(val['goal_met'])}"
+        )
     rows.sort(key=lambda r: r["score"], reverse=True)
     return {"validation_of": str(run_dir), "ranking": rows}
 

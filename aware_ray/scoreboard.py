@@ -123,3 +123,10 @@ def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def goal_met(row: dict[str, Any]) -> bool:
+    """The quality goal on one held-out workload: at least half the HPA-to-oracle gap closed, or at
+    least 50 % fewer violating intervals than the frontier at the same cost."""
+    gap, red = row.get("gap_closed"), row.get("violation_reduction")
+    return (gap is not None and gap >= 0.5) or (red is not None and red >= 0.5)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from aware_ray.bench import goal_met
 from aware_ray.model_card import write_card
+from aware_ray.scoreboard import goal_met
 
 
 def _row(gap: float | None, red: float | None) -> dict:

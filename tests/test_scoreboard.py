@@ -114,3 +114,17 @@ def test_scores_are_per_trace() -> None:
     out = scores(rows)
     assert {(s["policy"], s["trace"]) for s in out} == {("hpa@0.5", "a"), ("oracle", "a"), ("hpa@0.5", "b")}
     assert next(s for s in out if s["trace"] == "b")["gap_closed"] is None  # no oracle on b
+
+
+def test_validation_reports_the_goal_beside_the_score() -> None:
+    """On `t`, a policy with no violations at 9.5 core-hours closes 1/12 of the gap but has all
+    of the frontier's violations less at that cost: it meets the goal with a low score. On `u` it
+    sits on the frontier and meets neither test."""
+    from aware_ray.train import validation_score
+
+    hpa = [row("hpa@0.4", 0.0, 10.0), row("hpa@0.6", 0.01, 8.0), row("hpa@0.8", 0.05, 6.0), row("oracle", 0.0, 4.0)]
+    baselines = hpa + [{**r, "trace": "u"} for r in hpa]
+    val = validation_score([row("p", 0.0, 9.5), row("p", 0.05, 6.0, trace="u")], baselines, "p")
+    assert val["gap_closed"] == {"t": pytest.approx(1 / 12), "u": 0.0}
+    assert val["goal_met"] == {"t": True, "u": False}
+    assert val["score"] == pytest.approx(1 / 24)

@@ -1,4 +1,5 @@
-"""The scale-down stabilization window in front of any policy (``stable@S:POLICY``)."""
+"""Controller rules in front of any policy: the scale-down stabilization window
+(``stable@S:POLICY``) and no growth without pressure (``lean@U:POLICY``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from aware_ray.policy_registry import expand, inner_name, make_policy
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from envs.metrics import ScalingDecision
+from envs.observation import F
 from policies.base import EnvContext
+from policies.lean import LeanPolicy, hold_growth, under_pressure
 from policies.stabilized import StabilizedPolicy, stabilize, window_intervals
 
 
@@ -67,9 +70,9 @@ class Scripted:
         return a.ravel(), state + 1
 
 
-def _cpu_limits(policy: Any, steps: int) -> list[float]:
+def _cpu_limits(policy: Any, steps: int, rps: float = 100.0) -> list[float]:
     env = AutoscaleEnv({"app": "single", "noise": 0.0, "arrival_noise": False, "max_services": 1})
-    obs, _ = env.reset(seed=0, options={"rates": np.full(steps, 100.0)})
+    obs, _ = env.reset(seed=0, options={"rates": np.full(steps, rps)})
     state = policy.initial_state()
     out = []
     for _ in range(steps):
@@ -125,3 +128,67 @@ def test_registry_rejects(name: str, message: str) -> None:
         expand([name])
     assert message in str(err.value)
     assert "\n" not in str(err.value)
+
+
+# --- lean@U:POLICY: no growth without pressure ---------------------------------------------
+
+
+def _services(util: float, throttled: float = 0.0, drops: float = 0.0, backlog: float = 0.0) -> np.ndarray:
+    row = np.zeros((1, len(F)))
+    row[0, F["cpu_util"]], row[0, F["throttled"]], row[0, F["drops"]] = util, throttled, drops
+    row[0, F["queue"]] = np.log1p(backlog) / 10.0
+    return row
+
+
+@pytest.mark.parametrize(
+    ("services", "expected"),
+    [
+        (_services(0.0), False),
+        (_services(0.09), False),
+        (_services(0.1), True),
+        (_services(0.0, throttled=0.2), True),
+        (_services(0.0, drops=0.01), True),
+        (_services(0.0, backlog=0.5), False),
+        (_services(0.0, backlog=3.0), True),
+    ],
+)
+def test_under_pressure_table(services: np.ndarray, expected: bool) -> None:
+    assert under_pressure(services, 0.1).tolist() == [expected]
+
+
+def test_hold_growth_keeps_idle_services_from_growing_only() -> None:
+    current = _d([2, 2], [1.0, 1.0], [512, 512])
+    want = _d([4, 1], [2.0, 0.5], [1024, 256])
+    got = hold_growth(want, current, np.array([False, False]))
+    np.testing.assert_array_equal(got.replicas, [2, 1])  # growth held, the cut passes
+    np.testing.assert_allclose(got.cpu_limit, [1.0, 0.5])
+    np.testing.assert_allclose(got.mem_limit, [1024, 256])  # memory passes as asked
+    busy = hold_growth(want, current, np.array([True, False]))
+    np.testing.assert_array_equal(busy.replicas, [4, 1])
+    np.testing.assert_allclose(busy.cpu_limit, [2.0, 0.5])
+
+
+def test_lean_policy_at_no_load_never_grows_and_under_load_follows() -> None:
+    """A policy that always asks to double everything: with no requests, lean@0.1 holds CPU and
+    replicas where they are; under load the asks pass."""
+    always_up = Scripted([1.0])
+    env = AutoscaleEnv({"app": "single", "max_services": 1})
+    idle = _cpu_limits(LeanPolicy(always_up, EnvContext.of(env), 0.1), 6, rps=0.0)
+    assert idle == [1.0] * 6
+    busy = _cpu_limits(LeanPolicy(always_up, EnvContext.of(env), 0.1), 3, rps=200.0)
+    assert busy == [1.0, 2.0, 4.0]  # the first observation, before any interval, shows no load
+
+
+def test_registry_builds_lean_and_rejects_bad_thresholds() -> None:
+    env = AutoscaleEnv({"app": "single", "max_services": 1})
+    policy = make_policy("lean@0.1:stable@60:hpa@0.6", env, np.full(10, 100.0))
+    assert isinstance(policy, LeanPolicy) and isinstance(policy.policy, StabilizedPolicy)
+    assert inner_name("lean@0.1:stable@60:hpa@0.6") == "hpa@0.6"
+    for name, message in [
+        ("lean@0.1", "write lean@UTILISATION:POLICY"),
+        ("lean@x:hpa", "utilisation threshold must be a number, got 'x'"),
+        ("lean@2:hpa", "utilisation threshold must be in [0, 1], got 2"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            expand([name])
+        assert f"policy '{name}': {message}" in str(err.value)
