@@ -4,7 +4,9 @@
 tuned-HPA frontier every learned policy is judged against. ``safe:POLICY`` runs POLICY behind
 the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds
-(``policies.stabilized``), as the HPA holds its own decreases.
+(``policies.stabilized``), as the HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow
+only services under pressure (``policies.lean``), as the HPA's rule cannot grow an idle one.
+Such rules nest (``lean@0.1:stable@120:ddpg:pretrained``).
 """
 
 from __future__ import annotations
