@@ -79,3 +79,16 @@ class HeuristicPolicy:
         action[: self.ctx.app.n_services] = encode(target, current, self.ctx.guard)
         state["t"] = now + self.ctx.interval_s
         return action.ravel(), state
+
+
+def override_actions(
+    grid: np.ndarray, want: ScalingDecision, got: ScalingDecision, current: ScalingDecision, guard: GuardConfig
+) -> np.ndarray:
+    """The action rows (n_services, 3) of `grid` with the services a rule changed from `want` to
+    `got` re-encoded; the others keep the policy's own action bit for bit, since re-encoding an
+    untouched ask could round it to a neighbouring millicore or MiB."""
+    changed = (got.replicas != want.replicas) | (got.cpu_limit != want.cpu_limit) | (got.mem_limit != want.mem_limit)
+    out = np.array(grid, dtype=np.float32)
+    if changed.any():
+        out[changed] = encode(got, current, guard)[changed]
+    return out

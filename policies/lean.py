@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode, encode
+from envs.action import ACTION_DIMS, decode
 from envs.metrics import ScalingDecision
 from envs.observation import F, service_view
-from policies.base import EnvContext, Policy
+from policies.base import EnvContext, Policy, override_actions
 
 BACKLOG_REQUESTS = 1.0
 """A backlog above this many requests counts as pressure."""
@@ -75,5 +75,5 @@ class LeanPolicy:
         want = decode(grid[:n], current, self.ctx.guard)
         pressure = under_pressure(self.ctx.layout.services(obs)[:n], self.min_utilization)
         kept = hold_growth(want, current, pressure)
-        grid[:n] = encode(kept, current, self.ctx.guard)
+        grid[:n] = override_actions(grid[:n], want, kept, current, self.ctx.guard)
         return grid.ravel(), state

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode, encode
+from envs.action import ACTION_DIMS, decode
 from envs.metrics import ScalingDecision
 from envs.observation import service_view
-from policies.base import EnvContext, Policy
+from policies.base import EnvContext, Policy, override_actions
 
 MAX_WINDOW_S = 3600.0
 """Longest window accepted (the HPA accepts up to one hour)."""
@@ -82,5 +82,5 @@ class StabilizedPolicy:
         want = decode(grid[:n], current, self.ctx.guard)
         state["recent"].append(want)
         held = stabilize(want, current, list(state["recent"]))
-        grid[:n] = encode(held, current, self.ctx.guard)
+        grid[:n] = override_actions(grid[:n], want, held, current, self.ctx.guard)
         return grid.ravel(), state

@@ -192,3 +192,18 @@ def test_registry_builds_lean_and_rejects_bad_thresholds() -> None:
         with pytest.raises(ConfigError) as err:
             expand([name])
         assert f"policy '{name}': {message}" in str(err.value)
+
+
+def test_untouched_services_keep_the_policys_action_bit_for_bit() -> None:
+    """Only the services a rule changed are re-encoded: an action of 0.3337 on an untouched service
+    comes back as it was, not as the action of its rounded decision."""
+    from envs.guard import GuardConfig
+    from policies.base import override_actions
+
+    current = _d([4, 4], [1.0, 1.0], [512, 512])
+    want = _d([4, 4], [1.26, 1.26], [512, 512])
+    got = _d([4, 4], [1.26, 1.0], [512, 512])  # the rule held the second service's CPU
+    grid = np.array([[0.0, 0.3337, 0.0], [0.0, 0.3337, 0.0]], dtype=np.float32)
+    out = override_actions(grid, want, got, current, GuardConfig())
+    assert out[0].tobytes() == grid[0].tobytes()
+    np.testing.assert_allclose(out[1], [0.0, 0.0, 0.0])
