@@ -18,7 +18,7 @@ import numpy as np
 
 from envs.app import AppSpec
 from envs.load_context import context_size
-from envs.metrics import ServiceMetrics
+from envs.metrics import ScalingDecision, ServiceMetrics
 
 SERVICE_FEATURES = (
     "cpu_util",  # CPU used / (ready replicas x CPU limit): the HPA's metric, in [0, 1]
@@ -126,6 +126,12 @@ class ServiceView:
     mem_usage: np.ndarray
     request_rate: np.ndarray
     latency_over_slo: np.ndarray
+
+    def settings(self) -> ScalingDecision:
+        """The replicas and limits that run now: what a decision is made from."""
+        return ScalingDecision(
+            replicas=self.replicas.astype(np.int64), cpu_limit=self.cpu_limit, mem_limit=self.mem_limit
+        )
 
 
 def build(

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, encode
+from envs.action import ACTION_DIMS, decode, encode
 from envs.app import AppSpec
 from envs.guard import GuardConfig
 from envs.metrics import ScalingDecision
@@ -70,9 +70,7 @@ class HeuristicPolicy:
 
     def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         view = service_view(observation, self.ctx.app, self.ctx.layout)
-        current = ScalingDecision(
-            replicas=view.replicas.astype(np.int64), cpu_limit=view.cpu_limit, mem_limit=view.mem_limit
-        )
+        current = view.settings()
         now = state["t"]
         target = self.decide(view, current, state, now)
         action = np.zeros((self.ctx.layout.max_services, ACTION_DIMS), dtype=np.float32)
@@ -92,3 +90,43 @@ def override_actions(
     if changed.any():
         out[changed] = encode(got, current, guard)[changed]
     return out
+
+
+class PolicyRule:
+    """Base for a rule a controller puts in front of any policy (``stable@S:``, ``lean@U:``).
+
+    The policy acts; its asks are read back from its action with the env's own decoding, the
+    rule's ``apply`` may change them, and only the services it changed are re-encoded. Subclasses
+    set ``prefix`` and implement ``apply`` (and ``rule_state`` when the rule remembers anything).
+    """
+
+    prefix = "rule"
+
+    def __init__(self, policy: Policy, ctx: EnvContext):
+        self.policy = policy
+        self.ctx = ctx
+        self.name = f"{self.prefix}:{getattr(policy, 'name', 'policy')}"
+        self.vertical_mode = getattr(policy, "vertical_mode", "in-place")
+
+    def rule_state(self) -> Any:
+        """What the rule remembers across intervals, at the start of an episode."""
+        return None
+
+    def apply(self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, memory: Any):
+        """The decision to let through, from the policy's ask, the current settings, the services'
+        observation rows and the rule's memory; returns (decision, memory)."""
+        raise NotImplementedError
+
+    def initial_state(self) -> Any:
+        return {"policy": self.policy.initial_state(), "rule": self.rule_state()}
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        action, state["policy"] = self.policy.act(observation, state["policy"])
+        n = self.ctx.app.n_services
+        obs = np.asarray(observation, dtype=np.float64)
+        current = service_view(obs, self.ctx.app, self.ctx.layout).settings()
+        grid = np.array(action, dtype=np.float32).reshape(self.ctx.layout.max_services, ACTION_DIMS)
+        want = decode(grid[:n], current, self.ctx.guard)
+        got, state["rule"] = self.apply(want, current, self.ctx.layout.services(obs)[:n], state["rule"])
+        grid[:n] = override_actions(grid[:n], want, got, current, self.ctx.guard)
+        return grid.ravel(), state

@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode
 from envs.metrics import ScalingDecision
-from envs.observation import F, service_view
-from policies.base import EnvContext, Policy, override_actions
+from envs.observation import F
+from policies.base import EnvContext, Policy, PolicyRule
 
 BACKLOG_REQUESTS = 1.0
 """A backlog above this many requests counts as pressure."""
@@ -48,32 +47,15 @@ def hold_growth(want: ScalingDecision, current: ScalingDecision, pressure: np.nd
     return ScalingDecision(replicas=replicas.astype(np.int64), cpu_limit=cpu, mem_limit=want.mem_limit)
 
 
-class LeanPolicy:
+class LeanPolicy(PolicyRule):
     """`policy` acts; it may not grow a service that shows no pressure (see the module docstring)."""
 
     def __init__(self, policy: Policy, ctx: EnvContext, min_utilization: float):
         if not 0 <= min_utilization <= 1:
             raise ValueError(f"utilisation threshold must be in [0, 1], got {min_utilization}")
-        self.policy = policy
-        self.ctx = ctx
+        self.prefix = f"lean@{min_utilization:g}"
+        super().__init__(policy, ctx)
         self.min_utilization = min_utilization
-        self.name = f"lean@{min_utilization:g}:{getattr(policy, 'name', 'policy')}"
-        self.vertical_mode = getattr(policy, "vertical_mode", "in-place")
 
-    def initial_state(self) -> Any:
-        return self.policy.initial_state()
-
-    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        action, state = self.policy.act(observation, state)
-        n = self.ctx.app.n_services
-        obs = np.asarray(observation, dtype=np.float64)
-        view = service_view(obs, self.ctx.app, self.ctx.layout)
-        current = ScalingDecision(
-            replicas=view.replicas.astype(np.int64), cpu_limit=view.cpu_limit, mem_limit=view.mem_limit
-        )
-        grid = np.array(action, dtype=np.float32).reshape(self.ctx.layout.max_services, ACTION_DIMS)
-        want = decode(grid[:n], current, self.ctx.guard)
-        pressure = under_pressure(self.ctx.layout.services(obs)[:n], self.min_utilization)
-        kept = hold_growth(want, current, pressure)
-        grid[:n] = override_actions(grid[:n], want, kept, current, self.ctx.guard)
-        return grid.ravel(), state
+    def apply(self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, memory: Any):
+        return hold_growth(want, current, under_pressure(services, self.min_utilization)), memory

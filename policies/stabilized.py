@@ -26,10 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode
 from envs.metrics import ScalingDecision
-from envs.observation import service_view
-from policies.base import EnvContext, Policy, override_actions
+from policies.base import EnvContext, Policy, PolicyRule
 
 MAX_WINDOW_S = 3600.0
 """Longest window accepted (the HPA accepts up to one hour)."""
@@ -55,32 +53,20 @@ def window_intervals(window_s: float, interval_s: float) -> int:
     return max(1, math.ceil(window_s / interval_s - 1e-9))
 
 
-class StabilizedPolicy:
+class StabilizedPolicy(PolicyRule):
     """`policy` acts; its decreases are held to the highest of its asks in the last `window_s`."""
 
     def __init__(self, policy: Policy, ctx: EnvContext, window_s: float):
         if not 0 <= window_s <= MAX_WINDOW_S:
             raise ValueError(f"stabilization window must be in [0, {MAX_WINDOW_S:.0f}] s, got {window_s}")
-        self.policy = policy
-        self.ctx = ctx
+        self.prefix = f"stable@{window_s:g}"
+        super().__init__(policy, ctx)
         self.window_s = window_s
         self.intervals = window_intervals(window_s, ctx.interval_s)
-        self.name = f"stable@{window_s:g}:{getattr(policy, 'name', 'policy')}"
-        self.vertical_mode = getattr(policy, "vertical_mode", "in-place")
 
-    def initial_state(self) -> Any:
-        return {"policy": self.policy.initial_state(), "recent": deque(maxlen=self.intervals)}
+    def rule_state(self) -> Any:
+        return deque(maxlen=self.intervals)
 
-    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        action, state["policy"] = self.policy.act(observation, state["policy"])
-        n = self.ctx.app.n_services
-        view = service_view(observation, self.ctx.app, self.ctx.layout)
-        current = ScalingDecision(
-            replicas=view.replicas.astype(np.int64), cpu_limit=view.cpu_limit, mem_limit=view.mem_limit
-        )
-        grid = np.array(action, dtype=np.float32).reshape(self.ctx.layout.max_services, ACTION_DIMS)
-        want = decode(grid[:n], current, self.ctx.guard)
-        state["recent"].append(want)
-        held = stabilize(want, current, list(state["recent"]))
-        grid[:n] = override_actions(grid[:n], want, held, current, self.ctx.guard)
-        return grid.ravel(), state
+    def apply(self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, memory: Any):
+        memory.append(want)
+        return stabilize(want, current, list(memory)), memory
