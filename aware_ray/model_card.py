@@ -86,6 +86,15 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
             if env.get("reward")
             else []
         ),
+        *(
+            [
+                f"- Trained under the controller rules `{env['rules']}` (`envs/rules.py`); the policy acts "
+                "behind them wherever it is loaded (`ddpg:PATH`), so evaluation and serving meet the env it "
+                "learned in."
+            ]
+            if env.get("rules")
+            else []
+        ),
         f"- Iterations: {summary['iterations']}; env steps: {summary['env_steps']:,.0f}; wall time "
         f"{summary['wall_s'] / 60:.1f} min on 2 cores.",
         f"- Selected: iteration {best['iteration']} by validation gap closed ({_fmt(best['score'])}); "

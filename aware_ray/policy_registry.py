@@ -6,7 +6,8 @@ the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller 
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds
 (``policies.stabilized``), as the HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow
 only services under pressure (``policies.lean``), as the HPA's rule cannot grow an idle one.
-Such rules nest (``lean@0.1:stable@120:ddpg:pretrained``).
+Such rules nest (``lean@0.1:stable@120:ddpg:pretrained``). A ``ddpg:PATH`` policy trained under
+rules (``env.rules``) always acts behind them; rules named here go in front of those.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
-from policies.base import EnvContext, Policy
+from policies.base import EnvContext, Policy, behind_rules
 from policies.hpa import HPAPolicy
 from policies.hpa_vpa import HPAVPAPolicy
 from policies.oracle import OraclePolicy
@@ -85,7 +86,7 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         from policies.ddpg.policy import DDPGPolicy
 
         DDPGPolicy.load(path)  # fail early, with the path, on a missing or corrupt policy
-        return lambda ctx, env, rates: DDPGPolicy.load(path, name)
+        return lambda ctx, env, rates: trained_behind_rules(DDPGPolicy.load(path, name), ctx)
     if name == "static":
         return lambda ctx, env, rates: StaticPolicy(ctx, float(np.max(rates)) if len(rates) else env.peak_rps)
     raise ConfigError(
@@ -147,6 +148,11 @@ def wrap_chain(name: str) -> tuple[str, Wrap]:
         return policy
 
     return name, apply
+
+
+def trained_behind_rules(policy: Policy, ctx: EnvContext) -> Policy:
+    """A learned policy behind the rules it trained under (none for one trained without)."""
+    return behind_rules(policy, ctx, getattr(policy, "rules", ()))
 
 
 def inner_name(name: str) -> str:

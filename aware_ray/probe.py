@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from aware_ray.policy_registry import trained_behind_rules
 from envs.autoscale_env import AutoscaleEnv
 from envs.synthetic import FAMILIES
+from policies.base import EnvContext
 
 PROBE_FAMILIES = ("diurnal", "bursty", "flash-crowd", "ramp", "spikes", "step")
 
@@ -51,11 +53,12 @@ def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, ste
     shape = {"level_prob": 0.0, "idle_prob": 0.0}  # the probe names families, at their own level
     env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps, **shape})
     obs, _ = env.reset(seed=seed)
-    state = policy.initial_state()
+    acting = trained_behind_rules(policy, EnvContext.of(env))  # as it acts everywhere else
+    state = acting.initial_state()
     window = env.config.history_window
     out = []
     for t in range(steps):
-        action, state = policy.act(obs, state)
+        action, state = acting.act(obs, state)
         obs, *_ = env.step(action)
         if t >= window and t % every == 0:
             out.append(obs)

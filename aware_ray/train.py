@@ -69,8 +69,11 @@ def build_algo_config(cfg: TrainConfig) -> Any:
 
 
 def eval_env_config(cfg: TrainConfig) -> dict[str, Any]:
+    """The env validation runs in: the training env without its workloads, and without its rules,
+    which belong to the policy (it acts behind them) and not to the baselines."""
     d = cfg.env.to_dict()
     d.pop("workloads", None)
+    d.pop("rules", None)
     return d
 
 
@@ -90,11 +93,21 @@ def validation_rows(
     for spec in specs:
         for seed in range(run.eval_seeds):
             if names is None:
-                rows.append(run_job(plan, spec, seed, lambda e, r: wrap(policy, e) if wrap else policy).summary)
+                rows.append(run_job(plan, spec, seed, lambda e, r: acting(policy, e, wrap)).summary)
             for name in names or []:
                 make = lambda e, r, n=name: policy_registry.make_policy(n, e, r)  # noqa: E731
                 rows.append(run_job(plan, spec, seed, make).summary)
     return rows
+
+
+def acting(policy: Any, env: Any, wrap: Any = None) -> Any:
+    """What acts for `policy` in `env`: the policy behind the rules it trained under, and
+    ``wrap(...)`` of that when given."""
+    from aware_ray.policy_registry import trained_behind_rules
+    from policies.base import EnvContext
+
+    inner = trained_behind_rules(policy, EnvContext.of(env))
+    return wrap(inner, env) if wrap else inner
 
 
 def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], policy: str) -> dict[str, Any]:

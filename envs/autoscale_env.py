@@ -15,8 +15,9 @@ from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
 from envs.load_context import load_context, partly_idle
 from envs.metrics import ScalingDecision, ServiceMetrics
-from envs.observation import N_HISTORY_FEATURES, ObservationLayout, build, history_row
+from envs.observation import N_HISTORY_FEATURES, N_SERVICE_FEATURES, ObservationLayout, build, history_row
 from envs.reward import reward
+from envs.rules import RuleChain, parse_rules
 from envs.sim_backend import SimBackend
 from envs.workload import Workload, episode_rates, make_workload
 
@@ -131,6 +132,8 @@ class AutoscaleEnv(gym.Env):
         self.decision: ScalingDecision | None = None
         self.last_action = np.zeros((n, ACTION_DIMS))
         self.last_guard: GuardResult | None = None
+        self.rule_chain = RuleChain(parse_rules(cfg.rules), cfg.interval_s) if cfg.rules else None
+        self._services = np.zeros((self.app.n_services, N_SERVICE_FEATURES))
         self.steps = 0
         self.episode_steps = cfg.episode_steps
 
@@ -175,6 +178,8 @@ class AutoscaleEnv(gym.Env):
         self.prev_external = 0.0
         self.history = np.zeros((self.config.history_window, N_HISTORY_FEATURES), dtype=np.float32)
         self.load_log = []
+        if self.rule_chain is not None:
+            self.rule_chain.reset()
         obs = self._obs()
         return obs, {"workload": self.workload_name, "family": self.workload_family, "workload_id": self.workload_id}
 
@@ -183,6 +188,8 @@ class AutoscaleEnv(gym.Env):
         n = self.app.n_services
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.config.max_services, ACTION_DIMS), -1.0, 1.0)
         a = np.nan_to_num(a, nan=0.0)
+        if self.rule_chain is not None:
+            a[:n] = self.rule_chain.effective_action(a[:n], self.decision, self._services, self.config.guard)
         want = decode(a[:n], self.decision, self.config.guard)
         result = guard(want, self.decision, self.metrics.mem_usage, self.app, self.config.guard)
         new = result.decision
@@ -229,7 +236,9 @@ class AutoscaleEnv(gym.Env):
         """Services and app blocks of the current observation."""
         assert self.metrics is not None
         obs = build(self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s)
-        return np.clip(obs, -10.0, 10.0)
+        obs = np.clip(obs, -10.0, 10.0)
+        self._services = self.layout.services(obs)[: self.app.n_services]  # what the rules read
+        return obs
 
     def _obs(self) -> np.ndarray:
         return self._compose(self._base_obs())

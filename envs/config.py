@@ -9,6 +9,7 @@ from typing import Any
 from envs.errors import ConfigError
 from envs.guard import GuardConfig
 from envs.reward import RewardWeights
+from envs.rules import parse_rules
 from envs.simulator import SimConfig
 
 
@@ -54,6 +55,9 @@ class EnvConfig:
     """Reward weights (see envs.reward)."""
     guard: GuardConfig = field(default_factory=GuardConfig)
     """Guard limits (see envs.guard)."""
+    rules: str = ""
+    """Controller rules between the policy and the guard, e.g. ``"lean@0.1:stable@120"`` (see
+    envs.rules): a policy trained with them meets the env it will be deployed in. Empty: none."""
 
     def __post_init__(self) -> None:
         if not self.workloads:
@@ -83,6 +87,7 @@ class EnvConfig:
                 f"context_span: must be a multiple of context_buckets ({self.context_buckets}), got {self.context_span}"
             )
         self.sim_config()  # checks interval_s, substeps, noise and vertical_mode
+        parse_rules(self.rules)
 
     def sim_config(self) -> SimConfig:
         """The simulator settings of this env (validated there, errors name the key)."""

@@ -13,11 +13,12 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode, encode
+from envs.action import ACTION_DIMS, encode
 from envs.app import AppSpec
 from envs.guard import GuardConfig
 from envs.metrics import ScalingDecision
 from envs.observation import ObservationLayout, ServiceView, service_view
+from envs.rules import Rule, RuleChain
 
 
 @runtime_checkable
@@ -79,46 +80,25 @@ class HeuristicPolicy:
         return action.ravel(), state
 
 
-def override_actions(
-    grid: np.ndarray, want: ScalingDecision, got: ScalingDecision, current: ScalingDecision, guard: GuardConfig
-) -> np.ndarray:
-    """The action rows (n_services, 3) of `grid` with the services a rule changed from `want` to
-    `got` re-encoded; the others keep the policy's own action bit for bit, since re-encoding an
-    untouched ask could round it to a neighbouring millicore or MiB."""
-    changed = (got.replicas != want.replicas) | (got.cpu_limit != want.cpu_limit) | (got.mem_limit != want.mem_limit)
-    out = np.array(grid, dtype=np.float32)
-    if changed.any():
-        out[changed] = encode(got, current, guard)[changed]
-    return out
-
-
 class PolicyRule:
     """Base for a rule a controller puts in front of any policy (``stable@S:``, ``lean@U:``).
 
-    The policy acts; its asks are read back from its action with the env's own decoding, the
-    rule's ``apply`` may change them, and only the services it changed are re-encoded. Subclasses
-    set ``prefix`` and implement ``apply`` (and ``rule_state`` when the rule remembers anything).
+    The policy acts; its asks are read back from its action with the env's own decoding, the rule
+    (``envs.rules``, which an env can also apply in training) may change them, and only the
+    services it changed are re-encoded. Subclasses set ``rule``.
     """
 
-    prefix = "rule"
+    rule: Rule
 
-    def __init__(self, policy: Policy, ctx: EnvContext):
+    def __init__(self, policy: Policy, ctx: EnvContext, rule: Rule):
         self.policy = policy
         self.ctx = ctx
-        self.name = f"{self.prefix}:{getattr(policy, 'name', 'policy')}"
+        self.rule = rule
+        self.name = f"{rule}:{getattr(policy, 'name', 'policy')}"
         self.vertical_mode = getattr(policy, "vertical_mode", "in-place")
 
-    def rule_state(self) -> Any:
-        """What the rule remembers across intervals, at the start of an episode."""
-        return None
-
-    def apply(self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, memory: Any):
-        """The decision to let through, from the policy's ask, the current settings, the services'
-        observation rows and the rule's memory; returns (decision, memory)."""
-        raise NotImplementedError
-
     def initial_state(self) -> Any:
-        return {"policy": self.policy.initial_state(), "rule": self.rule_state()}
+        return {"policy": self.policy.initial_state(), "rule": RuleChain((self.rule,), self.ctx.interval_s)}
 
     def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         action, state["policy"] = self.policy.act(observation, state["policy"])
@@ -126,7 +106,14 @@ class PolicyRule:
         obs = np.asarray(observation, dtype=np.float64)
         current = service_view(obs, self.ctx.app, self.ctx.layout).settings()
         grid = np.array(action, dtype=np.float32).reshape(self.ctx.layout.max_services, ACTION_DIMS)
-        want = decode(grid[:n], current, self.ctx.guard)
-        got, state["rule"] = self.apply(want, current, self.ctx.layout.services(obs)[:n], state["rule"])
-        grid[:n] = override_actions(grid[:n], want, got, current, self.ctx.guard)
+        services = self.ctx.layout.services(obs)[:n]
+        grid[:n] = state["rule"].effective_action(grid[:n], current, services, self.ctx.guard)
         return grid.ravel(), state
+
+
+def behind_rules(policy: Policy, ctx: EnvContext, rules: tuple[Rule, ...]) -> Policy:
+    """`policy` behind `rules`, the first named outermost (``lean@0.1:stable@120`` puts the window
+    nearest the policy), as the nested command-line names build them."""
+    for rule in reversed(rules):
+        policy = PolicyRule(policy, ctx, rule)
+    return policy

@@ -15,58 +15,22 @@ comparing asks as ratios to the setting they were made from instead (so each cut
 window holds only cuts) was tried, and on held load it let the policy's small upward asks block
 every cut and cost more. The policy's asks are read back from its actions with the env's own
 decoding, so the wrapper works for every policy and needs nothing from the env beyond the
-observation.
+observation. The maths lives in ``envs.rules``, which an env also applies when a policy trains
+under the rule.
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
-from typing import Any
-
-import numpy as np
-
-from envs.metrics import ScalingDecision
+from envs.rules import MAX_WINDOW_S, check_rule, stabilize, window_intervals
 from policies.base import EnvContext, Policy, PolicyRule
 
-MAX_WINDOW_S = 3600.0
-"""Longest window accepted (the HPA accepts up to one hour)."""
-
-
-def stabilize(want: ScalingDecision, current: ScalingDecision, recent: list[ScalingDecision]) -> ScalingDecision:
-    """`want` with each decrease raised to the highest of the `recent` asks (which include `want`),
-    capped at the current setting; increases and unchanged settings pass as asked."""
-
-    def hold(field: str) -> np.ndarray:
-        ask = np.asarray(getattr(want, field), dtype=np.float64)
-        cur = np.asarray(getattr(current, field), dtype=np.float64)
-        high = np.max([np.asarray(getattr(r, field), dtype=np.float64) for r in recent], axis=0)
-        return np.where(ask < cur, np.minimum(cur, np.maximum(ask, high)), ask)
-
-    return ScalingDecision(
-        replicas=np.rint(hold("replicas")).astype(np.int64), cpu_limit=hold("cpu_limit"), mem_limit=hold("mem_limit")
-    )
-
-
-def window_intervals(window_s: float, interval_s: float) -> int:
-    """Control intervals a window of `window_s` seconds spans (the current one included)."""
-    return max(1, math.ceil(window_s / interval_s - 1e-9))
+__all__ = ["MAX_WINDOW_S", "StabilizedPolicy", "stabilize", "window_intervals"]
 
 
 class StabilizedPolicy(PolicyRule):
     """`policy` acts; its decreases are held to the highest of its asks in the last `window_s`."""
 
     def __init__(self, policy: Policy, ctx: EnvContext, window_s: float):
-        if not 0 <= window_s <= MAX_WINDOW_S:
-            raise ValueError(f"stabilization window must be in [0, {MAX_WINDOW_S:.0f}] s, got {window_s}")
-        self.prefix = f"stable@{window_s:g}"
-        super().__init__(policy, ctx)
+        super().__init__(policy, ctx, check_rule("stable", window_s, "stable@"))
         self.window_s = window_s
         self.intervals = window_intervals(window_s, ctx.interval_s)
-
-    def rule_state(self) -> Any:
-        return deque(maxlen=self.intervals)
-
-    def apply(self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, memory: Any):
-        memory.append(want)
-        return stabilize(want, current, list(memory)), memory

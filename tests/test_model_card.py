@@ -35,6 +35,7 @@ def test_card_from_a_run(tmp_path: Path) -> None:
             "level_min": 0.02,
             "idle_prob": 0.15,
             "reward": {"violation": 4.0},
+            "rules": "lean@0.1:stable@120",
         },
         "ddpg": {"workload_loss_weight": 0.5},
     }
@@ -62,6 +63,7 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "25 % of training episodes scaled down" in card
     assert "15 % of training episodes have stretches of no load" in card
     assert "Reward weights changed from the defaults (`envs/reward.py`): violation 4.0." in card
+    assert "Trained under the controller rules `lean@0.1:stable@120` (`envs/rules.py`)" in card
     assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
     assert "on the six synthetic families: 0.83 on episodes of the trained length" in card
     assert "fitted on two seeds per family and scored on a third" in card  # no folds given

@@ -198,7 +198,7 @@ def test_untouched_services_keep_the_policys_action_bit_for_bit() -> None:
     """Only the services a rule changed are re-encoded: an action of 0.3337 on an untouched service
     comes back as it was, not as the action of its rounded decision."""
     from envs.guard import GuardConfig
-    from policies.base import override_actions
+    from envs.rules import override_actions
 
     current = _d([4, 4], [1.0, 1.0], [512, 512])
     want = _d([4, 4], [1.26, 1.26], [512, 512])

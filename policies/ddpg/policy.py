@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from envs.errors import ConfigError
+from envs.rules import Rule, parse_rules
 from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
 
 POLICY_FILE = "policy.pt"
@@ -93,6 +94,7 @@ class DDPGPolicy:
             meta = json.loads(js.read_text())
             if meta.get("format") != FORMAT_VERSION:
                 raise ValueError(f"unsupported format {meta.get('format')!r}")
+            parse_rules(str(meta.get("env", {}).get("rules", "")), f"{js}: env.rules")
             state = torch.load(pt, weights_only=True, map_location="cpu")
             module = DDPGTorchRLModule(
                 observation_space=_box(meta["observation_space"]),
@@ -126,6 +128,12 @@ class DDPGPolicy:
         if obs.ndim == 1:
             obs = obs.unsqueeze(0)
         return self.module.embedding(obs).numpy()
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        """The controller rules the policy trained under (``env.rules``), which it acts behind
+        wherever it is loaded, so it meets the env it learned in."""
+        return parse_rules(str(self.env_config.get("rules", "")), "policy.json env.rules")
 
     def env_overrides(self) -> dict[str, Any]:
         """The env settings the policy's observation layout needs."""

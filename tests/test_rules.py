@@ -1,0 +1,178 @@
+"""Controller rules inside the env (``env.rules``): parsing, one-line errors, the same decisions as
+the controller's wrappers, and a learned policy acting behind the rules it trained under."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from aware_ray.policy_registry import make_policy
+from aware_ray.train import eval_env_config
+from aware_ray.train_config import load_train_config
+from envs.autoscale_env import AutoscaleEnv
+from envs.config import EnvConfig
+from envs.errors import ConfigError
+from envs.rules import Rule, RuleChain, parse_rules
+from policies.base import EnvContext, PolicyRule, behind_rules
+from policies.ddpg.layout import autoscale_layout
+from policies.ddpg.policy import DDPGPolicy, export_policy
+from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
+
+CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
+
+
+@pytest.mark.parametrize(
+    ("text", "rules"),
+    [
+        ("", ()),
+        ("stable@120", (Rule("stable", 120.0),)),
+        ("lean@0.1:stable@120", (Rule("lean", 0.1), Rule("stable", 120.0))),
+        (" lean@0 : stable@0 ", (Rule("lean", 0.0), Rule("stable", 0.0))),
+    ],
+)
+def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
+    assert parse_rules(text) == rules
+    assert parse_rules(":".join(map(str, rules))) == rules  # a rule prints as it is written
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("foo", "rules: 'foo' is not a rule (write e.g. lean@0.1:stable@120)"),
+        ("lean@0.1:", "rules: '' is not a rule"),
+        ("stable@x", "rules: 'stable@x' needs a number after '@', got 'x'"),
+        ("stable@-1", "rules: stabilization window must be in [0, 3600] s, got -1"),
+        ("lean@1.5", "rules: utilisation threshold must be in [0, 1], got 1.5"),
+        ("safe@1", "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION)"),
+    ],
+)
+def test_bad_rules_are_one_line_errors_naming_the_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        EnvConfig.from_dict({"rules": text})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+class Scripted:
+    """Random asks in [-1, 1], the same sequence for the same seed: stresses every rule."""
+
+    name = "scripted"
+    vertical_mode = "in-place"
+
+    def __init__(self, size: int, seed: int = 1):
+        self.rng = np.random.default_rng(seed)
+        self.size = size
+
+    def initial_state(self) -> Any:
+        return None
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        return self.rng.uniform(-1, 1, self.size).astype(np.float32), state
+
+
+def _episode(rules_in_env: str, wrappers: str, steps: int = 160) -> list[tuple[float, float, int]]:
+    env = AutoscaleEnv({"workloads": ["family:bursty"], "episode_steps": steps, "rules": rules_in_env})
+    obs, _ = env.reset(seed=3)
+    policy: Any = Scripted(env.action_space.shape[0])
+    policy = behind_rules(policy, EnvContext.of(env), parse_rules(wrappers))
+    state = policy.initial_state()
+    out = []
+    for _ in range(steps):
+        action, state = policy.act(obs, state)
+        obs, reward, *_ = env.step(action)
+        d = env.decision
+        out.append((reward, float((d.replicas * d.cpu_limit).sum()), int(d.replicas.sum())))
+    return out
+
+
+@pytest.mark.parametrize("rules", ["stable@120", "lean@0.1", "lean@0.1:stable@120", "stable@60:lean@0.2"])
+def test_rules_in_the_env_decide_as_the_controllers_wrappers(rules: str) -> None:
+    """Training under ``env.rules`` and deploying behind the same wrappers give the same episode:
+    the env goes through the very decode, rule and re-encode steps a controller does."""
+    in_env = _episode(rules, "")
+    in_controller = _episode("", rules)
+    assert in_env == in_controller
+    assert in_env != _episode("", "")  # and the rules change what happens
+
+
+def test_a_new_episode_forgets_the_windows_asks() -> None:
+    env = AutoscaleEnv({"workloads": ["family:bursty"], "episode_steps": 40, "rules": "stable@300"})
+    runs = []
+    for _ in range(2):
+        obs, _ = env.reset(seed=5)
+        policy, trace = Scripted(env.action_space.shape[0], seed=2), []
+        for _ in range(40):
+            obs, reward, *_ = env.step(policy.act(obs, None)[0])
+            trace.append(reward)
+        runs.append(trace)
+    assert runs[0] == runs[1]
+
+
+def test_chain_applies_the_last_named_rule_first() -> None:
+    """``lean@0:stable@S`` holds the policy's own asks in the window; the lean rule then sees the
+    window's output. With no pressure, nothing may grow, whatever the window passed."""
+    from envs.metrics import ScalingDecision
+    from envs.observation import N_SERVICE_FEATURES
+
+    chain = RuleChain(parse_rules("lean@0.5:stable@30"), 15.0)
+    current = ScalingDecision(np.array([2, 2]), np.array([1.0, 1.0]), np.array([512.0, 512.0]))
+    idle = np.zeros((2, N_SERVICE_FEATURES))
+    up = ScalingDecision(np.array([4, 4]), np.array([2.0, 2.0]), np.array([512.0, 512.0]))
+    down = ScalingDecision(np.array([1, 1]), np.array([0.5, 0.5]), np.array([256.0, 256.0]))
+    held = chain.apply(up, current, idle)
+    assert list(held.replicas) == [2, 2] and list(held.cpu_limit) == [1.0, 1.0]
+    # The window remembers the (blocked) ask to grow, so the cut right after it is held too.
+    cut = chain.apply(down, current, idle)
+    assert list(cut.replicas) == [2, 2] and list(cut.mem_limit) == [512.0, 512.0]
+    chain.reset()
+    assert list(chain.apply(down, current, idle).replicas) == [1, 1]
+
+
+def test_validation_runs_baselines_without_the_training_rules() -> None:
+    cfg = load_train_config(CONFIGS / "demo.yaml", ["env.rules=lean@0.1:stable@120"])
+    assert cfg.env.rules == "lean@0.1:stable@120"
+    assert "rules" not in eval_env_config(cfg)
+
+
+ENV = {"app": "chain3", "max_services": 6, "history_window": 4, "noise": 0.0}
+
+
+def _export(folder: Path, rules: str) -> None:
+    e = AutoscaleEnv(ENV)
+    torch.manual_seed(0)
+    mc = {"layout": autoscale_layout(6, 4), "actor_hiddens": [16], "critic_hiddens": [16]}
+    mc.update(embedding_dim=4, meta_hidden=8)
+    m = DDPGTorchRLModule(observation_space=e.observation_space, action_space=e.action_space, model_config=mc)
+    export_policy(m, folder, {**ENV, "rules": rules})
+
+
+def test_a_policy_trained_under_rules_acts_behind_them(tmp_path: Path) -> None:
+    _export(tmp_path / "p", "lean@0.1:stable@120")
+    loaded = DDPGPolicy.load(tmp_path / "p")
+    assert loaded.rules == (Rule("lean", 0.1), Rule("stable", 120.0))
+    env = AutoscaleEnv(ENV)
+    policy = make_policy(f"ddpg:{tmp_path / 'p'}", env, np.zeros(4))
+    assert isinstance(policy, PolicyRule) and str(policy.rule) == "lean@0.1"
+    assert isinstance(policy.policy, PolicyRule) and str(policy.policy.rule) == "stable@120"
+    assert policy.name == f"ddpg:{tmp_path / 'p'}"  # reports keep the name the user gave
+    # Rules named on the command line go in front of the trained ones.
+    outer = make_policy(f"stable@30:ddpg:{tmp_path / 'p'}", env, np.zeros(4))
+    assert str(outer.rule) == "stable@30" and str(outer.policy.rule) == "lean@0.1"
+    # A policy trained without rules acts bare.
+    _export(tmp_path / "bare", "")
+    assert isinstance(make_policy(f"ddpg:{tmp_path / 'bare'}", env, np.zeros(4)), DDPGPolicy)
+
+
+def test_bad_trained_rules_name_the_policy_file(tmp_path: Path) -> None:
+    _export(tmp_path / "p", "stable@120")
+    meta_file = tmp_path / "p" / "policy.json"
+    meta = json.loads(meta_file.read_text())
+    meta["env"]["rules"] = "stable@forever"
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ConfigError) as err:
+        DDPGPolicy.load(tmp_path / "p")
+    assert str(err.value) == f"{meta_file}: env.rules: 'stable@forever' needs a number after '@', got 'forever'"
