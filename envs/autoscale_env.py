@@ -188,8 +188,11 @@ class AutoscaleEnv(gym.Env):
         n = self.app.n_services
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.config.max_services, ACTION_DIMS), -1.0, 1.0)
         a = np.nan_to_num(a, nan=0.0)
+        overridden = 0.0
         if self.rule_chain is not None:
+            ask = a[:n].copy()
             a[:n] = self.rule_chain.effective_action(a[:n], self.decision, self._services, self.config.guard)
+            overridden = float(np.abs(ask - a[:n]).sum(axis=1).mean())
         want = decode(a[:n], self.decision, self.config.guard)
         result = guard(want, self.decision, self.metrics.mem_usage, self.app, self.config.guard)
         new = result.decision
@@ -211,7 +214,7 @@ class AutoscaleEnv(gym.Env):
         self.last_action = a
         self.last_guard = result
         self.steps += 1
-        record = self._record(changed, result)
+        record = self._record(changed, result, overridden)
         base = self._base_obs()
         if self.config.context_span:
             self.load_log.append(float(np.log1p(max(self.metrics.external_rps, 0.0))))
@@ -257,7 +260,7 @@ class AutoscaleEnv(gym.Env):
             parts.append(np.clip(ctx, -10.0, 10.0).astype(np.float32))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _record(self, changed: int, result: GuardResult) -> StepRecord:
+    def _record(self, changed: int, result: GuardResult, overridden: float = 0.0) -> StepRecord:
         """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""
         m = self.metrics
         assert m is not None
@@ -294,6 +297,7 @@ class AutoscaleEnv(gym.Env):
             n_services=self.app.n_services,
             weights=self.config.reward,
             reserved_share=reserved / self.app.node_cores,
+            overridden=overridden,
         )
         return StepRecord(
             t_seconds=m.t_seconds,

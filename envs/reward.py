@@ -31,9 +31,14 @@ class RewardWeights:
     """Penalty per service whose replicas or limits changed, divided by the number of services."""
     cost: float = 1.0
     """Penalty per unit of reserved CPU (replicas x CPU limit) over the node pool's cores."""
+    overridden: float = 0.0
+    """Penalty per unit of action the env's controller rules (``env.rules``) changed, summed over
+    a service's three outputs and averaged over services. An ask a rule overrides otherwise costs
+    the policy nothing, so a policy trained under ``lean@U`` drifts to asking for growth everywhere
+    and lets the rule brake (measured: CPU asks all positive, four to six times the cores)."""
 
     def __post_init__(self) -> None:
-        for name in ("slo", "utilization", "violation", "flapping", "cost"):
+        for name in ("slo", "utilization", "violation", "flapping", "cost", "overridden"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
                 raise ConfigError(f"reward.{name}: must be a finite number >= 0, got {v!r}")
@@ -56,12 +61,15 @@ def reward(
     n_services: int,
     weights: RewardWeights,
     reserved_share: float = 0.0,
+    overridden: float = 0.0,
 ) -> float:
-    """Reward of one control interval (``reserved_share``: reserved CPU over the node pool's cores)."""
+    """Reward of one control interval (``reserved_share``: reserved CPU over the node pool's cores;
+    ``overridden``: mean per service of how far the rules moved its action)."""
     return (
         weights.slo * slo_preservation(e2e_p99_ms, slo_ms, drop_share)
         + weights.utilization * min(max(cpu_utilization, 0.0), 1.0)
         - weights.violation * float(violated)
         - weights.flapping * changed_services / max(n_services, 1)
         - weights.cost * max(reserved_share, 0.0)
+        - weights.overridden * max(overridden, 0.0)
     )

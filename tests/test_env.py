@@ -406,6 +406,13 @@ def test_service_view_reads_back_exactly(app: str) -> None:
             {},
             1.5 - 0.25,
         ),
+        # Rules overrode 1.5 action units per service on average, weight 0.5 (default 0: no charge).
+        (
+            {"e2e_p99_ms": 100, "drop_share": 0.0, "violated": False, "cpu_utilization": 0.5, "overridden": 1.5},
+            {"overridden": 0.5},
+            1.5 - 0.75,
+        ),
+        ({"e2e_p99_ms": 100, "drop_share": 0.0, "violated": False, "cpu_utilization": 0.5, "overridden": 1.5}, {}, 1.5),
         # Custom weights: 3 x 0.8 + 0.5 x 0.5 - 4 x 1 - 1 x 4 / 4 (p99 250 over SLO 200).
         (
             {"e2e_p99_ms": 250, "drop_share": 0.0, "violated": True, "cpu_utilization": 0.5, "changed_services": 4},
@@ -427,7 +434,10 @@ def test_slo_preservation(p99: float, drop: float, expected: float) -> None:
     assert slo_preservation(p99, 100.0, drop) == pytest.approx(expected, abs=1e-12)
 
 
-@pytest.mark.parametrize(("field_name", "value"), [("slo", -1.0), ("utilization", math.inf), ("violation", math.nan)])
+@pytest.mark.parametrize(
+    ("field_name", "value"),
+    [("slo", -1.0), ("utilization", math.inf), ("violation", math.nan), ("overridden", -0.5)],
+)
 def test_reward_weights_reject(field_name: str, value: float) -> None:
     with pytest.raises(ConfigError, match=rf"^reward\.{field_name}:"):
         RewardWeights(**{field_name: value})

@@ -99,6 +99,27 @@ def test_rules_in_the_env_decide_as_the_controllers_wrappers(rules: str) -> None
     assert in_env != _episode("", "")  # and the rules change what happens
 
 
+def test_overridden_asks_are_charged_when_weighted() -> None:
+    """With ``reward.overridden`` the env charges how far the rules moved the policy's action; the
+    scoreboard (what evaluation reads) is otherwise the same episode."""
+
+    def run(weight: float) -> tuple[list[float], list[float]]:
+        cfg = {"workloads": ["family:bursty"], "episode_steps": 60, "rules": "lean@0.3"}
+        env = AutoscaleEnv({**cfg, "reward": {"overridden": weight}})
+        obs, _ = env.reset(seed=4)
+        policy, rewards, cores = Scripted(env.action_space.shape[0], seed=6), [], []
+        for _ in range(60):
+            obs, reward, *_ = env.step(policy.act(obs, None)[0])
+            rewards.append(reward)
+            cores.append(float((env.decision.replicas * env.decision.cpu_limit).sum()))
+        return rewards, cores
+
+    free, charged = run(0.0), run(0.5)
+    assert free[1] == charged[1]
+    gaps = np.subtract(free[0], charged[0])
+    assert np.all(gaps >= 0) and gaps.max() > 0.1
+
+
 def test_a_new_episode_forgets_the_windows_asks() -> None:
     env = AutoscaleEnv({"workloads": ["family:bursty"], "episode_steps": 40, "rules": "stable@300"})
     runs = []
