@@ -85,7 +85,8 @@ class PolicyRule:
 
     The policy acts; its asks are read back from its action with the env's own decoding, the rule
     (``envs.rules``, which an env can also apply in training) may change them, and only the
-    services it changed are re-encoded. Subclasses set ``rule``.
+    services it changed are re-encoded. ``behind_rules`` builds one for any rule; the subclasses
+    (``StabilizedPolicy``, ``LeanPolicy``) check and keep their rule's parameter.
     """
 
     rule: Rule
