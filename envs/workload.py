@@ -19,6 +19,10 @@ from envs.errors import ConfigError, TraceError
 from envs.synthetic import FAMILIES, generate
 from envs.trace import Trace, load_trace, poisson_noise, resample, rescale, split_column
 
+IDLE_SUFFIX = "+idle"
+"""``family:NAME+idle``: the family cut by idle stretches (``idle_gate``), e.g. for validation, where
+a policy that cuts to the minimum at idle and waits for pressure shows its risk."""
+
 TRACES_DIR = Path(__file__).parent / "traces"
 """The shipped traces (see its README.md for sources and terms) and the default split."""
 
@@ -97,21 +101,25 @@ class TraceWorkload:
 class SyntheticWorkload:
     """A fresh random instance of a synthetic family on every call, drawn from the passed generator."""
 
-    def __init__(self, family: str, peak_rps: float):
+    def __init__(self, family: str, peak_rps: float, idle: bool = False):
         if family not in FAMILIES:
-            raise ConfigError(f"unknown workload family {family!r} (valid: {', '.join(FAMILIES)})")
+            known = f"valid: {', '.join(FAMILIES)}; NAME{IDLE_SUFFIX} adds idle stretches"
+            raise ConfigError(f"unknown workload family {family!r} ({known})")
         if not (math.isfinite(peak_rps) and peak_rps > 0):
             raise ConfigError(f"{family}: peak_rps must be positive, got {peak_rps}")
-        self.name = family
+        self.name = family + (IDLE_SUFFIX if idle else "")
         self.family = family
         self.peak_rps = float(peak_rps)
+        self.idle = idle
 
     def rates(self, n_steps: int, interval_s: float, rng: np.random.Generator) -> np.ndarray:
-        """Noiseless mean rates of a new instance of the family, peaking at ``peak_rps``."""
-        return generate(self.family, n_steps, interval_s, self.peak_rps, rng)
+        """Noiseless mean rates of a new instance of the family, peaking at ``peak_rps``; with
+        ``idle``, cut by the idle stretches training episodes get (``idle_gate``)."""
+        rates = generate(self.family, n_steps, interval_s, self.peak_rps, rng)
+        return rates * idle_gate(n_steps, rng) if self.idle else rates
 
     def __repr__(self) -> str:
-        return f"SyntheticWorkload({self.family!r}, peak_rps={self.peak_rps})"
+        return f"SyntheticWorkload({self.name!r}, peak_rps={self.peak_rps})"
 
 
 def resolve_trace_path(path: str) -> Path:
@@ -199,9 +207,9 @@ def episode_rates(
 def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> Workload:
     """Build a workload from a one-string spec.
 
-    ``"family:NAME"`` gives a synthetic family; ``"trace:PATH"`` a trace, where PATH may end in
-    ``#column`` and a bare file name is looked up in the shipped traces first; a bare spec is a family
-    if it names one, a trace otherwise.
+    ``"family:NAME"`` gives a synthetic family (``NAME+idle``: with idle stretches); ``"trace:PATH"``
+    a trace, where PATH may end in ``#column`` and a bare file name is looked up in the shipped traces
+    first; a bare spec is a family if it names one, a trace otherwise.
 
     Raises:
         ConfigError: empty spec, unknown family, or a non-positive peak or compression; the message
@@ -219,13 +227,17 @@ def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> 
 
     kind, sep, rest = spec.strip().partition(":")
     if not sep or kind not in ("family", "trace"):
-        kind, rest = ("family" if spec.strip() in FAMILIES else "trace"), spec.strip()
+        kind, rest = ("family" if spec.strip().removesuffix(IDLE_SUFFIX) in FAMILIES else "trace"), spec.strip()
     if not rest:
         raise ConfigError(f"{where}: nothing after '{kind}:'")
     if kind == "family":
-        if rest not in FAMILIES:
-            raise ConfigError(f"{where}: unknown workload family {rest!r} (valid: {', '.join(FAMILIES)})")
-        return SyntheticWorkload(rest, peak_rps)
+        family = rest.removesuffix(IDLE_SUFFIX)
+        if family not in FAMILIES:
+            raise ConfigError(
+                f"{where}: unknown workload family {family!r} (valid: {', '.join(FAMILIES)}; "
+                f"NAME{IDLE_SUFFIX} adds idle stretches)"
+            )
+        return SyntheticWorkload(family, peak_rps, idle=rest.endswith(IDLE_SUFFIX))
 
     file_part, column = split_column(rest)
     path = resolve_trace_path(file_part)

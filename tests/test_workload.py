@@ -183,6 +183,17 @@ def test_synthetic_workload(family: str) -> None:
     assert not np.array_equal(a, workload.rates(120, 15.0, rng(2)))
 
 
+def test_idle_variant_is_the_family_cut_by_idle_stretches() -> None:
+    """``NAME+idle`` draws the same family instance, then zeroes the stretches ``idle_gate`` draws
+    from the same generator: 20-80 % of the episode, reproducible by seed."""
+    plain, idle = SyntheticWorkload("spikes", 70.0), SyntheticWorkload("spikes", 70.0, idle=True)
+    a, b = plain.rates(240, 15.0, rng(3)), idle.rates(240, 15.0, rng(3))
+    zero = b == 0
+    assert 0.2 <= zero.mean() <= 0.8 and not (a == 0).any()
+    np.testing.assert_array_equal(b[~zero], a[~zero])
+    np.testing.assert_array_equal(b, idle.rates(240, 15.0, rng(3)))
+
+
 def test_synthetic_workload_unknown_family() -> None:
     with pytest.raises(ConfigError, match="unknown workload family 'wave'"):
         SyntheticWorkload("wave", 1.0)
@@ -196,6 +207,8 @@ def test_synthetic_workload_unknown_family() -> None:
     [
         ("family:diurnal", SyntheticWorkload, "diurnal", "diurnal"),
         ("flash-crowd", SyntheticWorkload, "flash-crowd", "flash-crowd"),
+        ("family:spikes+idle", SyntheticWorkload, "spikes+idle", "spikes"),
+        ("diurnal+idle", SyntheticWorkload, "diurnal+idle", "diurnal"),
         ("trace:nasa_http_1995-08_1min.csv", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
         ("trace:nasa_http_1995-08_1min", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
         ("nasa_http_1995-08_1min.csv", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
@@ -245,6 +258,7 @@ def test_make_workload_passes_time_compression() -> None:
     ("spec", "peak", "compression", "error", "fragment"),
     [
         ("family:wave", 10.0, 4.0, ConfigError, "unknown workload family 'wave' (valid: diurnal"),
+        ("family:wave+idle", 10.0, 4.0, ConfigError, "mixer; NAME+idle adds idle stretches)"),
         ("family:", 10.0, 4.0, ConfigError, "nothing after 'family:'"),
         ("trace:", 10.0, 4.0, ConfigError, "nothing after 'trace:'"),
         ("", 10.0, 4.0, ConfigError, "empty workload spec"),
