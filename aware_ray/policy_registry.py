@@ -54,6 +54,8 @@ def expand(names: list[str]) -> list[str]:
         if name == "hpa-frontier":
             out.extend(f"hpa@{t}" for t in FRONTIER_TARGETS)
             continue
+        if name == "hpa":
+            name = f"hpa@{DEFAULT_HPA_TARGET}"  # the name its results carry
         _builder(name)
         out.append(name)
     if not out:

@@ -90,6 +90,8 @@ def test_static_meets_the_slo_at_its_peak() -> None:
         (["hpa-frontier"], [f"hpa@{t}" for t in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)]),
         (["hpa@0.55", "vpa", "hpa@0.55"], ["hpa@0.55", "vpa"]),
         (["hpa+vpa@0.7", "oracle", "static"], ["hpa+vpa@0.7", "oracle", "static"]),
+        # A bare hpa is named by its target, as its results are (evaluate matched rows by it).
+        (["hpa", "hpa@0.6", "oracle"], ["hpa@0.6", "oracle"]),
     ],
 )
 def test_expand(names: list[str], expected: list[str]) -> None:
