@@ -19,6 +19,7 @@ import numpy as np
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
+from envs.rules import check_rule
 from policies.base import EnvContext, Policy, behind_rules
 from policies.hpa import HPAPolicy
 from policies.hpa_vpa import HPAVPAPolicy
@@ -101,17 +102,17 @@ Wrap = Callable[[Policy, EnvContext], Policy]
 """Puts a rule in front of a built policy: what the live controller would apply to its decisions."""
 
 
-def _number(name: str, prefix: str, what: str, unit: str, lo: float, hi: float, example: str) -> tuple[float, str]:
-    """The number after `prefix` in ``PREFIX@X:POLICY`` and the name it wraps; one-line errors."""
-    text, sep, inner = name[len(prefix) :].partition(":")
+def _number(name: str, kind: str, what: str, number: str, example: str) -> tuple[float, str]:
+    """The number after ``KIND@`` in ``KIND@X:POLICY`` and the name it wraps; one-line errors (the
+    range is the rule's own, ``envs.rules.check_rule``)."""
+    text, sep, inner = name[len(kind) + 1 :].partition(":")
     if not sep or not inner:
         raise ConfigError(f"policy '{name}': write {example}")
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"policy '{name}': {what} must be a number{unit and ' of ' + unit}, got {text!r}") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"policy '{name}': {what} must be in [{lo:g}, {hi:g}]{unit and ' ' + unit[0]}, got {value:g}")
+        raise ConfigError(f"policy '{name}': {what} must be {number}, got {text!r}") from None
+    check_rule(kind, value, f"policy '{name}'")
     return value, inner
 
 
@@ -123,16 +124,16 @@ def split_wrapper(name: str) -> tuple[Wrap, str] | None:
 
         return (lambda policy, ctx: GuardedPolicy(policy, ctx)), name[len("safe:") :]
     if name.startswith("stable@"):
-        from policies.stabilized import MAX_WINDOW_S, StabilizedPolicy
+        from policies.stabilized import StabilizedPolicy
 
         example = "stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained"
-        window_s, inner = _number(name, "stable@", "stabilization window", "seconds", 0, MAX_WINDOW_S, example)
+        window_s, inner = _number(name, "stable", "stabilization window", "a number of seconds", example)
         return (lambda policy, ctx: StabilizedPolicy(policy, ctx, window_s)), inner
     if name.startswith("lean@"):
         from policies.lean import LeanPolicy
 
         example = "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained"
-        threshold, inner = _number(name, "lean@", "utilisation threshold", "", 0, 1, example)
+        threshold, inner = _number(name, "lean", "utilisation threshold", "a number", example)
         return (lambda policy, ctx: LeanPolicy(policy, ctx, threshold)), inner
     return None
 

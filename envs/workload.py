@@ -231,13 +231,10 @@ def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> 
     if not rest:
         raise ConfigError(f"{where}: nothing after '{kind}:'")
     if kind == "family":
-        family = rest.removesuffix(IDLE_SUFFIX)
-        if family not in FAMILIES:
-            raise ConfigError(
-                f"{where}: unknown workload family {family!r} (valid: {', '.join(FAMILIES)}; "
-                f"NAME{IDLE_SUFFIX} adds idle stretches)"
-            )
-        return SyntheticWorkload(family, peak_rps, idle=rest.endswith(IDLE_SUFFIX))
+        try:
+            return SyntheticWorkload(rest.removesuffix(IDLE_SUFFIX), peak_rps, idle=rest.endswith(IDLE_SUFFIX))
+        except ConfigError as err:  # an unknown family: the class's message, behind the spec
+            raise ConfigError(f"{where}: {err}") from None
 
     file_part, column = split_column(rest)
     path = resolve_trace_path(file_part)
