@@ -19,6 +19,13 @@ import yaml
 from aware_ray.scoreboard import goal_met
 
 
+def _score_name(val: dict[str, Any]) -> str:
+    """What the selection score was: runs validated before the risk charge kept the plain gap closed."""
+    if "risk_gap" in val:
+        return "validation score (gap closed, charged for risk past the HPA frontier)"
+    return "validation gap closed"
+
+
 def _fmt(x: Any, spec: str = ".2f") -> str:
     return "–" if x is None else format(x, spec)
 
@@ -97,7 +104,7 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
         ),
         f"- Iterations: {summary['iterations']}; env steps: {summary['env_steps']:,.0f}; wall time "
         f"{summary['wall_s'] / 60:.1f} min on 2 cores.",
-        f"- Selected: iteration {best['iteration']} by validation gap closed ({_fmt(best['score'])}); "
+        f"- Selected: iteration {best['iteration']} by {_score_name(val)} ({_fmt(best['score'])}); "
         f"validation violation rate {_fmt(100 * val.get('violation_rate', 0), '.2f')} %; "
         f"embedding probe accuracy {_fmt(val.get('probe_accuracy'))}.",
         *(

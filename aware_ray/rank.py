@@ -64,7 +64,7 @@ def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
         rows.append({"policy": name, **val})
         met = sum(val["goal_met"].values())
         print(
-            f"{name}: validation gap closed {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %, "
+            f"{name}: validation score {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %, "
             f"{val['cpu_core_hours']:.2f} core-h, goal met on {met} of {len(val['goal_met'])}"
         )
     rows.sort(key=lambda r: r["score"], reverse=True)

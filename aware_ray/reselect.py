@@ -75,7 +75,7 @@ def reselect(run_dir: str | Path) -> dict[str, Any]:
         val = validate(policy, cfg, baselines)
         val["iteration"] = it
         history.append(val)
-        print(f"iter {it}: validation gap closed {val['score']:+.2f}, violations {100 * val['violation_rate']:.1f} %")
+        print(f"iter {it}: validation score {val['score']:+.2f}, violations {100 * val['violation_rate']:.1f} %")
         if val["score"] > best["score"]:
             best, best_module = {"score": val["score"], "iteration": it}, module
     best_val = next(v for v in history if v["iteration"] == best["iteration"])
@@ -93,7 +93,7 @@ def main_reselect(run_dir: str) -> int:
     summary = reselect(run_dir)
     best = summary["best"]
     print(
-        f"aware-ray reselect: best validation gap closed {best['score']:+.2f} at iteration {best['iteration']}; "
+        f"aware-ray reselect: best validation score {best['score']:+.2f} at iteration {best['iteration']}; "
         f"policy in {Path(run_dir) / 'policy'}"
     )
     return 0

@@ -17,6 +17,13 @@ two ends would flatter the policy, so they give no figure: a policy riskier than
 has no gap closed (a riskier HPA target, were one measured, would be cheaper than the
 cheapest one measured), and a policy dearer than every target has no violation reduction.
 The basis of each gap is recorded (``gap_basis``).
+
+Choosing among policies needs one figure per workload even where the gap has none, and the
+riskier end is exactly where a policy that cuts too far lands. ``risk_gap`` gives it one: the
+gap against the cheapest target (which flatters it) less its violations above the riskiest
+target's, relative to them; it meets the gap closed at the frontier's end and falls to -1. Training
+keeps the checkpoint with the best mean of it (``aware_ray.train.validation_score``); the
+quality goal itself stays on the gap closed and the violation reduction, as the benchmark states it.
 """
 
 from __future__ import annotations
@@ -81,6 +88,31 @@ def frontier_violation(front: list[tuple[float, float]], c: float) -> float | No
     return float(np.interp(c, cs, vs))
 
 
+# Violations above the riskiest HPA target are charged relative to its rate, but never relative to
+# less than 1 % of intervals: where every target is nearly free of violations, a policy at 1 % is
+# a whole unit worse, not infinitely so.
+RISK_FLOOR = 0.01
+
+
+def risk_gap(v: float, c: float, front: list[tuple[float, float]], oracle_cost: float | None) -> float | None:
+    """The gap closed, extended past the riskiest HPA target: there ``(C - c) / (C - O) -
+    (v - V) / max(V, RISK_FLOOR)``, with (V, C) that target and O the oracle's cost, no lower
+    than -1. None where the gap has no figure for another reason (no frontier, no oracle, or a
+    frontier no dearer than the oracle)."""
+    if not front or oracle_cost is None:
+        return None
+    h = frontier_cost(front, v)
+    if h is None:
+        h = front[0][1] if v < front[0][0] else front[-1][1]
+    if h - oracle_cost <= 1e-12:
+        return None
+    gap = (h - c) / (h - oracle_cost)
+    v_max = front[-1][0]
+    if v > v_max + 1e-12:
+        gap = max(-1.0, gap - (v - v_max) / max(v_max, RISK_FLOOR))
+    return gap
+
+
 def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (policy, trace): means over seeds plus gap closed and violation reduction."""
     means = mean_by(rows)
@@ -117,6 +149,7 @@ def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "frontier_cost_at_v": h,
                     "gap_closed": gap,
                     "gap_basis": basis if gap is not None else None,
+                    "risk_gap": risk_gap(v, c, front, oracle["cpu_core_hours"] if oracle else None),
                     "frontier_violation_at_c": fv,
                     "violation_reduction": reduction,
                     "on_frontier": policy.startswith("hpa@") and (v, c) in front,

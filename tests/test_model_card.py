@@ -65,6 +65,7 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "Reward weights changed from the defaults (`envs/reward.py`): violation 4.0." in card
     assert "Trained under the controller rules `lean@0.1:stable@120` (`envs/rules.py`)" in card
     assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
+    assert "Selected: iteration 12 by validation gap closed (0.60)" in card  # validated before the risk charge
     assert "on the six synthetic families: 0.83 on episodes of the trained length" in card
     assert "fitted on two seeds per family and scored on a third" in card  # no folds given
     quality["probe_accuracy_folds"] = [0.74, 0.91, 0.84]
@@ -73,4 +74,8 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "folds from 0.74 to 0.91" in card
     assert "peaked at iteration 12 of 24" in card
     assert "Selection redone after training by `aware-ray reselect`" in card
+    summary["validation"][0]["risk_gap"] = {"a": 0.6}
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    card = " ".join(write_card(run, quality, tmp_path / "out3").read_text().split())
+    assert "by validation score (gap closed, charged for risk past the HPA frontier) (0.60)" in card
     assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()

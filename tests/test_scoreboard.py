@@ -128,3 +128,52 @@ def test_validation_reports_the_goal_beside_the_score() -> None:
     assert val["gap_closed"] == {"t": pytest.approx(1 / 12), "u": 0.0}
     assert val["goal_met"] == {"t": True, "u": False}
     assert val["score"] == pytest.approx(1 / 24)
+
+
+FRONT = [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
+
+
+@pytest.mark.parametrize(
+    ("v", "c", "want"),
+    [
+        (0.01, 7.0, (8 - 7) / (8 - 4)),  # on the frontier's range: the gap closed itself
+        (0.0, 12.0, (10 - 12) / (10 - 4)),  # safer than every target: the same lower bound
+        (0.05, 5.0, (6 - 5) / (6 - 4)),  # at the riskiest target: no charge yet
+        (0.06, 5.0, (6 - 5) / (6 - 4) - 0.01 / 0.05),  # a fifth riskier than it: a fifth charged
+        (0.10, 4.0, 1.0 - 1.0),  # twice its violations cancel an oracle's cost
+        (0.30, 4.0, -1.0),  # no lower than -1
+    ],
+)
+def test_risk_gap_charges_violations_past_the_riskiest_target(v: float, c: float, want: float) -> None:
+    from aware_ray.scoreboard import risk_gap
+
+    assert risk_gap(v, c, FRONT, 4.0) == pytest.approx(want)
+
+
+def test_risk_gap_is_continuous_at_the_frontier_end_and_floors_the_relative_charge() -> None:
+    from aware_ray.scoreboard import RISK_FLOOR, risk_gap
+
+    assert risk_gap(0.05 + 1e-9, 5.0, FRONT, 4.0) == pytest.approx(risk_gap(0.05, 5.0, FRONT, 4.0), abs=1e-6)
+    # Every target free of violations: charged per RISK_FLOOR of intervals, not divided by zero.
+    assert risk_gap(0.005, 4.0, [(0.0, 10.0)], 4.0) == pytest.approx(1.0 - 0.005 / RISK_FLOOR)
+    assert risk_gap(0.02, 5.0, FRONT, None) is None  # no oracle
+    assert risk_gap(0.02, 5.0, [], 4.0) is None  # no frontier
+    assert risk_gap(0.02, 5.0, [(0.0, 3.0)], 4.0) is None  # frontier cheaper than the oracle
+
+
+def test_validation_charges_a_policy_riskier_than_every_target() -> None:
+    """Cheap and risky on `u`, where the riskiest target violates 5 %: the plain gap closed has
+    no figure there (counted 0, as good as a tuned HPA); the score charges it, so the safe policy
+    that closes a tenth to a fifth of the gap ranks above it."""
+    from aware_ray.train import validation_score
+
+    hpa = [row("hpa@0.4", 0.0, 10.0), row("hpa@0.6", 0.01, 8.0), row("hpa@0.8", 0.05, 6.0), row("oracle", 0.0, 4.0)]
+    baselines = hpa + [{**r, "trace": "u"} for r in hpa]
+    reckless = validation_score([row("r", 0.01, 6.0), row("r", 0.20, 4.5, trace="u")], baselines, "r")
+    assert reckless["gap_closed"] == {"t": pytest.approx(0.5), "u": 0.0}
+    assert reckless["risk_gap"] == {"t": pytest.approx(0.5), "u": -1.0}
+    assert reckless["violations"] == {"t": pytest.approx(0.01), "u": pytest.approx(0.20)}
+    careful = validation_score([row("c", 0.01, 7.6), row("c", 0.05, 5.6, trace="u")], baselines, "c")
+    assert careful["score"] == pytest.approx(0.15) and reckless["score"] == pytest.approx(-0.25)
+    assert careful["score"] > reckless["score"]
+    assert sum(careful["gap_closed"].values()) < sum(reckless["gap_closed"].values())  # the old order
