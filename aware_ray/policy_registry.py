@@ -1,6 +1,6 @@
 """Policy names on the command line, and building each policy for an env.
 
-``hpa-frontier`` expands to the HPA at target utilisations 0.4 .. 0.9 (``hpa@0.6`` ...), the
+``hpa-frontier`` expands to the HPA at target utilisations 0.2 .. 0.9 (``hpa@0.6`` ...), the
 tuned-HPA frontier every learned policy is judged against. ``safe:POLICY`` runs POLICY behind
 the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds
@@ -27,7 +27,10 @@ from policies.oracle import OraclePolicy
 from policies.static import StaticPolicy
 from policies.vpa import VPAPolicy
 
-FRONTIER_TARGETS = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+# Low targets belong on it: a learned policy often runs safer than the HPA at 0.4, and there the
+# scoreboard could only bound the gap from below with the safest target's cost (on Twitter load
+# on chain3 the bound said -0.50 where the HPA at 0.2 and 0.3 put the same policy at 0.43).
+FRONTIER_TARGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 BASELINES = ("hpa-frontier", "vpa", "hpa+vpa", "oracle", "static")
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "policies" / "pretrained"
 """The shipped pretrained DDPG policy (``ddpg:pretrained``)."""

@@ -26,9 +26,10 @@ import numpy as np
 import yaml
 from ray import tune
 
+from aware_ray.policy_registry import FRONTIER_TARGETS
 from aware_ray.train_config import TrainConfig, build_train_config
 
-VALIDATION_BASELINES = ("hpa@0.4", "hpa@0.5", "hpa@0.6", "hpa@0.7", "hpa@0.8", "hpa@0.9", "oracle")
+VALIDATION_BASELINES = (*(f"hpa@{t}" for t in FRONTIER_TARGETS), "oracle")
 
 
 def build_algo_config(cfg: TrainConfig) -> Any:

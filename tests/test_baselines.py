@@ -87,7 +87,7 @@ def test_static_meets_the_slo_at_its_peak() -> None:
 @pytest.mark.parametrize(
     ("names", "expected"),
     [
-        (["hpa-frontier"], [f"hpa@{t}" for t in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)]),
+        (["hpa-frontier"], [f"hpa@{t}" for t in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)]),
         (["hpa@0.55", "vpa", "hpa@0.55"], ["hpa@0.55", "vpa"]),
         (["hpa+vpa@0.7", "oracle", "static"], ["hpa+vpa@0.7", "oracle", "static"]),
         # A bare hpa is named by its target, as its results are (evaluate matched rows by it).
