@@ -86,6 +86,14 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
         ),
         *(
             [
+                f"- Load noise: {100 * env['jitter_prob']:.0f} % of training episodes have interval-to-interval "
+                f"noise (log-normal, spread drawn in [0, {env.get('jitter_sigma', 1.0)}])."
+            ]
+            if env.get("jitter_prob")
+            else []
+        ),
+        *(
+            [
                 "- Reward weights changed from the defaults (`envs/reward.py`): "
                 + ", ".join(f"{k} {v}" for k, v in env["reward"].items())
                 + "."

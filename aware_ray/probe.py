@@ -50,7 +50,7 @@ class RawWindow:
 
 
 def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, steps: int = 160, every: int = 8):
-    shape = {"level_prob": 0.0, "idle_prob": 0.0}  # the probe names families, at their own level
+    shape = {"level_prob": 0.0, "idle_prob": 0.0, "jitter_prob": 0.0}  # the probe names families, at their own level
     env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps, **shape})
     obs, _ = env.reset(seed=seed)
     acting = trained_behind_rules(policy, EnvContext.of(env))  # as it acts everywhere else

@@ -95,7 +95,8 @@ class AutoscaleEnv(gym.Env):
     ``reset(options={"rates": array, "workload": name})`` replays an explicit rate series
     (its length sets the episode length); ``options={"workload": spec}`` picks the workload.
     With ``level_prob`` > 0, episodes drawn from ``workloads`` are scaled down at random
-    (``level_factor``), and with ``idle_prob`` > 0 some get stretches of no load (``idle_gate``);
+    (``level_factor``), with ``idle_prob`` > 0 some get stretches of no load (``idle_gate``), and
+    with ``jitter_prob`` > 0 some get interval-to-interval noise (``jitter``);
     explicit workloads and series never are, so evaluation is not.
     ``info["workload_id"]`` is the index in ``workloads`` of the episode's workload when drawn
     from them (-1 otherwise, and -1 while the load context is partly idle, ``partly_idle``):
@@ -164,8 +165,9 @@ class AutoscaleEnv(gym.Env):
             drawn = self.workload_id >= 0
             level = (self.config.level_prob, self.config.level_min) if drawn else None
             idle = self.config.idle_prob if drawn else 0.0
+            spread = (self.config.jitter_prob, self.config.jitter_sigma) if drawn else None
             rates = episode_rates(
-                wl, self.episode_steps, self.config.interval_s, rng, level, self.config.arrival_noise, idle
+                wl, self.episode_steps, self.config.interval_s, rng, level, self.config.arrival_noise, idle, spread
             )
             self.workload_name, self.workload_family = wl.name, wl.family
         self.rates = rates

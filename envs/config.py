@@ -39,6 +39,11 @@ class EnvConfig:
     """Lowest load-level scale of such an episode (log-uniform in [level_min, 1])."""
     idle_prob: float = 0.0
     """Share of training episodes (drawn from ``workloads``) with stretches of no load at all (0: none)."""
+    jitter_prob: float = 0.0
+    """Share of training episodes (drawn from ``workloads``) with interval-to-interval load noise
+    (``envs.workload.jitter``; 0: none)."""
+    jitter_sigma: float = 1.0
+    """Largest spread (log-normal sigma) of that noise; each such episode draws its own in [0, it]."""
     time_compression: float = 4.0
     """Seconds of trace replayed per simulated second (4: a 1-minute bin per 15 s step)."""
     max_services: int = 16
@@ -70,6 +75,10 @@ class EnvConfig:
             raise ConfigError(f"level_prob: must be in [0, 1], got {self.level_prob}")
         if not 0.0 <= self.idle_prob <= 1.0:
             raise ConfigError(f"idle_prob: must be in [0, 1], got {self.idle_prob}")
+        if not 0.0 <= self.jitter_prob <= 1.0:
+            raise ConfigError(f"jitter_prob: must be in [0, 1], got {self.jitter_prob}")
+        if not 0.0 < self.jitter_sigma <= 3.0:
+            raise ConfigError(f"jitter_sigma: must be in (0, 3], got {self.jitter_sigma}")
         if not 0.0 < self.level_min <= 1.0:
             raise ConfigError(f"level_min: must be in (0, 1], got {self.level_min}")
         if not self.time_compression > 0:

@@ -42,7 +42,14 @@ class ContextSampler:
         level = (cfg.level_prob, cfg.level_min)
         return np.log1p(
             episode_rates(
-                self.workloads[k], cfg.episode_steps, cfg.interval_s, rng, level, cfg.arrival_noise, cfg.idle_prob
+                self.workloads[k],
+                cfg.episode_steps,
+                cfg.interval_s,
+                rng,
+                level,
+                cfg.arrival_noise,
+                cfg.idle_prob,
+                (cfg.jitter_prob, cfg.jitter_sigma),
             )
         )
 

@@ -10,7 +10,7 @@ from envs.config import EnvConfig
 from envs.errors import ConfigError
 from envs.load_context import CONTEXT_STATS, JUMP, N_CONTEXT_STATS, context_size, load_context, partly_idle
 from envs.observation import ObservationLayout
-from envs.workload import idle_gate, level_factor
+from envs.workload import idle_gate, jitter, level_factor
 
 S = {name: i for i, name in enumerate(CONTEXT_STATS)}
 
@@ -94,6 +94,9 @@ def test_env_appends_the_context_of_the_observed_load() -> None:
         ({"level_prob": 1.5}, "level_prob"),
         ({"level_min": 0.0}, "level_min"),
         ({"idle_prob": -0.1}, "idle_prob"),
+        ({"jitter_prob": 2.0}, "jitter_prob: must be in \\[0, 1\\], got 2.0"),
+        ({"jitter_sigma": 0.0}, "jitter_sigma: must be in \\(0, 3\\], got 0.0"),
+        ({"jitter_sigma": 5.0}, "jitter_sigma"),
     ],
 )
 def test_bad_context_and_level_settings_name_the_key(kwargs: dict, message: str) -> None:
@@ -145,6 +148,35 @@ def test_only_training_draws_get_idle_stretches() -> None:
     env = AutoscaleEnv({**base, "idle_prob": 0.0})
     env.reset(seed=0)
     assert (env.rates > 0).all()
+
+
+def test_jitter_keeps_the_mean_and_draws_its_spread_per_episode() -> None:
+    rng = np.random.default_rng(0)
+    base = np.full(20000, 50.0)
+    spreads = []
+    for _ in range(40):
+        out = jitter(base, rng, 1.0)
+        assert (out > 0).all() and out.mean() == pytest.approx(50.0, rel=0.1)
+        spreads.append(np.std(np.log(out)))
+    # One spread per episode, uniform in [0, 1]: some nearly flat, some as noisy as a rare function.
+    assert min(spreads) < 0.15 and max(spreads) > 0.85 and max(spreads) <= 1.0 + 0.02
+
+
+def test_only_training_draws_get_jitter_and_none_leaves_the_draws_unchanged() -> None:
+    base = {"app": "chain3", "workloads": ["family:ramp"], "episode_steps": 80, "arrival_noise": False}
+    plain, noisy = AutoscaleEnv(base), AutoscaleEnv({**base, "jitter_prob": 1.0, "jitter_sigma": 2.0})
+    off = AutoscaleEnv({**base, "jitter_prob": 0.0, "jitter_sigma": 2.0})
+    for seed in range(5):
+        plain.reset(seed=seed)
+        noisy.reset(seed=seed)
+        off.reset(seed=seed)
+        assert np.array_equal(off.rates, plain.rates)  # no jitter draws no random numbers
+        # The same instance (jitter draws after it), times one factor per interval.
+        factors = np.log(noisy.rates / plain.rates)
+        assert np.std(factors) > 0.01 and len(np.unique(factors)) == len(factors)
+        noisy.reset(seed=seed, options={"workload": "family:ramp"})  # evaluation: never jittered
+        plain.reset(seed=seed, options={"workload": "family:ramp"})
+        assert np.array_equal(noisy.rates, plain.rates)
 
 
 @pytest.mark.parametrize(

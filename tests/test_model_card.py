@@ -34,6 +34,7 @@ def test_card_from_a_run(tmp_path: Path) -> None:
             "level_prob": 0.25,
             "level_min": 0.02,
             "idle_prob": 0.15,
+            "jitter_prob": 0.25,
             "reward": {"violation": 4.0},
             "rules": "lean@0.1:stable@120",
         },
@@ -62,6 +63,7 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "trained to tell the training workloads apart" in card
     assert "25 % of training episodes scaled down" in card
     assert "15 % of training episodes have stretches of no load" in card
+    assert "25 % of training episodes have interval-to-interval noise (log-normal, spread drawn in [0, 1.0])" in card
     assert "Reward weights changed from the defaults (`envs/reward.py`): violation 4.0." in card
     assert "Trained under the controller rules `lean@0.1:stable@120` (`envs/rules.py`)" in card
     assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
