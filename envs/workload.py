@@ -23,6 +23,17 @@ IDLE_SUFFIX = "+idle"
 """``family:NAME+idle``: the family cut by idle stretches (``idle_gate``), e.g. for validation, where
 a policy that cuts to the minimum at idle and waits for pressure shows its risk."""
 
+JITTER_SUFFIX = "+jitter"
+"""``family:NAME+jitter``: the family with interval-to-interval noise of spread ``JITTER_SIGMA``
+(``with_noise``), e.g. for validation, where a policy that cuts at every dip shows its risk.
+Both may be given, in this order (``spikes+idle+jitter``)."""
+
+JITTER_SIGMA = 0.7
+"""Spread of ``+jitter``: the relative noise of a source with about two requests per interval
+(1/sqrt(2)), which a low-rate service shows once scaled to an app's peak."""
+
+VARIANTS = (IDLE_SUFFIX, JITTER_SUFFIX)
+
 TRACES_DIR = Path(__file__).parent / "traces"
 """The shipped traces (see its README.md for sources and terms) and the default split."""
 
@@ -101,22 +112,31 @@ class TraceWorkload:
 class SyntheticWorkload:
     """A fresh random instance of a synthetic family on every call, drawn from the passed generator."""
 
-    def __init__(self, family: str, peak_rps: float, idle: bool = False):
+    def __init__(self, family: str, peak_rps: float, idle: bool = False, jitter: bool = False):
         if family not in FAMILIES:
-            known = f"valid: {', '.join(FAMILIES)}; NAME{IDLE_SUFFIX} adds idle stretches"
+            known = (
+                f"valid: {', '.join(FAMILIES)}; NAME{IDLE_SUFFIX} adds idle stretches, "
+                f"NAME{JITTER_SUFFIX} interval-to-interval noise"
+            )
             raise ConfigError(f"unknown workload family {family!r} ({known})")
         if not (math.isfinite(peak_rps) and peak_rps > 0):
             raise ConfigError(f"{family}: peak_rps must be positive, got {peak_rps}")
-        self.name = family + (IDLE_SUFFIX if idle else "")
+        self.name = family + (IDLE_SUFFIX if idle else "") + (JITTER_SUFFIX if jitter else "")
         self.family = family
         self.peak_rps = float(peak_rps)
         self.idle = idle
+        self.jitter = jitter
 
     def rates(self, n_steps: int, interval_s: float, rng: np.random.Generator) -> np.ndarray:
-        """Noiseless mean rates of a new instance of the family, peaking at ``peak_rps``; with
-        ``idle``, cut by the idle stretches training episodes get (``idle_gate``)."""
+        """Mean rates of a new instance of the family, peaking at ``peak_rps``; with ``idle``, cut
+        by the idle stretches training episodes get (``idle_gate``); with ``jitter``, times
+        interval-to-interval noise of spread ``JITTER_SIGMA`` (``with_noise``)."""
         rates = generate(self.family, n_steps, interval_s, self.peak_rps, rng)
-        return rates * idle_gate(n_steps, rng) if self.idle else rates
+        if self.idle:
+            rates = rates * idle_gate(n_steps, rng)
+        if self.jitter:
+            rates = with_noise(rates, rng, JITTER_SIGMA)
+        return rates
 
     def __repr__(self) -> str:
         return f"SyntheticWorkload({self.name!r}, peak_rps={self.peak_rps})"
@@ -174,8 +194,8 @@ def idle_gate(n_steps: int, rng: np.random.Generator, max_stretches: int = 4) ->
 
 
 def jitter(rates: np.ndarray, rng: np.random.Generator, sigma_max: float) -> np.ndarray:
-    """``rates`` times independent mean-one log-normal factors, one per interval, of a spread
-    drawn uniform in [0, ``sigma_max``] for the episode.
+    """``rates`` with interval-to-interval noise (``with_noise``) of a spread drawn uniform in
+    [0, ``sigma_max``] for the episode.
 
     A service called a few times a minute (most serverless functions, internal tools) sees its
     load jump by a factor of two or three from one interval to the next; scaled to an app's peak,
@@ -183,8 +203,17 @@ def jitter(rates: np.ndarray, rng: np.random.Generator, sigma_max: float) -> np.
     synthetic families change by 0.1 to 0.5. A policy that never met that noise cuts capacity at
     every dip and the next interval lands on the cut.
     """
-    sigma = float(rng.uniform(0.0, sigma_max))
-    return rates * np.exp(sigma * rng.standard_normal(len(rates)) - sigma**2 / 2)
+    return with_noise(rates, rng, float(rng.uniform(0.0, sigma_max)))
+
+
+def with_noise(rates: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    """``rates`` times independent log-normal factors of spread ``sigma`` and mean one, one per
+    interval, no higher than the series' own peak: the load is scaled to the app's peak, and
+    noise past it would only measure an overload no autoscaler can serve."""
+    if len(rates) == 0:
+        return rates
+    factors = np.exp(sigma * rng.standard_normal(len(rates)) - sigma**2 / 2)
+    return np.minimum(rates * factors, rates.max())
 
 
 def _split(total: int, parts: int, rng: np.random.Generator) -> np.ndarray:
@@ -222,10 +251,23 @@ def episode_rates(
     return rates
 
 
+def _family_variants(rest: str, where: str) -> tuple[str, list[str]]:
+    """``NAME+idle+jitter`` split into the family and its variants, each known and in order."""
+    family, *parts = rest.split("+")
+    variants = [f"+{p}" for p in parts]
+    for v in variants:
+        if v not in VARIANTS:
+            raise ConfigError(f"{where}: unknown variant {v!r} (valid: {', '.join(VARIANTS)}, in that order)")
+    if variants != sorted(set(variants), key=VARIANTS.index):
+        raise ConfigError(f"{where}: variants must appear once each, in the order {''.join(VARIANTS)}")
+    return family, variants
+
+
 def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> Workload:
     """Build a workload from a one-string spec.
 
-    ``"family:NAME"`` gives a synthetic family (``NAME+idle``: with idle stretches); ``"trace:PATH"``
+    ``"family:NAME"`` gives a synthetic family (``NAME+idle``: with idle stretches, ``NAME+jitter``:
+    with interval-to-interval noise, ``NAME+idle+jitter``: both); ``"trace:PATH"``
     a trace, where PATH may end in ``#column`` and a bare file name is looked up in the shipped traces
     first; a bare spec is a family if it names one, a trace otherwise.
 
@@ -245,12 +287,13 @@ def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> 
 
     kind, sep, rest = spec.strip().partition(":")
     if not sep or kind not in ("family", "trace"):
-        kind, rest = ("family" if spec.strip().removesuffix(IDLE_SUFFIX) in FAMILIES else "trace"), spec.strip()
+        kind, rest = ("family" if spec.strip().partition("+")[0] in FAMILIES else "trace"), spec.strip()
     if not rest:
         raise ConfigError(f"{where}: nothing after '{kind}:'")
     if kind == "family":
+        family, variants = _family_variants(rest, where)
         try:
-            return SyntheticWorkload(rest.removesuffix(IDLE_SUFFIX), peak_rps, idle=rest.endswith(IDLE_SUFFIX))
+            return SyntheticWorkload(family, peak_rps, idle=IDLE_SUFFIX in variants, jitter=JITTER_SUFFIX in variants)
         except ConfigError as err:  # an unknown family: the class's message, behind the spec
             raise ConfigError(f"{where}: {err}") from None
 

@@ -150,14 +150,18 @@ def test_only_training_draws_get_idle_stretches() -> None:
     assert (env.rates > 0).all()
 
 
-def test_jitter_keeps_the_mean_and_draws_its_spread_per_episode() -> None:
+def test_jitter_keeps_the_mean_below_the_peak_and_draws_its_spread_per_episode() -> None:
     rng = np.random.default_rng(0)
+    ramp = np.linspace(1.0, 50.0, 20000)
+    out = jitter(ramp, rng, 0.5)
+    assert out.max() <= 50.0 and np.mean(out[:10000]) == pytest.approx(np.mean(ramp[:10000]), rel=0.05)
     base = np.full(20000, 50.0)
+    base[0] = 1e9  # a peak far above: nothing else is cut
     spreads = []
     for _ in range(40):
         out = jitter(base, rng, 1.0)
-        assert (out > 0).all() and out.mean() == pytest.approx(50.0, rel=0.1)
-        spreads.append(np.std(np.log(out)))
+        assert (out > 0).all() and out.max() <= 1e9
+        spreads.append(np.std(np.log(out[1:] / 50.0)))
     # One spread per episode, uniform in [0, 1]: some nearly flat, some as noisy as a rare function.
     assert min(spreads) < 0.15 and max(spreads) > 0.85 and max(spreads) <= 1.0 + 0.02
 
@@ -173,7 +177,9 @@ def test_only_training_draws_get_jitter_and_none_leaves_the_draws_unchanged() ->
         assert np.array_equal(off.rates, plain.rates)  # no jitter draws no random numbers
         # The same instance (jitter draws after it), times one factor per interval.
         factors = np.log(noisy.rates / plain.rates)
-        assert np.std(factors) > 0.01 and len(np.unique(factors)) == len(factors)
+        kept = noisy.rates < plain.rates.max()  # the rest are cut at the instance's peak
+        assert noisy.rates.max() <= plain.rates.max() and kept.mean() > 0.5
+        assert np.std(factors) > 0.01 and len(np.unique(factors[kept])) == kept.sum()
         noisy.reset(seed=seed, options={"workload": "family:ramp"})  # evaluation: never jittered
         plain.reset(seed=seed, options={"workload": "family:ramp"})
         assert np.array_equal(noisy.rates, plain.rates)

@@ -194,6 +194,24 @@ def test_idle_variant_is_the_family_cut_by_idle_stretches() -> None:
     np.testing.assert_array_equal(b, idle.rates(240, 15.0, rng(3)))
 
 
+def test_jitter_variant_is_the_family_times_mean_one_noise() -> None:
+    """``NAME+jitter`` draws the same instance, then one log-normal factor per interval of spread
+    ``JITTER_SIGMA``; with ``+idle`` too, the idle stretches stay at zero."""
+    from envs.workload import JITTER_SIGMA
+
+    plain, noisy = SyntheticWorkload("diurnal", 70.0), SyntheticWorkload("diurnal", 70.0, jitter=True)
+    a, b = plain.rates(4000, 15.0, rng(4)), noisy.rates(4000, 15.0, rng(4))
+    assert b.max() <= a.max() + 1e-9  # never past the instance's own peak
+    kept = b < a.max()  # the factors where the peak did not cut them
+    assert kept.mean() > 0.8
+    assert np.std(np.log(b / a)[kept]) == pytest.approx(JITTER_SIGMA, rel=0.1)
+    assert np.mean(b / a) == pytest.approx(1.0, abs=0.1)
+    np.testing.assert_array_equal(b, noisy.rates(4000, 15.0, rng(4)))
+    both = SyntheticWorkload("diurnal", 70.0, idle=True, jitter=True).rates(4000, 15.0, rng(4))
+    idle = SyntheticWorkload("diurnal", 70.0, idle=True).rates(4000, 15.0, rng(4))
+    np.testing.assert_array_equal(both == 0, idle == 0)
+
+
 def test_synthetic_workload_unknown_family() -> None:
     with pytest.raises(ConfigError, match="unknown workload family 'wave'"):
         SyntheticWorkload("wave", 1.0)
@@ -209,6 +227,8 @@ def test_synthetic_workload_unknown_family() -> None:
         ("flash-crowd", SyntheticWorkload, "flash-crowd", "flash-crowd"),
         ("family:spikes+idle", SyntheticWorkload, "spikes+idle", "spikes"),
         ("diurnal+idle", SyntheticWorkload, "diurnal+idle", "diurnal"),
+        ("family:spikes+jitter", SyntheticWorkload, "spikes+jitter", "spikes"),
+        ("ramp+idle+jitter", SyntheticWorkload, "ramp+idle+jitter", "ramp"),
         ("trace:nasa_http_1995-08_1min.csv", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
         ("trace:nasa_http_1995-08_1min", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
         ("nasa_http_1995-08_1min.csv", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
@@ -258,7 +278,11 @@ def test_make_workload_passes_time_compression() -> None:
     ("spec", "peak", "compression", "error", "fragment"),
     [
         ("family:wave", 10.0, 4.0, ConfigError, "unknown workload family 'wave' (valid: diurnal"),
-        ("family:wave+idle", 10.0, 4.0, ConfigError, "mixer; NAME+idle adds idle stretches)"),
+        ("family:wave+idle", 10.0, 4.0, ConfigError, "mixer; NAME+idle adds idle stretches, NAME+jitter"),
+        ("family:spikes+noisy", 10.0, 4.0, ConfigError, "unknown variant '+noisy' (valid: +idle, +jitter"),
+        ("family:spikes+jitter+idle", 10.0, 4.0, ConfigError, "in the order +idle+jitter"),
+        ("family:spikes+idle+idle", 10.0, 4.0, ConfigError, "variants must appear once each"),
+        ("family:spikes+", 10.0, 4.0, ConfigError, "unknown variant '+'"),
         ("family:", 10.0, 4.0, ConfigError, "nothing after 'family:'"),
         ("trace:", 10.0, 4.0, ConfigError, "nothing after 'trace:'"),
         ("", 10.0, 4.0, ConfigError, "empty workload spec"),
