@@ -199,8 +199,8 @@ def jitter(rates: np.ndarray, rng: np.random.Generator, sigma_max: float) -> np.
 
     A service called a few times a minute (most serverless functions, internal tools) sees its
     load jump by a factor of two or three from one interval to the next; scaled to an app's peak,
-    such a trace changes by a log-ratio of about 1 per interval, where the busy traces and the
-    synthetic families change by 0.1 to 0.5. A policy that never met that noise cuts capacity at
+    such a trace changes by a log-ratio of about 1 per interval, where the shipped busy traces
+    change by 0.1 to 0.5. A policy that never met that noise cuts capacity at
     every dip and the next interval lands on the cut.
     """
     return with_noise(rates, rng, float(rng.uniform(0.0, sigma_max)))
