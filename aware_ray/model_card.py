@@ -41,7 +41,15 @@ def _probe_split(folds: list[float] | None) -> str:
     )
 
 
-def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
+def _deployed_as(policy: str) -> str:
+    """The benchmarked policy name with its folder read as the shipped one: rules in front stay."""
+    from aware_ray.policy_registry import inner_name
+
+    inner = inner_name(policy)
+    return policy[: len(policy) - len(inner)] + "ddpg:pretrained"
+
+
+def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str = "") -> Path:
     summary = json.loads((run_dir / "train_summary.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +130,11 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
         ),
         "",
         "## Held-out scoreboard (`aware-ray bench ddpg-quality`)",
+        *(
+            [f"Benchmarked as `{_deployed_as(quality['policy'])}` (the policy behind those rules)."]
+            if quality.get("policy") and _deployed_as(quality["policy"]) != "ddpg:pretrained"
+            else []
+        ),
         f"Seeds: {quality.get('seeds')}; {quality.get('max_hours')} simulated hours per episode. Gap closed: share",
         "of the distance from the tuned-HPA frontier to the oracle at the policy's violation rate.",
         "",
@@ -168,8 +181,9 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
             subsequent_indent="  ",
         ),
         *textwrap.wrap(
-            f"- Model selection used {len(picked)} of the held-out workloads ({', '.join(picked)}; one seed, "
-            f"{run.get('eval_hours', '?')} h windows); the others were seen neither in training nor in selection.",
+            f"- Model selection used {len(picked)} of the held-out workloads ({', '.join(picked)}; "
+            f"{run.get('eval_seeds', 1)} seed(s), {run.get('eval_hours', '?')} h windows); the others were seen "
+            "neither in training nor in selection" + (f". {selection}" if selection else "."),
             100,
             subsequent_indent="  ",
         ),
@@ -186,4 +200,4 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path) -> Path:
 
 if __name__ == "__main__":
     run, qual, dest = (Path(a) for a in sys.argv[1:4])
-    print(write_card(run, json.loads(qual.read_text()), dest))
+    print(write_card(run, json.loads(qual.read_text()), dest, " ".join(sys.argv[4:])))

@@ -78,6 +78,10 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "Selection redone after training by `aware-ray reselect`" in card
     summary["validation"][0]["risk_gap"] = {"a": 0.6}
     (run / "train_summary.json").write_text(json.dumps(summary))
-    card = " ".join(write_card(run, quality, tmp_path / "out3").read_text().split())
+    assert "Benchmarked as" not in card  # a bare policy
+    quality["policy"] = "lean@0.1:ddpg:runs/x/policy"
+    card = " ".join(write_card(run, quality, tmp_path / "out3", "Chosen with the table in view.").read_text().split())
     assert "by validation score (gap closed, charged for risk past the HPA frontier) (0.60)" in card
+    assert "Benchmarked as `lean@0.1:ddpg:pretrained` (the policy behind those rules)." in card
+    assert "neither in training nor in selection. Chosen with the table in view." in card
     assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()
