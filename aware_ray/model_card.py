@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from aware_ray.scoreboard import goal_met
+from envs.config import EnvConfig
 
 
 def _score_name(val: dict[str, Any]) -> str:
@@ -24,6 +25,11 @@ def _score_name(val: dict[str, Any]) -> str:
     if "risk_gap" in val:
         return "validation score (gap closed, charged for risk past the HPA frontier)"
     return "validation gap closed"
+
+
+def _env(env: dict[str, Any], key: str) -> Any:
+    """An env setting of the run: its config holds only the keys it set, the rest are EnvConfig's defaults."""
+    return env.get(key, EnvConfig.__dataclass_fields__[key].default)
 
 
 def _fmt(x: Any, spec: str = ".2f") -> str:
@@ -82,7 +88,7 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         *(
             [
                 f"- Load levels: {100 * env['level_prob']:.0f} % of training episodes scaled down, log-uniform "
-                f"between {env.get('level_min', 0.05)} and 1 of their level."
+                f"between {_env(env, 'level_min')} and 1 of their level."
             ]
             if env.get("level_prob")
             else []
@@ -95,7 +101,7 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         *(
             [
                 f"- Load noise: {100 * env['jitter_prob']:.0f} % of training episodes have interval-to-interval "
-                f"noise (log-normal, spread drawn in [0, {env.get('jitter_sigma', 1.0)}])."
+                f"noise (log-normal, spread drawn in [0, {_env(env, 'jitter_sigma')}])."
             ]
             if env.get("jitter_prob")
             else []
@@ -131,8 +137,8 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         "",
         "## Held-out scoreboard (`aware-ray bench ddpg-quality`)",
         *(
-            [f"Benchmarked as `{_deployed_as(quality['policy'])}` (the policy behind those rules)."]
-            if quality.get("policy") and _deployed_as(quality["policy"]) != "ddpg:pretrained"
+            [f"Benchmarked as `{deployed}` (the policy behind those rules)."]
+            if (deployed := _deployed_as(quality.get("policy") or "ddpg:pretrained")) != "ddpg:pretrained"
             else []
         ),
         f"Seeds: {quality.get('seeds')}; {quality.get('max_hours')} simulated hours per episode. Gap closed: share",
