@@ -158,6 +158,22 @@ def scores(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def seed_goals(rows: list[dict[str, Any]], policy: str) -> dict[str, tuple[int, int]]:
+    """Per trace: on how many seeds `policy` meets the goal against that seed's own frontier and
+    oracle, and of how many seeds. The goal is judged on means over seeds; this says whether a
+    workload near the goal line is met on every seed or carried by some of them."""
+    by_seed: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_seed[r["seed"]].append(r)
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for seed_rows in by_seed.values():
+        for s in scores(seed_rows):
+            if s["policy"] == policy:
+                out[s["trace"]][0] += goal_met(s)
+                out[s["trace"]][1] += 1
+    return {t: (met, n) for t, (met, n) in sorted(out.items())}
+
+
 def goal_met(row: dict[str, Any]) -> bool:
     """The quality goal on one held-out workload: at least half the HPA-to-oracle gap closed, or at
     least 50 % fewer violating intervals than the frontier at the same cost."""

@@ -85,3 +85,9 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert "Benchmarked as `lean@0.1:ddpg:pretrained` (the policy behind those rules)." in card
     assert "neither in training nor in selection. Chosen with the table in view." in card
     assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()
+    assert "goal met on seeds" not in card  # benchmarks before the per-seed count
+    quality["results"]["social-network"]["a"]["seeds_goal_met"] = 2
+    card = (write_card(run, quality, tmp_path / "out4").read_text()).splitlines()
+    assert any(line.endswith("| fewer violations than frontier at same cost | goal met on seeds |") for line in card)
+    assert any(line.startswith("| social-network | a |") and line.endswith("| 2 of 3 |") for line in card)
+    assert any(line.startswith("| chain3 | a |") and line.endswith("| ? of 3 |") for line in card)

@@ -177,3 +177,45 @@ def test_validation_charges_a_policy_riskier_than_every_target() -> None:
     assert careful["score"] == pytest.approx(0.15) and reckless["score"] == pytest.approx(-0.25)
     assert careful["score"] > reckless["score"]
     assert sum(careful["gap_closed"].values()) < sum(reckless["gap_closed"].values())  # the old order
+
+
+def test_seed_goals_judge_each_seed_against_its_own_frontier() -> None:
+    # Both seeds: frontier (0, 10) - (0.05, 6), oracle 4. Seed 0's policy at (0.0, 5) closes 5/6 of
+    # the gap. Seed 1's at (0.04, 9.5): H(0.04) = 6.8, so the gap is negative, and the frontier at
+    # 9.5 violates 0.00625, less than the policy: not met. On the means, (0.02, 7.25): H = 8.4, gap
+    # (8.4 - 7.25) / 4.4 = 0.26, and V(7.25) = 0.034375, 42 % fewer: not met either.
+    from aware_ray.scoreboard import goal_met, seed_goals
+
+    rows = []
+    for seed, (v, c) in enumerate([(0.0, 5.0), (0.04, 9.5)]):
+        rows += [
+            row("hpa@0.4", 0.0, 10.0, seed),
+            row("hpa@0.8", 0.05, 6.0, seed),
+            row("oracle", 0.0, 4.0, seed),
+            row("ddpg", v, c, seed),
+            row("ddpg", v, c, seed, trace="u"),
+        ]
+    assert seed_goals(rows, "ddpg") == {"t": (1, 2), "u": (0, 2)}  # "u" has no HPA or oracle rows
+    mean_row = next(s for s in scores(rows) if s["policy"] == "ddpg" and s["trace"] == "t")
+    assert mean_row["gap_closed"] == pytest.approx(1.15 / 4.4)
+    assert mean_row["violation_reduction"] == pytest.approx(1 - 0.02 / 0.034375)
+    assert not goal_met(mean_row)
+
+
+def test_bench_rows_carry_the_per_seed_count() -> None:
+    from aware_ray.bench import quality_rows
+
+    rows = []
+    for seed, (v, c) in enumerate([(0.0, 5.0), (0.04, 9.5)]):
+        rows += [row("hpa@0.4", 0.0, 10.0, seed), row("hpa@0.8", 0.05, 6.0, seed), row("oracle", 0.0, 4.0, seed)]
+        rows.append(row("lean@0.1:ddpg:pretrained", v, c, seed))
+    got = quality_rows({"results": rows, "scores": scores(rows)}, "lean@0.1:ddpg:pretrained")
+    assert got == {
+        "t": {
+            "gap_closed": 0.261,
+            "violation_reduction": 0.418,
+            "slo_violation_rate": 0.02,
+            "cpu_core_hours": 7.25,
+            "seeds_goal_met": 1,
+        }
+    }
