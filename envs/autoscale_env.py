@@ -287,6 +287,7 @@ class AutoscaleEnv(gym.Env):
         util = used / cap if cap > 0 else 0.0
         d = self.decision
         reserved = float((d.replicas * d.cpu_limit).sum())
+        reserved_mem = float((d.replicas * d.mem_limit).sum())
         violated = p99 > self.app.slo_ms or dropped >= DROP_VIOLATION
         drop_share = dropped / external if external > 0 else 0.0
         r = reward(
@@ -299,6 +300,7 @@ class AutoscaleEnv(gym.Env):
             n_services=self.app.n_services,
             weights=self.config.reward,
             reserved_share=reserved / self.app.node_cores,
+            reserved_mem_share=reserved_mem / self.app.node_mem_mib,
             overridden=overridden,
         )
         return StepRecord(

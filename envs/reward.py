@@ -31,6 +31,12 @@ class RewardWeights:
     """Penalty per service whose replicas or limits changed, divided by the number of services."""
     cost: float = 1.0
     """Penalty per unit of reserved CPU (replicas x CPU limit) over the node pool's cores."""
+    memory: float = 0.0
+    """Penalty per unit of reserved memory (replicas x memory limit) over the node pool's memory.
+    Without it memory is free to the policy: the guard keeps limits inside each service's bounds,
+    and nothing else pulls them down, so a trained policy holds every limit at its maximum
+    (measured: seven times the HPA's GiB-hours). Pods are scheduled on their limits, so that memory
+    is taken from the node pool. Off by default so that existing configs replay unchanged."""
     overridden: float = 0.0
     """Penalty per unit of action the env's controller rules (``env.rules``) changed, summed over
     a service's three outputs and averaged over services. An ask a rule overrides otherwise costs
@@ -38,7 +44,7 @@ class RewardWeights:
     and lets the rule brake (measured: CPU asks all positive, four to six times the cores)."""
 
     def __post_init__(self) -> None:
-        for name in ("slo", "utilization", "violation", "flapping", "cost", "overridden"):
+        for name in ("slo", "utilization", "violation", "flapping", "cost", "memory", "overridden"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and np.isfinite(v) and v >= 0):
                 raise ConfigError(f"reward.{name}: must be a finite number >= 0, got {v!r}")
@@ -61,9 +67,11 @@ def reward(
     n_services: int,
     weights: RewardWeights,
     reserved_share: float = 0.0,
+    reserved_mem_share: float = 0.0,
     overridden: float = 0.0,
 ) -> float:
     """Reward of one control interval (``reserved_share``: reserved CPU over the node pool's cores;
+    ``reserved_mem_share``: reserved memory over the node pool's memory;
     ``overridden``: mean per service of how far the rules moved its action)."""
     return (
         weights.slo * slo_preservation(e2e_p99_ms, slo_ms, drop_share)
@@ -71,5 +79,6 @@ def reward(
         - weights.violation * float(violated)
         - weights.flapping * changed_services / max(n_services, 1)
         - weights.cost * max(reserved_share, 0.0)
+        - weights.memory * max(reserved_mem_share, 0.0)
         - weights.overridden * max(overridden, 0.0)
     )

@@ -406,6 +406,29 @@ def test_service_view_reads_back_exactly(app: str) -> None:
             {},
             1.5 - 0.25,
         ),
+        # Memory: a fifth of the pool's memory reserved, weight 2 (default 0: no charge).
+        (
+            {
+                "e2e_p99_ms": 100,
+                "drop_share": 0.0,
+                "violated": False,
+                "cpu_utilization": 0.5,
+                "reserved_mem_share": 0.2,
+            },
+            {"memory": 2.0},
+            1.5 - 0.4,
+        ),
+        (
+            {
+                "e2e_p99_ms": 100,
+                "drop_share": 0.0,
+                "violated": False,
+                "cpu_utilization": 0.5,
+                "reserved_mem_share": 0.2,
+            },
+            {},
+            1.5,
+        ),
         # Rules overrode 1.5 action units per service on average, weight 0.5 (default 0: no charge).
         (
             {"e2e_p99_ms": 100, "drop_share": 0.0, "violated": False, "cpu_utilization": 0.5, "overridden": 1.5},
@@ -436,7 +459,7 @@ def test_slo_preservation(p99: float, drop: float, expected: float) -> None:
 
 @pytest.mark.parametrize(
     ("field_name", "value"),
-    [("slo", -1.0), ("utilization", math.inf), ("violation", math.nan), ("overridden", -0.5)],
+    [("slo", -1.0), ("utilization", math.inf), ("violation", math.nan), ("memory", -1.0), ("overridden", -0.5)],
 )
 def test_reward_weights_reject(field_name: str, value: float) -> None:
     with pytest.raises(ConfigError, match=rf"^reward\.{field_name}:"):
@@ -531,3 +554,22 @@ def test_scoreboard_fields_are_consistent(app: str) -> None:
         )
         assert b.reward == pytest.approx(expected, abs=1e-9)
         prev = env.decision.copy()
+
+
+def test_memory_weight_charges_the_reserved_memory_share() -> None:
+    # Same seed, same actions: the rewards differ by exactly the weight x reserved memory share.
+    def run(weights: dict[str, float]) -> tuple[list[float], list[float]]:
+        env = make({"app": "chain3", "workloads": ["family:bursty"], "episode_steps": 20, "reward": weights})
+        env.reset(seed=5)
+        rng = np.random.default_rng(5)
+        rewards, shares = [], []
+        for _ in range(10):
+            rewards.append(env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))[1])
+            d = env.decision
+            shares.append(float((d.replicas * d.mem_limit).sum()) / env.app.node_mem_mib)
+        return rewards, shares
+
+    free, shares = run({})
+    charged, _ = run({"memory": 3.0})
+    assert min(shares) > 0
+    assert np.allclose(np.subtract(free, charged), 3.0 * np.asarray(shares), atol=1e-12)
