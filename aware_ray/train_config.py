@@ -235,7 +235,10 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
     try:
         env = EnvConfig.from_dict(raw.get("env", {}))
     except ConfigError as exc:
-        raise ConfigError(f"{source}: env.{str(exc).removeprefix('env config: ')}") from None
+        detail = str(exc).removeprefix("env config: ")
+        # "unknown key 'reward.x' (...)" names the key as "env.reward.x"; other errors start with it.
+        detail = detail.replace("unknown key '", "unknown key 'env.", 1) if detail.startswith("unknown key") else detail
+        raise ConfigError(f"{source}: {detail if detail.startswith('unknown key') else 'env.' + detail}") from None
     bootstrap = None
     if "bootstrap" in raw:
         try:

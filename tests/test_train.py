@@ -42,6 +42,9 @@ def test_set_overrides_are_typed() -> None:
         ({"run": {"iterations": 0}}, [], "run.iterations must be >= 1"),
         ({"run": {"iteration": 3}}, [], "unknown key 'run.iteration'"),
         ({"env": {"app": 3}}, [], "env.'app' must be a string"),
+        ({"env": {"apps": "x"}}, [], "unknown key 'env.apps' (known: "),
+        ({}, ["env.reward.memroy=1"], "unknown key 'env.reward.memroy' (known: cost, flapping, memory, "),
+        ({}, ["env.reward.memory=-1"], "env.reward.memory: must be a finite number >= 0"),
         ({"env": {"history_window": -1}}, [], "history_window"),
         ({"ddpg": {"workload_loss_weight": 1.0}}, [], "ddpg.workload_loss_weight needs a meta-learner"),
         (
