@@ -92,6 +92,12 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return main_rank(args.run, args.policies, args.out)
 
 
+def cmd_validation_set(args: argparse.Namespace) -> int:
+    from aware_ray.validation_set import main_validation_set
+
+    return main_validation_set(args.config, args.set, args.out)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from aware_ray import bench
 
@@ -142,6 +148,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rk.add_argument("--out", help="write the ranking as JSON here")
     rk.set_defaults(func=cmd_rank)
+    vs = sub.add_parser(
+        "validation-set",
+        help="score the baselines on a config's validation (no training), for `rank` to score candidates on",
+    )
+    vs.add_argument("--config", required=True, help="training config YAML whose env and run.eval_* define it")
+    vs.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. run.eval_seeds=4 or run.eval_families=[spikes]; repeatable",
+    )
+    vs.add_argument("--out", required=True, help="new folder to write (runs/NAME)")
+    vs.set_defaults(func=cmd_validation_set)
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",

@@ -1,4 +1,5 @@
-"""Rank policies on one run's validation workloads: ``aware-ray rank RUN POLICY [POLICY ...]``.
+"""Rank policies on one run's validation workloads: ``aware-ray rank RUN POLICY [POLICY ...]``
+(RUN may also be a folder of ``aware-ray validation-set``: a validation without a training run).
 
 Runs of the same config differ a lot from seed to seed, so the policy to ship is chosen among
 several runs (and the policy shipped now). Each run's own validation history cannot settle that:
@@ -45,7 +46,7 @@ def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
     if not names:
         raise ConfigError("rank: name at least one policy to score")
     run_dir = Path(run_dir)
-    _, cfg, baselines = run_validation(run_dir, "rank")
+    _, cfg, baselines = run_validation(run_dir, "rank", need_summary=False)
     env = cfg.env.to_dict()
     policies = []
     for name in names:

@@ -36,12 +36,17 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"{path}: unreadable ({type(e).__name__}: {reason})") from e
 
 
-def run_validation(run_dir: Path, command: str) -> tuple[dict[str, Any], TrainConfig, list[dict[str, Any]]]:
-    """A finished run's summary, config and validation baselines: what scoring on its validation needs."""
-    for name in ("config.yaml", "validation_baselines.json", "train_summary.json"):
+def run_validation(
+    run_dir: Path, command: str, need_summary: bool = True
+) -> tuple[dict[str, Any], TrainConfig, list[dict[str, Any]]]:
+    """A finished run's summary, config and validation baselines: what scoring on its validation
+    needs. Without `need_summary` a folder of ``aware-ray validation-set`` will do (summary {})."""
+    needed = ("config.yaml", "validation_baselines.json", *(("train_summary.json",) if need_summary else ()))
+    what = "a finished training run" if need_summary else "a finished training run or a validation set"
+    for name in needed:
         if not (run_dir / name).is_file():
-            raise ConfigError(f"{run_dir / name}: missing ({command} needs a finished training run)")
-    summary = _read_json(run_dir / "train_summary.json")
+            raise ConfigError(f"{run_dir / name}: missing ({command} needs {what})")
+    summary = _read_json(run_dir / "train_summary.json") if need_summary else {}
     if not isinstance(summary, dict):
         raise ConfigError(f"{run_dir / 'train_summary.json'}: must hold a mapping")
     baselines = _read_json(run_dir / "validation_baselines.json")

@@ -161,6 +161,16 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     best_row = next(r for r in rows if r["policy"] == f"ddpg:{out}")
     assert best_row["score"] == pytest.approx(again["best"]["score"])
     assert next(r for r in rows if r["policy"] == names[0])["score"] <= best_row["score"] + 1e-9
+    # A validation set built from the same config stores the same baselines, so a policy ranks
+    # there with the score it has on the run's own validation.
+    vset = tmp_path / "vset"
+    assert main(["validation-set", "--config", str(path), "--out", str(vset)]) == 0
+    assert json.loads((vset / "validation_baselines.json").read_text()) == json.loads(
+        (out / "validation_baselines.json").read_text()
+    )
+    assert main(["rank", str(vset), f"ddpg:{out}", "--out", str(tmp_path / "vrank.json")]) == 0
+    vrow = json.loads((tmp_path / "vrank.json").read_text())["ranking"][0]
+    assert vrow["score"] == pytest.approx(best_row["score"])
     # A window of no length holds nothing: the wrapped policy acts as the policy itself.
     unheld = next(r for r in rows if r["policy"] == names[2])
     assert unheld["score"] == pytest.approx(best_row["score"], abs=1e-6)
@@ -247,7 +257,8 @@ def test_rank_needs_a_finished_run_and_matching_observations(
 ) -> None:
     assert main(["rank", str(tmp_path), "ddpg:pretrained"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("config.yaml: missing (rank needs a finished training run)") and "\n" not in err
+    assert err.endswith("config.yaml: missing (rank needs a finished training run or a validation set)")
+    assert "\n" not in err
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(_tiny()))
     (tmp_path / "validation_baselines.json").write_text("[]")
     (tmp_path / "train_summary.json").write_text(json.dumps({"config": "tiny.yaml"}))
@@ -261,3 +272,33 @@ def test_rank_needs_a_finished_run_and_matching_observations(
     assert main(["rank", str(tmp_path), "stable@x:ddpg:pretrained"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("policy 'stable@x:ddpg:pretrained': stabilization window must be a number of seconds, got 'x'")
+
+
+def test_validation_set_writes_the_baselines_whole_or_not_at_all(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(_tiny()))
+    out = tmp_path / "sets" / "v"
+    assert main(["validation-set", "--config", str(path), "--set", "run.eval_seeds=2", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "validation_baselines.json"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["v"]  # no temporary folder left
+    rows = json.loads((out / "validation_baselines.json").read_text())
+    from aware_ray.train import VALIDATION_BASELINES
+
+    assert sorted({r["policy"] for r in rows}) == sorted(VALIDATION_BASELINES)
+    assert len(rows) == len(VALIDATION_BASELINES) * 2 and {r["seed"] for r in rows} == {0, 1}
+    assert yaml.safe_load((out / "config.yaml").read_text())["run"]["eval_seeds"] == 2
+    capsys.readouterr()
+    # An existing folder is never overwritten; bad input leaves nothing behind.
+    assert main(["validation-set", "--config", str(path), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"{out}: already exists; choose another --out")
+    for bad, message in [
+        (["--set", "run.eval_seedz=2"], "unknown key 'run.eval_seedz'"),
+        (["--set", "run.eval_families=[]"], "run.eval_traces and run.eval_families are both empty"),
+    ]:
+        other = tmp_path / "sets" / "w"
+        assert main(["validation-set", "--config", str(path), *bad, "--out", str(other)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and "\n" not in err
+        assert not other.exists()
