@@ -236,9 +236,12 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
         env = EnvConfig.from_dict(raw.get("env", {}))
     except ConfigError as exc:
         detail = str(exc).removeprefix("env config: ")
-        # "unknown key 'reward.x' (...)" names the key as "env.reward.x"; other errors start with it.
-        detail = detail.replace("unknown key '", "unknown key 'env.", 1) if detail.startswith("unknown key") else detail
-        raise ConfigError(f"{source}: {detail if detail.startswith('unknown key') else 'env.' + detail}") from None
+        # Name the key in full: "unknown key 'env.reward.x' (...)", "env.level_prob: must be ...".
+        if detail.startswith("unknown key '"):
+            detail = "unknown key 'env." + detail.removeprefix("unknown key '")
+        else:
+            detail = "env." + detail
+        raise ConfigError(f"{source}: {detail}") from None
     bootstrap = None
     if "bootstrap" in raw:
         try:
