@@ -112,6 +112,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), quick=args.quick, train=not args.no_train)
 
 
+def _set_arg(p: argparse.ArgumentParser, example: str) -> None:
+    """``--set KEY=VALUE``, repeatable: a training config's key overridden on the command line."""
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config key, e.g. {example}; repeatable",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aware-ray", description="RL autoscaling for Kubernetes microservices, on Ray"
@@ -122,13 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=cmd_evaluate)
     tr = sub.add_parser("train", help="train DDPG (with the meta-learner) on the simulator, through Ray Tune")
     tr.add_argument("--config", required=True, help="training config YAML (experiments/configs/NAME.yaml)")
-    tr.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. run.iterations=10 or ddpg.tau=0.01; repeatable",
-    )
+    _set_arg(tr, "run.iterations=10 or ddpg.tau=0.01")
     tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     tr.set_defaults(func=cmd_train)
@@ -153,13 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="score the baselines on a config's validation (no training), for `rank` to score candidates on",
     )
     vs.add_argument("--config", required=True, help="training config YAML whose env and run.eval_* define it")
-    vs.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. run.eval_seeds=4 or run.eval_families=[spikes]; repeatable",
-    )
+    _set_arg(vs, "run.eval_seeds=4 or run.eval_families=[spikes]")
     vs.add_argument("--out", required=True, help="new folder to write (runs/NAME)")
     vs.set_defaults(func=cmd_validation_set)
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
