@@ -23,7 +23,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
         "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback), "
         "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds), "
-        "lean@U:POLICY (POLICY may grow only services at CPU utilisation U or more, throttled, dropping or queueing)",
+        "lean@U:POLICY (POLICY may grow a service only as the HPA at target U would, unless it is throttled, "
+        "dropping or queueing)",
     )
     p.add_argument("--app", default="social-network", help="shipped app name or app YAML path")
     p.add_argument(

@@ -15,7 +15,7 @@ from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
 from envs.load_context import load_context, partly_idle
 from envs.metrics import ScalingDecision, ServiceMetrics
-from envs.observation import N_HISTORY_FEATURES, N_SERVICE_FEATURES, ObservationLayout, build, history_row
+from envs.observation import N_HISTORY_FEATURES, N_SERVICE_FEATURES, A, ObservationLayout, build, history_row
 from envs.reward import reward
 from envs.rules import RuleChain, parse_rules
 from envs.sim_backend import SimBackend
@@ -135,6 +135,7 @@ class AutoscaleEnv(gym.Env):
         self.last_guard: GuardResult | None = None
         self.rule_chain = RuleChain(parse_rules(cfg.rules), cfg.interval_s) if cfg.rules else None
         self._services = np.zeros((self.app.n_services, N_SERVICE_FEATURES))
+        self._e2e_latency = 0.0
         self.steps = 0
         self.episode_steps = cfg.episode_steps
 
@@ -193,7 +194,9 @@ class AutoscaleEnv(gym.Env):
         overridden = 0.0
         if self.rule_chain is not None:
             ask = a[:n].copy()
-            a[:n] = self.rule_chain.effective_action(a[:n], self.decision, self._services, self.config.guard)
+            a[:n] = self.rule_chain.effective_action(
+                a[:n], self.decision, self._services, self.config.guard, self._e2e_latency
+            )
             overridden = float(np.abs(ask - a[:n]).sum(axis=1).mean())
         want = decode(a[:n], self.decision, self.config.guard)
         result = guard(want, self.decision, self.metrics.mem_usage, self.app, self.config.guard)
@@ -243,6 +246,7 @@ class AutoscaleEnv(gym.Env):
         obs = build(self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s)
         obs = np.clip(obs, -10.0, 10.0)
         self._services = self.layout.services(obs)[: self.app.n_services]  # what the rules read
+        self._e2e_latency = float(self.layout.app(obs)[A["e2e_latency"]])
         return obs
 
     def _obs(self) -> np.ndarray:

@@ -30,6 +30,8 @@ MAX_WINDOW_S = 3600.0
 """Longest stabilization window accepted (the HPA accepts up to one hour)."""
 BACKLOG_REQUESTS = 1.0
 """A backlog above this many requests counts as pressure."""
+REQUEST_CORES = 1.0
+"""Cores one request can use: a CPU limit below this slows each request (``latency_limit``)."""
 KINDS = ("stable", "lean")
 
 
@@ -59,23 +61,58 @@ def window_intervals(window_s: float, interval_s: float) -> int:
 # ---------------------------------------------------------------------------------- lean@U
 
 
-def under_pressure(services: np.ndarray, min_utilization: float) -> np.ndarray:
-    """Per service (rows of the observation's service block): does anything call for more capacity?"""
+def growth_room(services: np.ndarray, min_utilization: float) -> np.ndarray:
+    """Per service (rows of the observation's service block): by what factor its CPU capacity
+    (replicas x CPU limit) may grow. Infinite where the service is throttled, drops requests or
+    queues: its utilisation is capped there and says nothing about how much it needs. Elsewhere
+    utilisation over `min_utilization`, as the HPA's ``ceil(replicas x utilisation / target)``:
+    below 1 nothing may grow, and no step grows a service past running at `min_utilization`.
+
+    Without the bound, one busy interval let a policy quadruple a service that then sat at 4 %
+    utilisation. Utilisation is measured on ready pods, so right after a scale-up the one ready
+    pod still looks busy while the new ones start; like the HPA, which counts a pod that is not
+    ready yet as using nothing when it scales up, the rule reads utilisation over all the desired
+    replicas: ``cpu_util x ready / replicas``. Otherwise a policy could add pods interval after
+    interval on the strength of pods it had already asked for.
+    """
+    if min_utilization <= 0:
+        return np.full(len(services), np.inf)
     backlog = np.expm1(services[:, F["queue"]] * 10.0)
-    return (
-        (services[:, F["cpu_util"]] >= min_utilization)
-        | (services[:, F["throttled"]] > 0)
-        | (services[:, F["drops"]] > 0)
-        | (backlog > BACKLOG_REQUESTS)
-    )
+    replicas, ready = services[:, F["replicas"]], services[:, F["ready"]]
+    share_ready = np.where(replicas > 0, np.minimum(ready / np.where(replicas > 0, replicas, 1.0), 1.0), 1.0)
+    starved = (services[:, F["throttled"]] > 0) | (services[:, F["drops"]] > 0) | (backlog > BACKLOG_REQUESTS)
+    room = services[:, F["cpu_util"]] * share_ready / min_utilization
+    return np.where(starved, np.inf, room)
 
 
-def hold_growth(want: ScalingDecision, current: ScalingDecision, pressure: np.ndarray) -> ScalingDecision:
-    """`want`, with replica and CPU-limit increases of services without `pressure` held at the
-    current setting."""
-    idle = ~np.asarray(pressure, dtype=bool)
-    replicas = np.where(idle & (want.replicas > current.replicas), current.replicas, want.replicas)
-    cpu = np.where(idle & (want.cpu_limit > current.cpu_limit), current.cpu_limit, want.cpu_limit)
+def latency_limit(e2e_latency: float) -> float:
+    """The CPU limit a raise may reach whatever the utilisation: one core (``REQUEST_CORES``) while
+    the app's end-to-end p99 is at or past its SLO (`e2e_latency` is p99 / SLO), else none.
+
+    Below one core a limit slows every request, not only a busy pod: a request runs on one core
+    at most, throttled to the limit (``envs.latency``; so does a single-threaded handler under a
+    CFS quota). At low load a chain of such services can pass the SLO while each sits at 10-30 %
+    utilisation, and utilisation alone would hold the raise that fixes it.
+    """
+    return REQUEST_CORES if e2e_latency >= 1.0 else 0.0
+
+
+def hold_growth(
+    want: ScalingDecision, current: ScalingDecision, room: np.ndarray, free_limit: float = 0.0
+) -> ScalingDecision:
+    """`want`, with each service's CPU capacity kept within `room` times its current capacity:
+    a CPU-limit raise first (at the current replicas; up to `free_limit` cores whatever the room),
+    then added replicas, rounded up as the HPA rounds. Decreases and memory pass as asked; where
+    room is below 1, no increase does beyond `free_limit`."""
+    room = np.asarray(room, dtype=np.float64)
+    free = np.isinf(room)
+    bound = np.where(free, 0.0, room)
+    cpu_room = np.maximum(current.cpu_limit * np.maximum(bound, 1.0), free_limit)
+    cpu = np.where(free | (want.cpu_limit <= current.cpu_limit), want.cpu_limit, np.minimum(want.cpu_limit, cpu_room))
+    capacity = current.replicas * current.cpu_limit * bound
+    fits = np.ceil(capacity / np.maximum(cpu, 1e-12) - 1e-9)
+    grown = np.minimum(want.replicas, np.maximum(current.replicas, fits))
+    replicas = np.where(free | (want.replicas <= current.replicas), want.replicas, grown)
     return ScalingDecision(replicas=replicas.astype(np.int64), cpu_limit=cpu, mem_limit=want.mem_limit)
 
 
@@ -147,20 +184,27 @@ class RuleChain:
             deque(maxlen=window_intervals(r.value, self.interval_s)) if r.kind == "stable" else None for r in self.rules
         ]
 
-    def apply(self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray) -> ScalingDecision:
-        """The decision to let through, from the policy's ask, the current settings and the
-        services' observation rows."""
+    def apply(
+        self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, e2e_latency: float = 0.0
+    ) -> ScalingDecision:
+        """The decision to let through, from the policy's ask, the current settings, the
+        services' observation rows and the app's end-to-end p99 over its SLO."""
         for rule, memory in zip(reversed(self.rules), reversed(self.memory), strict=True):
             if rule.kind == "stable":
                 memory.append(want)
                 want = stabilize(want, current, list(memory))
             else:
-                want = hold_growth(want, current, under_pressure(services, rule.value))
+                want = hold_growth(want, current, growth_room(services, rule.value), latency_limit(e2e_latency))
         return want
 
     def effective_action(
-        self, grid: np.ndarray, current: ScalingDecision, services: np.ndarray, guard: GuardConfig
+        self,
+        grid: np.ndarray,
+        current: ScalingDecision,
+        services: np.ndarray,
+        guard: GuardConfig,
+        e2e_latency: float = 0.0,
     ) -> np.ndarray:
         """The action rows (n_services, 3) a controller would send for the policy's `grid`."""
         want = decode(grid, current, guard)
-        return override_actions(grid, want, self.apply(want, current, services), current, guard)
+        return override_actions(grid, want, self.apply(want, current, services, e2e_latency), current, guard)

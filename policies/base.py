@@ -17,7 +17,7 @@ from envs.action import ACTION_DIMS, encode
 from envs.app import AppSpec
 from envs.guard import GuardConfig
 from envs.metrics import ScalingDecision
-from envs.observation import ObservationLayout, ServiceView, service_view
+from envs.observation import A, ObservationLayout, ServiceView, service_view
 from envs.rules import Rule, RuleChain
 
 
@@ -108,7 +108,8 @@ class PolicyRule:
         current = service_view(obs, self.ctx.app, self.ctx.layout).settings()
         grid = np.array(action, dtype=np.float32).reshape(self.ctx.layout.max_services, ACTION_DIMS)
         services = self.ctx.layout.services(obs)[:n]
-        grid[:n] = state["rule"].effective_action(grid[:n], current, services, self.ctx.guard)
+        e2e = float(self.ctx.layout.app(obs)[A["e2e_latency"]])
+        grid[:n] = state["rule"].effective_action(grid[:n], current, services, self.ctx.guard, e2e)
         return grid.ravel(), state
 
 

@@ -14,7 +14,8 @@ from envs.errors import ConfigError
 from envs.metrics import ScalingDecision
 from envs.observation import F
 from policies.base import EnvContext
-from policies.lean import LeanPolicy, hold_growth, under_pressure
+from envs.rules import latency_limit
+from policies.lean import LeanPolicy, growth_room, hold_growth
 from policies.stabilized import StabilizedPolicy, stabilize, window_intervals
 
 
@@ -133,39 +134,93 @@ def test_registry_rejects(name: str, message: str) -> None:
 # --- lean@U:POLICY: no growth without pressure ---------------------------------------------
 
 
-def _services(util: float, throttled: float = 0.0, drops: float = 0.0, backlog: float = 0.0) -> np.ndarray:
+def _services(
+    util: float,
+    throttled: float = 0.0,
+    drops: float = 0.0,
+    backlog: float = 0.0,
+    replicas: float = 0.0,
+    ready: float = 0.0,
+) -> np.ndarray:
     row = np.zeros((1, len(F)))
     row[0, F["cpu_util"]], row[0, F["throttled"]], row[0, F["drops"]] = util, throttled, drops
     row[0, F["queue"]] = np.log1p(backlog) / 10.0
+    row[0, F["replicas"]], row[0, F["ready"]] = replicas, ready
     return row
 
 
 @pytest.mark.parametrize(
     ("services", "expected"),
     [
-        (_services(0.0), False),
-        (_services(0.09), False),
-        (_services(0.1), True),
-        (_services(0.0, throttled=0.2), True),
-        (_services(0.0, drops=0.01), True),
-        (_services(0.0, backlog=0.5), False),
-        (_services(0.0, backlog=3.0), True),
+        (_services(0.0), 0.0),
+        (_services(0.09), 0.9),  # below the threshold: nothing may grow
+        (_services(0.1), 1.0),  # at it: the HPA's ceil(replicas x 1) adds nothing either
+        (_services(0.25), 2.5),  # room to run at 0.1, and no further
+        (_services(0.0, throttled=0.2), np.inf),  # utilisation is capped: no bound
+        (_services(0.0, drops=0.01), np.inf),
+        (_services(0.0, backlog=0.5), 0.0),
+        (_services(0.0, backlog=3.0), np.inf),
+        # 1 of 4 desired pods ready: the 3 starting count as using nothing, as the HPA counts them.
+        (_services(0.4, replicas=0.4, ready=0.1), 1.0),
+        (_services(0.4, replicas=0.4, ready=0.4), 4.0),
     ],
 )
-def test_under_pressure_table(services: np.ndarray, expected: bool) -> None:
-    assert under_pressure(services, 0.1).tolist() == [expected]
+def test_growth_room_table(services: np.ndarray, expected: float) -> None:
+    np.testing.assert_allclose(growth_room(services, 0.1), [expected])
 
 
-def test_hold_growth_keeps_idle_services_from_growing_only() -> None:
-    current = _d([2, 2], [1.0, 1.0], [512, 512])
-    want = _d([4, 1], [2.0, 0.5], [1024, 256])
-    got = hold_growth(want, current, np.array([False, False]))
-    np.testing.assert_array_equal(got.replicas, [2, 1])  # growth held, the cut passes
-    np.testing.assert_allclose(got.cpu_limit, [1.0, 0.5])
-    np.testing.assert_allclose(got.mem_limit, [1024, 256])  # memory passes as asked
-    busy = hold_growth(want, current, np.array([True, False]))
-    np.testing.assert_array_equal(busy.replicas, [4, 1])
-    np.testing.assert_allclose(busy.cpu_limit, [2.0, 0.5])
+def test_growth_room_at_threshold_zero_is_unbounded() -> None:
+    assert growth_room(_services(0.0), 0.0).tolist() == [np.inf]
+
+
+@pytest.mark.parametrize(
+    ("want", "room", "expected"),
+    [
+        # No room: growth held, the cut passes, memory passes as asked.
+        (_d([4], [2.0], [1024]), 0.0, _d([2], [1.0], [1024])),
+        (_d([1], [0.5], [256]), 0.0, _d([1], [0.5], [256])),
+        (_d([4], [2.0], [1024]), 0.9, _d([2], [1.0], [1024])),
+        # Unbounded (throttled, dropping, queueing): everything passes.
+        (_d([9], [3.0], [1024]), np.inf, _d([9], [3.0], [1024])),
+        # Room 2: capacity 2 x 1.0 may reach 4.0 cores.
+        (_d([8], [1.0], [512]), 2.0, _d([4], [1.0], [512])),  # replicas only
+        (_d([2], [3.0], [512]), 2.0, _d([2], [2.0], [512])),  # the limit only
+        (_d([8], [3.0], [512]), 2.0, _d([2], [2.0], [512])),  # the limit first, then no room left
+        (_d([3], [1.5], [512]), 2.0, _d([3], [1.5], [512])),  # within room: as asked
+        # A cut limit leaves room for more pods at the new limit (4.0 / 0.5), rounded up.
+        (_d([20], [0.5], [512]), 2.0, _d([8], [0.5], [512])),
+        (_d([20], [0.6], [512]), 2.0, _d([7], [0.6], [512])),  # ceil(6.67), as the HPA rounds
+        # Never below the current count while the policy asked for more.
+        (_d([20], [3.0], [512]), 1.2, _d([2], [1.2], [512])),
+    ],
+)
+def test_hold_growth_table(want: ScalingDecision, room: float, expected: ScalingDecision) -> None:
+    got = hold_growth(want, _d([2], [1.0], [512]), np.array([room]))
+    np.testing.assert_array_equal(got.replicas, expected.replicas)
+    np.testing.assert_allclose(got.cpu_limit, expected.cpu_limit)
+    np.testing.assert_allclose(got.mem_limit, expected.mem_limit)
+
+
+@pytest.mark.parametrize(
+    ("want", "expected"),
+    [
+        # No room from utilisation, but the SLO is lost: a limit below one core may rise to one.
+        (_d([1], [0.8], [256]), _d([1], [0.8], [256])),
+        (_d([1], [2.0], [256]), _d([1], [1.0], [256])),
+        # Replicas still need room: a limit slows each request, a pod more does not speed one up.
+        (_d([3], [0.8], [256]), _d([1], [0.8], [256])),
+        (_d([1], [0.2], [256]), _d([1], [0.2], [256])),  # a cut passes
+    ],
+)
+def test_hold_growth_lets_limits_reach_one_core_while_the_slo_is_lost(
+    want: ScalingDecision, expected: ScalingDecision
+) -> None:
+    current = _d([1], [0.3], [256])
+    got = hold_growth(want, current, np.array([0.0]), latency_limit(1.2))
+    np.testing.assert_array_equal(got.replicas, expected.replicas)
+    np.testing.assert_allclose(got.cpu_limit, expected.cpu_limit)
+    held = hold_growth(want, current, np.array([0.0]), latency_limit(0.95))  # within the SLO
+    np.testing.assert_allclose(held.cpu_limit, np.minimum(want.cpu_limit, current.cpu_limit))
 
 
 def test_lean_policy_at_no_load_never_grows_and_under_load_follows() -> None:
@@ -177,6 +232,19 @@ def test_lean_policy_at_no_load_never_grows_and_under_load_follows() -> None:
     assert idle == [1.0] * 6
     busy = _cpu_limits(LeanPolicy(always_up, EnvContext.of(env), 0.1), 3, rps=200.0)
     assert busy == [1.0, 2.0, 4.0]  # the first observation, before any interval, shows no load
+
+
+def test_lean_policy_raises_a_limit_that_loses_the_slo_at_low_utilisation() -> None:
+    """At 2 requests/s the single service sits far below lean@0.5's threshold. Cut to 0.1 core,
+    each request takes ten times longer and the p99 passes the SLO: the policy's raises pass
+    until the SLO is met again, and never past one core; bare, the same asks reach 4 cores."""
+    env = AutoscaleEnv({"app": "single", "max_services": 1})
+    down_then_up = Scripted([-1.0] * 6 + [1.0])
+    bare = _cpu_limits(down_then_up, 14, rps=2.0)
+    lean = _cpu_limits(LeanPolicy(down_then_up, EnvContext.of(env), 0.5), 14, rps=2.0)
+    assert bare[5] == lean[5] == 0.1 and bare[-1] == 4.0
+    assert lean[6] > 0.1 and max(lean) <= 1.0
+    assert lean[-1] == lean[-4]  # held once the SLO is met
 
 
 def test_registry_builds_lean_and_rejects_bad_thresholds() -> None:
