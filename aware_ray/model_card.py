@@ -3,6 +3,8 @@
 ``python -m aware_ray.model_card RUN_DIR QUALITY_JSON OUT_DIR`` copies the run's best policy
 into OUT_DIR with ``MODEL_CARD.md`` (config, training workloads, env steps, wall time,
 validation scores and the held-out scoreboard) and the training config.
+``python -m aware_ray.model_card --refresh CARD_DIR QUALITY_JSON [NOTE...]`` rewrites only the
+scoreboard and goal count of an existing card from a new benchmark of the same policy.
 """
 
 from __future__ import annotations
@@ -64,6 +66,56 @@ def _table_head(per_seed: bool) -> list[str]:
     return [head, rule]
 
 
+def _scoreboard(quality: dict[str, Any], env: dict[str, Any]) -> list[str]:
+    """The held-out scoreboard section: the table and the embedding probe, all from `quality`."""
+    per_seed = any("seeds_goal_met" in r for rows in quality.get("results", {}).values() for r in rows.values())
+    deployed = _deployed_as(quality.get("policy") or "ddpg:pretrained")
+    lines = [
+        "## Held-out scoreboard (`aware-ray bench ddpg-quality`)",
+        *([f"Benchmarked as `{deployed}` (the policy behind those rules)."] if deployed != "ddpg:pretrained" else []),
+        f"Seeds: {quality.get('seeds')}; {quality.get('max_hours')} simulated hours per episode. Gap closed: share",
+        "of the distance from the tuned-HPA frontier to the oracle at the policy's violation rate.",
+        "",
+        *_table_head(per_seed),
+    ]
+    for app, rows in quality.get("results", {}).items():
+        for trace, r in rows.items():
+            red = r["violation_reduction"]
+            red_text = "–" if red is None else f"{100 * red:.0f} %"
+            seeds_text = f" {r.get('seeds_goal_met', '?')} of {quality.get('seeds')} |" if per_seed else ""
+            lines.append(
+                f"| {app} | {trace} | {100 * r['slo_violation_rate']:.2f} % | {r['cpu_core_hours']:.2f} | "
+                f"{_fmt(r['gap_closed'])} | {red_text} |{seeds_text}"
+            )
+    steps = quality.get("probe_episode_steps") or [env.get("episode_steps"), None]
+    probe = (
+        f"Embedding probe (a linear read-out of the embedding, {_probe_split(quality.get('probe_accuracy_folds'))}) "
+        f"on the six synthetic families: {_fmt(quality.get('probe_accuracy_held_out'))} on episodes "
+        f"of the trained length ({steps[0]} intervals); the same probe on the raw history window and context: "
+        f"{_fmt(quality.get('probe_accuracy_raw_window'))}; chance 0.17."
+    )
+    if quality.get("probe_accuracy_short_episodes") is not None:
+        probe += (
+            f" On {steps[1]}-interval episodes (time-compressed instances of the families, not seen in "
+            f"training): {_fmt(quality['probe_accuracy_short_episodes'])}."
+        )
+    return [*lines, "", *textwrap.wrap(probe, 100, break_on_hyphens=False), ""]
+
+
+def _goal(quality: dict[str, Any]) -> list[str]:
+    """The Limits bullet that counts the goal per app, as the benchmark counts it."""
+    results = quality.get("results", {})
+    met = {app: (sum(goal_met(r) for r in rows.values()), len(rows)) for app, rows in results.items()}
+    return textwrap.wrap(
+        "- The goal (closing half the gap, or 50 % fewer violating intervals than the frontier at the "
+        "same cost, on every held-out workload) is met on "
+        + ", ".join(f"{k} of {n} on {app}" for app, (k, n) in met.items())
+        + " (apps other than the training one: zero-shot).",
+        100,
+        subsequent_indent="  ",
+    )
+
+
 def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str = "") -> Path:
     summary = json.loads((run_dir / "train_summary.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -72,7 +124,6 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         shutil.copy2(run_dir / "policy" / f, out / f)
     (out / "train_config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     best = summary["best"]
-    per_seed = any("seeds_goal_met" in r for rows in quality.get("results", {}).values() for r in rows.values())
     val = next((v for v in summary["validation"] if v["iteration"] == best["iteration"]), {})
     env, ddpg = cfg["env"], cfg.get("ddpg", {})
     meta = f"GRU meta-learner over the last {env.get('history_window')} intervals"
@@ -145,57 +196,15 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
             else []
         ),
         "",
-        "## Held-out scoreboard (`aware-ray bench ddpg-quality`)",
-        *(
-            [f"Benchmarked as `{deployed}` (the policy behind those rules)."]
-            if (deployed := _deployed_as(quality.get("policy") or "ddpg:pretrained")) != "ddpg:pretrained"
-            else []
-        ),
-        f"Seeds: {quality.get('seeds')}; {quality.get('max_hours')} simulated hours per episode. Gap closed: share",
-        "of the distance from the tuned-HPA frontier to the oracle at the policy's violation rate.",
-        "",
-        *_table_head(per_seed),
+        *_scoreboard(quality, env),
     ]
-    for app, rows in quality.get("results", {}).items():
-        for trace, r in rows.items():
-            red = r["violation_reduction"]
-            red_text = "–" if red is None else f"{100 * red:.0f} %"
-            seeds_text = f" {r.get('seeds_goal_met', '?')} of {quality.get('seeds')} |" if per_seed else ""
-            lines.append(
-                f"| {app} | {trace} | {100 * r['slo_violation_rate']:.2f} % | {r['cpu_core_hours']:.2f} | "
-                f"{_fmt(r['gap_closed'])} | {red_text} |{seeds_text}"
-            )
-    results = quality.get("results", {})
-    met = {app: (sum(goal_met(r) for r in rows.values()), len(rows)) for app, rows in results.items()}
-    steps = quality.get("probe_episode_steps") or [env.get("episode_steps"), None]
-    probe = (
-        f"Embedding probe (a linear read-out of the embedding, {_probe_split(quality.get('probe_accuracy_folds'))}) "
-        f"on the six synthetic families: {_fmt(quality.get('probe_accuracy_held_out'))} on episodes "
-        f"of the trained length ({steps[0]} intervals); the same probe on the raw history window and context: "
-        f"{_fmt(quality.get('probe_accuracy_raw_window'))}; chance 0.17."
-    )
-    if quality.get("probe_accuracy_short_episodes") is not None:
-        probe += (
-            f" On {steps[1]}-interval episodes (time-compressed instances of the families, not seen in "
-            f"training): {_fmt(quality['probe_accuracy_short_episodes'])}."
-        )
     run = cfg.get("run", {})
     picked = [*run.get("eval_traces", []), *run.get("eval_families", [])]
     lines += [
-        "",
-        *textwrap.wrap(probe, 100, break_on_hyphens=False),
-        "",
         "## Limits",
         "- Judged on the simulator only; its latency model is validated against queueing theory and a",
         "  discrete-event simulation, not against a live cluster.",
-        *textwrap.wrap(
-            "- The goal (closing half the gap, or 50 % fewer violating intervals than the frontier at the "
-            "same cost, on every held-out workload) is met on "
-            + ", ".join(f"{k} of {n} on {app}" for app, (k, n) in met.items())
-            + " (apps other than the training one: zero-shot).",
-            100,
-            subsequent_indent="  ",
-        ),
+        *_goal(quality),
         *textwrap.wrap(
             f"- Model selection used {len(picked)} of the held-out workloads ({', '.join(picked)}; "
             f"{run.get('eval_seeds', 1)} seed(s), {run.get('eval_hours', '?')} h windows); the others were seen "
@@ -214,6 +223,44 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
     return out / "MODEL_CARD.md"
 
 
+REBENCHED = "- Re-benchmarked: "
+
+
+def refresh_card(card_dir: Path, quality: dict[str, Any], note: str = "") -> Path:
+    """Rewrite the scoreboard and the goal count of the card in `card_dir` from a new benchmark of the
+    same policy (after a change to the rules it is deployed behind, say), and store the benchmark as
+    ``quality.json`` beside it. What the card says of training stays: it comes from the training
+    run, which need not exist any more. `note` (why it was benchmarked again) replaces the previous
+    refresh's note. Both files are written to temporary names first and renamed, so a failure leaves
+    the old card whole.
+
+    Raises:
+        ValueError: if the card lacks the sections written by ``write_card``.
+    """
+    path = card_dir / "MODEL_CARD.md"
+    lines = path.read_text().split("\n")
+    env = yaml.safe_load((card_dir / "train_config.yaml").read_text()).get("env", {})
+    try:
+        top, limits = lines.index(_scoreboard({}, {})[0]), lines.index("## Limits")
+        goal = next(i for i in range(limits, len(lines)) if lines[i].startswith("- The goal ("))
+    except (ValueError, StopIteration):
+        raise ValueError(f"{path}: not a model card written by write_card (no scoreboard or goal bullet)") from None
+    end = next((i for i in range(goal + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+    if end < len(lines) and lines[end].startswith(REBENCHED):
+        end = next((i for i in range(end + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+    extra = textwrap.wrap(REBENCHED + note, 100, subsequent_indent="  ") if note else []
+    new = [*lines[:top], *_scoreboard(quality, env), *lines[limits:goal], *_goal(quality), *extra, *lines[end:]]
+    for name, text in (("quality.json", json.dumps(quality, indent=1) + "\n"), ("MODEL_CARD.md", "\n".join(new))):
+        tmp = card_dir / f".{name}.tmp"
+        tmp.write_text(text)
+        tmp.replace(card_dir / name)
+    return path
+
+
 if __name__ == "__main__":
-    run, qual, dest = (Path(a) for a in sys.argv[1:4])
-    print(write_card(run, json.loads(qual.read_text()), dest, " ".join(sys.argv[4:])))
+    if sys.argv[1:2] == ["--refresh"]:
+        card, qual = (Path(a) for a in sys.argv[2:4])
+        print(refresh_card(card, json.loads(qual.read_text()), " ".join(sys.argv[4:])))
+    else:
+        run, qual, dest = (Path(a) for a in sys.argv[1:4])
+        print(write_card(run, json.loads(qual.read_text()), dest, " ".join(sys.argv[4:])))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
-from aware_ray.model_card import write_card
+from aware_ray.model_card import refresh_card, write_card
 from aware_ray.scoreboard import goal_met
 
 
@@ -20,7 +21,8 @@ def test_goal_counts_either_criterion() -> None:
     assert not goal_met(_row(0.49, 0.49)) and not goal_met(_row(None, None))
 
 
-def test_card_from_a_run(tmp_path: Path) -> None:
+def _run(tmp_path: Path) -> tuple[Path, dict, dict]:
+    """A finished training run folder, its summary and a quality benchmark of its policy."""
     run = tmp_path / "run"
     (run / "policy").mkdir(parents=True)
     for f in ("policy.pt", "policy.json"):
@@ -58,6 +60,11 @@ def test_card_from_a_run(tmp_path: Path) -> None:
         "probe_accuracy_raw_window": 0.5,
         "results": {"social-network": {"a": _row(0.7, None), "b": _row(0.1, 0.2)}, "chain3": {"a": _row(None, 0.6)}},
     }
+    return run, summary, quality
+
+
+def test_card_from_a_run(tmp_path: Path) -> None:
+    run, summary, quality = _run(tmp_path)
     card = " ".join(write_card(run, quality, tmp_path / "out").read_text().split())
     assert "a summary of the load over the last 128" in card
     assert "trained to tell the training workloads apart" in card
@@ -91,3 +98,45 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert any(line.endswith("| fewer violations than frontier at same cost | goal met on seeds |") for line in card)
     assert any(line.startswith("| social-network | a |") and line.endswith("| 2 of 3 |") for line in card)
     assert any(line.startswith("| chain3 | a |") and line.endswith("| ? of 3 |") for line in card)
+
+
+def test_refresh_rewrites_only_the_scoreboard_and_goal(tmp_path: Path) -> None:
+    run, _, quality = _run(tmp_path)
+    card_dir = tmp_path / "card"
+    before = write_card(run, quality, card_dir).read_text().splitlines()
+    again = json.loads(json.dumps(quality))
+    again["policy"] = "lean@0.6:ddpg:pretrained"
+    again["results"]["social-network"]["b"] = _row(0.8, None)
+    refresh_card(card_dir, again, "after the rule changed.")
+    after = (card_dir / "MODEL_CARD.md").read_text().splitlines()
+    training = before[: before.index("## Held-out scoreboard (`aware-ray bench ddpg-quality`)")]
+    assert after[: len(training)] == training  # what training wrote stays
+    text = " ".join(after)
+    assert (
+        "Benchmarked as `lean@0.6:ddpg:pretrained`" in text and "| social-network | b | 1.00 % | 10.00 | 0.80 |" in text
+    )
+    assert "met on 2 of 2 on social-network, 1 of 1 on chain3" in text
+    assert "- Re-benchmarked: after the rule changed." in text
+    assert after[-3:] == before[-3:]  # the bullets after the goal stay
+    assert json.loads((card_dir / "quality.json").read_text()) == again
+    refresh_card(card_dir, again, "once more.")
+    text = (card_dir / "MODEL_CARD.md").read_text()
+    assert text.count("Re-benchmarked") == 1 and "once more." in text
+    assert sorted(p.name for p in card_dir.iterdir()) == [
+        "MODEL_CARD.md",
+        "policy.json",
+        "policy.pt",
+        "quality.json",
+        "train_config.yaml",
+    ]
+
+
+def test_refresh_refuses_a_file_that_is_not_a_card(tmp_path: Path) -> None:
+    run, _, quality = _run(tmp_path)
+    card_dir = tmp_path / "card"
+    write_card(run, quality, card_dir)
+    (card_dir / "MODEL_CARD.md").write_text("# notes\n")
+    with pytest.raises(ValueError, match=r"MODEL_CARD.md: not a model card written by write_card"):
+        refresh_card(card_dir, quality)
+    assert (card_dir / "MODEL_CARD.md").read_text() == "# notes\n"
+    assert not (card_dir / "quality.json").exists()
