@@ -13,8 +13,8 @@ from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from envs.metrics import ScalingDecision
 from envs.observation import F
-from policies.base import EnvContext
 from envs.rules import latency_limit
+from policies.base import EnvContext
 from policies.lean import LeanPolicy, growth_room, hold_growth
 from policies.stabilized import StabilizedPolicy, stabilize, window_intervals
 
