@@ -8,8 +8,8 @@ scored with RUN's validation (its workloads, seeds, windows and stored baselines
 scoring training uses to keep a run's best checkpoint, so the figures are comparable with RUN's
 ``validation.json`` and with each other. The held-out benchmark plays no part in the choice.
 A candidate may also be a policy behind a controller's rule (``stable@S:POLICY``, a scale-down
-stabilization window; ``lean@U:POLICY``, no growth without pressure), so whether a policy ships
-behind one is decided the same way.
+stabilization window; ``lean@U:POLICY``, growth no further than the HPA at target U would allow),
+so whether a policy ships behind one is decided the same way.
 """
 
 from __future__ import annotations

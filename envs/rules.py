@@ -1,5 +1,5 @@
 """Controller rules in front of a policy's decisions: the scale-down stabilization window
-(``stable@S``) and no growth without pressure (``lean@U``).
+(``stable@S``) and growth no further than the HPA at target U would allow (``lean@U``).
 
 A controller applies them between the policy and the guard (``policies.stabilized``,
 ``policies.lean``). The env applies the same rules when its config names them (``rules:

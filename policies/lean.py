@@ -1,4 +1,4 @@
-"""Any policy kept from growing services that show no pressure (``lean@U:POLICY``).
+"""Any policy kept from growing a service further than the HPA would (``lean@U:POLICY``).
 
 The HPA cannot add pods to a service whose utilisation is below its target: the rule
 ``ceil(replicas x utilisation / target)`` never exceeds the current count there. A learned policy

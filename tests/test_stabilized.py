@@ -1,5 +1,5 @@
 """Controller rules in front of any policy: the scale-down stabilization window
-(``stable@S:POLICY``) and no growth without pressure (``lean@U:POLICY``)."""
+(``stable@S:POLICY``) and growth bounded as the HPA bounds it (``lean@U:POLICY``)."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def test_registry_rejects(name: str, message: str) -> None:
     assert "\n" not in str(err.value)
 
 
-# --- lean@U:POLICY: no growth without pressure ---------------------------------------------
+# --- lean@U:POLICY: growth bounded as the HPA bounds it ---------------------------------
 
 
 def _services(
