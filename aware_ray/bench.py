@@ -141,10 +141,13 @@ SHORT_PROBE_STEPS = 160
 def quality_rows(summary: dict[str, Any], policy: str) -> dict[str, dict[str, Any]]:
     """The benchmark's figures for `policy` per workload, from one app's ``evaluate`` summary (its
     ``summary.json``): means over seeds scored against the frontier, and on how many seeds the
-    goal is met against each seed's own frontier."""
+    goal is met against each seed's own frontier. Memory (the policy's and, where it ran, the
+    oracle's GiB-hours) is reported beside the goal, which counts CPU only: a policy can meet the
+    goal while reserving many times the memory it needs."""
     from aware_ray.scoreboard import seed_goals
 
     per_seed = seed_goals(summary["results"], policy)
+    oracle = {s["trace"]: s["mem_gib_hours"] for s in summary["scores"] if s["policy"] == "oracle"}
     return {
         s["trace"]: {
             "gap_closed": None if s["gap_closed"] is None else round(s["gap_closed"], 3),
@@ -152,6 +155,8 @@ def quality_rows(summary: dict[str, Any], policy: str) -> dict[str, dict[str, An
             "slo_violation_rate": round(s["slo_violation_rate"], 4),
             "cpu_core_hours": round(s["cpu_core_hours"], 2),
             "seeds_goal_met": per_seed[s["trace"]][0],
+            "mem_gib_hours": round(s["mem_gib_hours"], 2),
+            **({"oracle_mem_gib_hours": round(oracle[s["trace"]], 2)} if s["trace"] in oracle else {}),
         }
         for s in summary["scores"]
         if s["policy"] == policy

@@ -24,7 +24,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback), "
         "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds), "
         "lean@U:POLICY (POLICY may grow a service only as the HPA at target U would, unless it is throttled, "
-        "dropping or queueing; while the SLO is lost a CPU limit below one core may rise to one)",
+        "dropping or queueing; while the SLO is lost a CPU limit below one core may rise to one), "
+        "vpa-mem:POLICY (POLICY's replicas and CPU limits, the VPA's memory limits)",
     )
     p.add_argument("--app", default="social-network", help="shipped app name or app YAML path")
     p.add_argument(

@@ -57,18 +57,22 @@ def _deployed_as(policy: str) -> str:
     return policy[: len(policy) - len(inner)] + "ddpg:pretrained"
 
 
-def _table_head(per_seed: bool) -> list[str]:
-    """The held-out table's header; benchmarks that scored each seed on its own get a column for it."""
+def _table_head(per_seed: bool, memory: bool = False) -> list[str]:
+    """The held-out table's header; benchmarks that scored each seed on its own get a column for it,
+    and those that report memory one for the policy's memory beside the oracle's."""
     head = "| app | workload | violations | CPU core-h | gap closed | fewer violations than frontier at same cost |"
     rule = "|---|---|---:|---:|---:|---:|"
     if per_seed:
         head, rule = head + " goal met on seeds |", rule + "---:|"
+    if memory:
+        head, rule = head + " memory GiB-h (oracle) |", rule + "---:|"
     return [head, rule]
 
 
 def _scoreboard(quality: dict[str, Any], env: dict[str, Any]) -> list[str]:
     """The held-out scoreboard section: the table and the embedding probe, all from `quality`."""
     per_seed = any("seeds_goal_met" in r for rows in quality.get("results", {}).values() for r in rows.values())
+    memory = any("mem_gib_hours" in r for rows in quality.get("results", {}).values() for r in rows.values())
     deployed = _deployed_as(quality.get("policy") or "ddpg:pretrained")
     lines = [
         "## Held-out scoreboard (`aware-ray bench ddpg-quality`)",
@@ -76,16 +80,21 @@ def _scoreboard(quality: dict[str, Any], env: dict[str, Any]) -> list[str]:
         f"Seeds: {quality.get('seeds')}; {quality.get('max_hours')} simulated hours per episode. Gap closed: share",
         "of the distance from the tuned-HPA frontier to the oracle at the policy's violation rate.",
         "",
-        *_table_head(per_seed),
+        *_table_head(per_seed, memory),
     ]
     for app, rows in quality.get("results", {}).items():
         for trace, r in rows.items():
             red = r["violation_reduction"]
             red_text = "–" if red is None else f"{100 * red:.0f} %"
             seeds_text = f" {r.get('seeds_goal_met', '?')} of {quality.get('seeds')} |" if per_seed else ""
+            mem_text = (
+                f" {_fmt(r.get('mem_gib_hours'), '.1f')} ({_fmt(r.get('oracle_mem_gib_hours'), '.1f')}) |"
+                if memory
+                else ""
+            )
             lines.append(
                 f"| {app} | {trace} | {100 * r['slo_violation_rate']:.2f} % | {r['cpu_core_hours']:.2f} | "
-                f"{_fmt(r['gap_closed'])} | {red_text} |{seeds_text}"
+                f"{_fmt(r['gap_closed'])} | {red_text} |{seeds_text}{mem_text}"
             )
     steps = quality.get("probe_episode_steps") or [env.get("episode_steps"), None]
     probe = (

@@ -5,8 +5,9 @@ tuned-HPA frontier every learned policy is judged against. ``safe:POLICY`` runs 
 the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds
 (``policies.stabilized``), as the HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow
-only services under pressure (``policies.lean``), as the HPA's rule cannot grow an idle one.
-Such rules nest (``lean@0.1:stable@120:ddpg:pretrained``). A ``ddpg:PATH`` policy trained under
+a service no further than the HPA at target U would (``policies.lean``); ``vpa-mem:POLICY`` keeps
+POLICY's replicas and CPU limits and lets the VPA set memory limits (``policies.vpa_memory``).
+Such rules nest (``vpa-mem:lean@0.1:stable@120:ddpg:pretrained``). A ``ddpg:PATH`` policy trained under
 rules (``env.rules``) always acts behind them; rules named here go in front of those.
 """
 
@@ -97,7 +98,7 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         return lambda ctx, env, rates: StaticPolicy(ctx, float(np.max(rates)) if len(rates) else env.peak_rps)
     raise ConfigError(
         f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
-        "safe:POLICY, stable@S:POLICY, lean@U:POLICY)"
+        "safe:POLICY, stable@S:POLICY, lean@U:POLICY, vpa-mem:POLICY)"
     )
 
 
@@ -120,12 +121,16 @@ def _number(name: str, kind: str, what: str, number: str, example: str) -> tuple
 
 
 def split_wrapper(name: str) -> tuple[Wrap, str] | None:
-    """The rule a name puts in front of another policy (``safe:``, ``stable@S:``, ``lean@U:``) and
+    """The rule a name puts in front of another policy (``safe:``, ``stable@S:``, ``lean@U:``, ``vpa-mem:``) and
     the name it wraps; None for a policy that wraps none."""
     if name.startswith("safe:"):
         from policies.bootstrap.guarded import GuardedPolicy
 
         return (lambda policy, ctx: GuardedPolicy(policy, ctx)), name[len("safe:") :]
+    if name.startswith("vpa-mem:"):
+        from policies.vpa_memory import VPAMemoryPolicy
+
+        return (lambda policy, ctx: VPAMemoryPolicy(policy, ctx)), name[len("vpa-mem:") :]
     if name.startswith("stable@"):
         from policies.stabilized import StabilizedPolicy
 
@@ -162,7 +167,7 @@ def trained_behind_rules(policy: Policy, ctx: EnvContext) -> Policy:
 
 
 def inner_name(name: str) -> str:
-    """The policy a ``safe:``, ``stable@S:`` or ``lean@U:`` name wraps (the name itself when it wraps none)."""
+    """The policy a ``safe:``, ``stable@S:``, ``lean@U:`` or ``vpa-mem:`` name wraps (itself when it wraps none)."""
     return wrap_chain(name)[0]
 
 

@@ -98,6 +98,14 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     assert any(line.endswith("| fewer violations than frontier at same cost | goal met on seeds |") for line in card)
     assert any(line.startswith("| social-network | a |") and line.endswith("| 2 of 3 |") for line in card)
     assert any(line.startswith("| chain3 | a |") and line.endswith("| ? of 3 |") for line in card)
+    assert "memory GiB-h" not in " ".join(card)  # benchmarks before memory was reported
+    quality["results"]["social-network"]["a"].update(mem_gib_hours=123.44, oracle_mem_gib_hours=11.81)
+    card = (write_card(run, quality, tmp_path / "out5").read_text()).splitlines()
+    assert any(line.endswith("| goal met on seeds | memory GiB-h (oracle) |") for line in card)
+    assert any(
+        line.startswith("| social-network | a |") and line.endswith("| 2 of 3 | 123.4 (11.8) |") for line in card
+    )
+    assert any(line.startswith("| chain3 | a |") and line.endswith("| ? of 3 | – (–) |") for line in card)
 
 
 def test_refresh_rewrites_only_the_scoreboard_and_goal(tmp_path: Path) -> None:

@@ -217,5 +217,7 @@ def test_bench_rows_carry_the_per_seed_count() -> None:
             "slo_violation_rate": 0.02,
             "cpu_core_hours": 7.25,
             "seeds_goal_met": 1,
+            "mem_gib_hours": 1.0,
+            "oracle_mem_gib_hours": 1.0,
         }
     }
