@@ -240,8 +240,8 @@ def refresh_card(card_dir: Path, quality: dict[str, Any], note: str = "") -> Pat
     same policy (after a change to the rules it is deployed behind, say), and store the benchmark as
     ``quality.json`` beside it. What the card says of training stays: it comes from the training
     run, which need not exist any more. `note` (why it was benchmarked again) replaces the previous
-    refresh's note. Both files are written to temporary names first and renamed, so a failure leaves
-    the old card whole.
+    refresh's note; without one, that note stays. Both files are written to temporary names before
+    either is renamed, so a failed write leaves the old card and benchmark as they were.
 
     Raises:
         ValueError: if the card lacks the sections written by ``write_card``.
@@ -255,14 +255,17 @@ def refresh_card(card_dir: Path, quality: dict[str, Any], note: str = "") -> Pat
     except (ValueError, StopIteration):
         raise ValueError(f"{path}: not a model card written by write_card (no scoreboard or goal bullet)") from None
     end = next((i for i in range(goal + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+    old_note: list[str] = []
     if end < len(lines) and lines[end].startswith(REBENCHED):
-        end = next((i for i in range(end + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
-    extra = textwrap.wrap(REBENCHED + note, 100, subsequent_indent="  ") if note else []
+        start, end = end, next((i for i in range(end + 1, len(lines)) if not lines[i].startswith("  ")), len(lines))
+        old_note = lines[start:end]
+    extra = textwrap.wrap(REBENCHED + note, 100, subsequent_indent="  ") if note else old_note
     new = [*lines[:top], *_scoreboard(quality, env), *lines[limits:goal], *_goal(quality), *extra, *lines[end:]]
-    for name, text in (("quality.json", json.dumps(quality, indent=1) + "\n"), ("MODEL_CARD.md", "\n".join(new))):
-        tmp = card_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(card_dir / name)
+    files = {"quality.json": json.dumps(quality, indent=1) + "\n", "MODEL_CARD.md": "\n".join(new)}
+    for name, text in files.items():
+        (card_dir / f".{name}.tmp").write_text(text)
+    for name in files:
+        (card_dir / f".{name}.tmp").replace(card_dir / name)
     return path
 
 

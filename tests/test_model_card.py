@@ -130,6 +130,8 @@ def test_refresh_rewrites_only_the_scoreboard_and_goal(tmp_path: Path) -> None:
     refresh_card(card_dir, again, "once more.")
     text = (card_dir / "MODEL_CARD.md").read_text()
     assert text.count("Re-benchmarked") == 1 and "once more." in text
+    refresh_card(card_dir, again)  # no new note: the last one stays
+    assert (card_dir / "MODEL_CARD.md").read_text() == text
     assert sorted(p.name for p in card_dir.iterdir()) == [
         "MODEL_CARD.md",
         "policy.json",
