@@ -69,13 +69,16 @@ def _table_head(per_seed: bool, memory: bool = False) -> list[str]:
     return [head, rule]
 
 
+SCOREBOARD_HEADING = "## Held-out scoreboard (`aware-ray bench ddpg-quality`)"
+
+
 def _scoreboard(quality: dict[str, Any], env: dict[str, Any]) -> list[str]:
     """The held-out scoreboard section: the table and the embedding probe, all from `quality`."""
     per_seed = any("seeds_goal_met" in r for rows in quality.get("results", {}).values() for r in rows.values())
     memory = any("mem_gib_hours" in r for rows in quality.get("results", {}).values() for r in rows.values())
     deployed = _deployed_as(quality.get("policy") or "ddpg:pretrained")
     lines = [
-        "## Held-out scoreboard (`aware-ray bench ddpg-quality`)",
+        SCOREBOARD_HEADING,
         *([f"Benchmarked as `{deployed}` (the policy behind those rules)."] if deployed != "ddpg:pretrained" else []),
         f"Seeds: {quality.get('seeds')}; {quality.get('max_hours')} simulated hours per episode. Gap closed: share",
         "of the distance from the tuned-HPA frontier to the oracle at the policy's violation rate.",
@@ -250,7 +253,7 @@ def refresh_card(card_dir: Path, quality: dict[str, Any], note: str = "") -> Pat
     lines = path.read_text().split("\n")
     env = yaml.safe_load((card_dir / "train_config.yaml").read_text()).get("env", {})
     try:
-        top, limits = lines.index(_scoreboard({}, {})[0]), lines.index("## Limits")
+        top, limits = lines.index(SCOREBOARD_HEADING), lines.index("## Limits")
         goal = next(i for i in range(limits, len(lines)) if lines[i].startswith("- The goal ("))
     except (ValueError, StopIteration):
         raise ValueError(f"{path}: not a model card written by write_card (no scoreboard or goal bullet)") from None

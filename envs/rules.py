@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,7 +80,7 @@ def growth_room(services: np.ndarray, min_utilization: float) -> np.ndarray:
         return np.full(len(services), np.inf)
     backlog = np.expm1(services[:, F["queue"]] * 10.0)
     replicas, ready = services[:, F["replicas"]], services[:, F["ready"]]
-    share_ready = np.where(replicas > 0, np.minimum(ready / np.where(replicas > 0, replicas, 1.0), 1.0), 1.0)
+    share_ready = np.minimum(np.divide(ready, replicas, out=np.ones_like(ready), where=replicas > 0), 1.0)
     starved = (services[:, F["throttled"]] > 0) | (services[:, F["drops"]] > 0) | (backlog > BACKLOG_REQUESTS)
     room = services[:, F["cpu_util"]] * share_ready / min_utilization
     return np.where(starved, np.inf, room)
@@ -169,6 +170,19 @@ def override_actions(
     return out
 
 
+def rewrite_actions(
+    grid: np.ndarray,
+    current: ScalingDecision,
+    guard: GuardConfig,
+    change: Callable[[ScalingDecision], ScalingDecision],
+) -> np.ndarray:
+    """The action rows (n_services, 3) a controller sends when `change` rewrites the decision the
+    policy's `grid` asks for: decoded with the env's own decoding, changed, and only the services
+    `change` touched re-encoded (``override_actions``)."""
+    want = decode(grid, current, guard)
+    return override_actions(grid, want, change(want), current, guard)
+
+
 class RuleChain:
     """Rules applied in order, innermost (last named) first, as nested controller wrappers do;
     holds the stabilization windows' memory of the asks each rule received."""
@@ -206,5 +220,4 @@ class RuleChain:
         e2e_latency: float = 0.0,
     ) -> np.ndarray:
         """The action rows (n_services, 3) a controller would send for the policy's `grid`."""
-        want = decode(grid, current, guard)
-        return override_actions(grid, want, self.apply(want, current, services, e2e_latency), current, guard)
+        return rewrite_actions(grid, current, guard, lambda want: self.apply(want, current, services, e2e_latency))

@@ -17,14 +17,14 @@ as POLICY had it keep POLICY's action bit for bit.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode
-from envs.metrics import ScalingDecision
+from envs.action import ACTION_DIMS
 from envs.observation import service_view
-from envs.rules import override_actions
+from envs.rules import rewrite_actions
 from policies.base import EnvContext, Policy
 from policies.vpa import VPAPolicy
 
@@ -51,7 +51,5 @@ class VPAMemoryPolicy:
         _, mem = self.vpa.limits(view, current, vpa, vpa["t"])
         vpa["t"] += self.ctx.interval_s
         grid = np.array(action, dtype=np.float32).reshape(self.ctx.layout.max_services, ACTION_DIMS)
-        want = decode(grid[:n], current, self.ctx.guard)
-        got = ScalingDecision(replicas=want.replicas, cpu_limit=want.cpu_limit, mem_limit=mem)
-        grid[:n] = override_actions(grid[:n], want, got, current, self.ctx.guard)
+        grid[:n] = rewrite_actions(grid[:n], current, self.ctx.guard, lambda want: replace(want, mem_limit=mem))
         return grid.ravel(), state
