@@ -48,7 +48,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from aware_ray.evaluate import EvalPlan, run, table
+    from aware_ray.evaluation.evaluate import EvalPlan, run, table
     from envs.workload import default_split
 
     traces = list(args.trace)
@@ -77,31 +77,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aware_ray.train import main_train
+    from aware_ray.training.train import main_train
 
     return main_train(args.config, args.set, args.out, args.resume)
 
 
 def cmd_reselect(args: argparse.Namespace) -> int:
-    from aware_ray.reselect import main_reselect
+    from aware_ray.training.reselect import main_reselect
 
     return main_reselect(args.run)
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from aware_ray.rank import main_rank
+    from aware_ray.training.rank import main_rank
 
     return main_rank(args.run, args.policies, args.out)
 
 
 def cmd_validation_set(args: argparse.Namespace) -> int:
-    from aware_ray.validation_set import main_validation_set
+    from aware_ray.training.validation_set import main_validation_set
 
     return main_validation_set(args.config, args.set, args.out)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from aware_ray import bench
+    from aware_ray.bench import runner as bench
 
     result = bench.run(args.name, args)
     print(json.dumps(result))

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from aware_ray.train import VALIDATION_BASELINES, validation_rows, write_json
-from aware_ray.train_config import TrainConfig, load_train_config
+from aware_ray.training.config import TrainConfig, load_train_config
+from aware_ray.training.validation import VALIDATION_BASELINES, validation_rows
+from envs.atomic_write import write_json
 from envs.errors import ConfigError
 
 
