@@ -13,9 +13,10 @@ from envs.app import AppSpec, load_app
 from envs.backend import Backend
 from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
-from envs.load_context import load_context, partly_idle
+from envs.load_context import partly_idle
 from envs.metrics import ScalingDecision, ServiceMetrics
-from envs.observation import N_HISTORY_FEATURES, N_SERVICE_FEATURES, A, ObservationLayout, build, history_row
+from envs.observation import ObservationLayout
+from envs.observation_builder import ObservationBuilder
 from envs.reward import reward
 from envs.rules import RuleChain, parse_rules
 from envs.sim_backend import SimBackend
@@ -128,14 +129,11 @@ class AutoscaleEnv(gym.Env):
         self.workload_name = ""
         self.workload_family = ""
         self.workload_id = -1
-        self.load_log: list[float] = []
+        self.builder = ObservationBuilder(self.app, self.layout, cfg.interval_s)
         self.metrics: ServiceMetrics | None = None
         self.decision: ScalingDecision | None = None
-        self.last_action = np.zeros((n, ACTION_DIMS))
         self.last_guard: GuardResult | None = None
         self.rule_chain = RuleChain(parse_rules(cfg.rules), cfg.interval_s) if cfg.rules else None
-        self._services = np.zeros((self.app.n_services, N_SERVICE_FEATURES))
-        self._e2e_latency = 0.0
         self.steps = 0
         self.episode_steps = cfg.episode_steps
 
@@ -176,14 +174,10 @@ class AutoscaleEnv(gym.Env):
             self.backend.reset(rates, seed=int(rng.integers(2**63 - 1)))
         self.metrics = self.backend.observe()
         self.decision = ScalingDecision.of(self.metrics)
-        self.last_action = np.zeros((self.config.max_services, ACTION_DIMS))
         self.steps = 0
-        self.prev_external = 0.0
-        self.history = np.zeros((self.config.history_window, N_HISTORY_FEATURES), dtype=np.float32)
-        self.load_log = []
         if self.rule_chain is not None:
             self.rule_chain.reset()
-        obs = self._obs()
+        obs = self.builder.reset(self.metrics)
         return obs, {"workload": self.workload_name, "family": self.workload_family, "workload_id": self.workload_id}
 
     def step(self, action: np.ndarray):
@@ -195,7 +189,7 @@ class AutoscaleEnv(gym.Env):
         if self.rule_chain is not None:
             ask = a[:n].copy()
             a[:n] = self.rule_chain.effective_action(
-                a[:n], self.decision, self._services, self.config.guard, self._e2e_latency
+                a[:n], self.decision, self.builder.services, self.config.guard, self.builder.e2e_latency
             )
             overridden = float(np.abs(ask - a[:n]).sum(axis=1).mean())
         want = decode(a[:n], self.decision, self.config.guard)
@@ -203,7 +197,6 @@ class AutoscaleEnv(gym.Env):
         new = result.decision
         self.backend.apply(new)
         self.backend.advance(self.config.interval_s)
-        self.prev_external = self.metrics.external_rps
         self.metrics = self.backend.observe()
         # What the backend actually runs: a backend may not apply all of a decision (limits a
         # Recreate-mode updater may not change yet), and the next action is relative to it.
@@ -216,55 +209,37 @@ class AutoscaleEnv(gym.Env):
             ).sum()
         )
         self.decision = applied
-        self.last_action = a
         self.last_guard = result
         self.steps += 1
         record = self._record(changed, result, overridden)
-        base = self._base_obs()
-        if self.config.context_span:
-            self.load_log.append(float(np.log1p(max(self.metrics.external_rps, 0.0))))
-            del self.load_log[: -self.config.context_span]
-        if self.config.history_window:
-            self.history[:-1] = self.history[1:]
-            self.history[-1] = history_row(base, self.app.n_services, self.layout, a, record.reward)
+        obs = self.builder.step(self.metrics, a, record.reward)
         truncated = self.steps >= self.episode_steps
         info = {"scoreboard": record, "guard_reasons": result.counts(), "workload_id": self._label()}
-        return self._compose(base), record.reward, False, truncated, info
+        return obs, record.reward, False, truncated, info
 
     # ------------------------------------------------------------------------------ helpers
+
+    @property
+    def last_action(self) -> np.ndarray:
+        """The action applied in the last interval (after the rules), (max_services, 3)."""
+        return self.builder.last_action
+
+    @property
+    def history(self) -> np.ndarray:
+        """The history window, (history_window, N_HISTORY_FEATURES), oldest first."""
+        return self.builder.history
+
+    @property
+    def load_log(self) -> list[float]:
+        """log1p of the external rate of the intervals run so far (at most context_span)."""
+        return self.builder.load_log
 
     def _label(self) -> int:
         """The workload label of the current observation: none while its load context is mostly
         idle, since that context no longer shows the workload."""
-        if self.config.context_span and partly_idle(self.load_log, self.config.context_span):
+        if self.config.context_span and partly_idle(self.builder.load_log, self.config.context_span):
             return -1
         return self.workload_id
-
-    def _base_obs(self) -> np.ndarray:
-        """Services and app blocks of the current observation."""
-        assert self.metrics is not None
-        obs = build(self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s)
-        obs = np.clip(obs, -10.0, 10.0)
-        self._services = self.layout.services(obs)[: self.app.n_services]  # what the rules read
-        self._e2e_latency = float(self.layout.app(obs)[A["e2e_latency"]])
-        return obs
-
-    def _obs(self) -> np.ndarray:
-        return self._compose(self._base_obs())
-
-    def _compose(self, base: np.ndarray) -> np.ndarray:
-        """The full observation: the current blocks, then the history window and the load context
-        when configured."""
-        parts = [base]
-        if self.config.history_window:
-            parts.append(self.history.ravel())
-        span = self.config.context_span
-        if span:
-            # The external rates of the intervals run so far (none at reset: no interval has been
-            # measured yet, and a zero there would read as a surge from nothing).
-            ctx = load_context(np.asarray(self.load_log), span, self.config.context_buckets)
-            parts.append(np.clip(ctx, -10.0, 10.0).astype(np.float32))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _record(self, changed: int, result: GuardResult, overridden: float = 0.0) -> StepRecord:
         """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""
