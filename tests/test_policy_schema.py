@@ -63,6 +63,15 @@ def test_golden_actions():
     np.testing.assert_allclose(one, data["actions"][5], atol=1e-5, rtol=0)
 
 
+def test_batched_rows_equal_single_rows_bit_for_bit():
+    obs = np.load(GOLDEN)["observations"][:40]
+    policy = DDPGPolicy.load(PRETRAINED_DIR)
+    single = np.stack([policy.act(o, None)[0] for o in obs])
+    for m in (1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 31, 40):
+        for start in range(0, len(obs) - m + 1, 17):
+            assert policy.act_batch(obs[start : start + m]).tobytes() == single[start : start + m].tobytes(), m
+
+
 def test_pretrained_carries_schema_and_rules():
     meta = json.loads((PRETRAINED_DIR / "policy.json").read_text())
     assert meta["format"] == 2
@@ -126,6 +135,7 @@ def test_actor_module_matches_rllib_module():
     obs = torch.as_tensor(np.load(GOLDEN)["observations"])
     with torch.no_grad():
         assert torch.equal(rl.act(obs), policy.module.act(obs))
+        assert torch.equal(rl.embedding(obs), policy.module.embedding(obs))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,12 @@ META_FILE = "policy.json"
 FORMAT_VERSION = 2
 """2: ``observation_schema`` and ``rules`` recorded (1 had neither; ``migrate`` upgrades it)."""
 LAYOUT_KEYS = ("max_services", "history_window", "context_span", "context_buckets")
+ROW_BLOCK = 8
+"""Every forward runs on a multiple of this many rows (zero rows pad it). CPU matrix kernels pick
+their blocking by batch size, so a row's action could differ in the last bits between a batch of 1
+and a batch of 5; padded to whole blocks of 8, each row gets the same bits in any batch. So the
+served policy (which batches requests) and ``evaluate`` (one observation at a time) decide alike,
+bit for bit (``tests/test_policy_schema.py`` checks batch sizes up to 40)."""
 
 
 def _box(d: dict[str, Any]) -> gym.spaces.Box:
@@ -102,6 +108,15 @@ def migrate(folder: str | Path) -> None:
         **{k: v for k, v in meta.items() if k not in ("format", "model_config", "observation_space", "action_space")},
     }
     _write(Path(folder), None, meta)
+
+
+def _padded(observations: np.ndarray) -> torch.Tensor:
+    """`observations` (a batch) as a tensor padded with zero rows to a multiple of ROW_BLOCK."""
+    obs = np.asarray(observations, dtype=np.float32)
+    rows = -(-len(obs) // ROW_BLOCK) * ROW_BLOCK
+    if rows != len(obs):
+        obs = np.concatenate([obs, np.zeros((rows - len(obs), *obs.shape[1:]), dtype=np.float32)])
+    return torch.as_tensor(obs)
 
 
 def _plain(x: Any) -> Any:
@@ -174,23 +189,22 @@ class DDPGPolicy:
     def initial_state(self) -> Any:
         return None
 
-    @torch.no_grad()
     def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).unsqueeze(0)
-        return self.module.act(obs)[0].numpy(), state
+        return self.act_batch(np.asarray(observation, dtype=np.float32)[None, :])[0], state
 
     @torch.no_grad()
     def act_batch(self, observations: np.ndarray) -> np.ndarray:
-        """Deterministic actions of a batch of observations in one forward (serving batches requests)."""
-        return self.module.act(torch.as_tensor(np.asarray(observations, dtype=np.float32))).numpy()
+        """Deterministic actions of a batch of observations in one forward (serving batches requests);
+        each row is what ``act`` gives for it alone, bit for bit (see ``ROW_BLOCK``)."""
+        return self.module.act(_padded(observations))[: len(observations)].numpy()
 
     @torch.no_grad()
     def embedding(self, observations: np.ndarray) -> np.ndarray:
         """Workload embeddings of a batch of observations (their history windows)."""
-        obs = torch.as_tensor(np.asarray(observations, dtype=np.float32))
+        obs = np.asarray(observations, dtype=np.float32)
         if obs.ndim == 1:
-            obs = obs.unsqueeze(0)
-        return self.module.embedding(obs).numpy()
+            obs = obs[None, :]
+        return self.module.embedding(_padded(obs))[: len(obs)].numpy()
 
     @property
     def has_embedding(self) -> bool:
