@@ -243,59 +243,79 @@ class AutoscaleEnv(gym.Env):
 
     def _record(self, changed: int, result: GuardResult, overridden: float = 0.0) -> StepRecord:
         """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""
-        m = self.metrics
-        assert m is not None
+        assert self.metrics is not None and self.decision is not None
         truth = getattr(self.backend, "truth", None)
-        hours = self.config.interval_s / 3600.0
-        if truth is not None:
-            p99 = float(truth.e2e_p99_ms[0])
-            dropped = float(truth.dropped_total[0])
-            external = float(truth.external_requests[0])
-            cap = float((truth.ready_avg[0] * self.decision.cpu_limit).sum())
-            used = float(truth.cpu_usage[0].sum())
-            core_h = float(truth.cpu_core_hours[0])
-            mem_h = float(truth.mem_gib_hours[0])
-        else:
-            p99, dropped = m.e2e_p99_ms, m.dropped_total
-            external = m.external_rps * self.config.interval_s
-            cap = float((m.ready_replicas * m.cpu_limit).sum())
-            used = float(m.cpu_usage.sum())
-            alloc = m.replicas - m.pending_replicas
-            core_h = float((alloc * m.cpu_limit).sum() * hours)
-            mem_h = float((alloc * m.mem_limit).sum() / 1024.0 * hours)
-        util = used / cap if cap > 0 else 0.0
-        d = self.decision
-        reserved = float((d.replicas * d.cpu_limit).sum())
-        reserved_mem = float((d.replicas * d.mem_limit).sum())
-        violated = p99 > self.app.slo_ms or dropped >= DROP_VIOLATION
-        drop_share = dropped / external if external > 0 else 0.0
-        r = reward(
-            e2e_p99_ms=p99,
-            slo_ms=self.app.slo_ms,
-            drop_share=drop_share,
-            violated=violated,
-            cpu_utilization=util,
-            changed_services=changed,
-            n_services=self.app.n_services,
-            weights=self.config.reward,
-            reserved_share=reserved / self.app.node_cores,
-            reserved_mem_share=reserved_mem / self.app.node_mem_mib,
-            overridden=overridden,
+        return interval_record(
+            self.metrics, truth, self.decision, self.app, self.config, changed, result.clamped, overridden
         )
-        return StepRecord(
-            t_seconds=m.t_seconds,
-            external_rps=external / self.config.interval_s,
-            e2e_p99_ms=p99,
-            violated=violated,
-            dropped=dropped,
-            cpu_core_hours=core_h,
-            mem_gib_hours=mem_h,
-            cpu_utilization=util,
-            scaling_actions=changed,
-            guard_clamps=result.clamped,
-            reward=r,
-            reserved_cores=reserved,
-        )
+
+
+def interval_record(
+    m: ServiceMetrics,
+    truth: Any,
+    decision: ScalingDecision,
+    app: AppSpec,
+    config: EnvConfig,
+    changed: int,
+    guard_clamps: int,
+    overridden: float = 0.0,
+) -> StepRecord:
+    """Scoreboard figures and reward of one interval that ended with metrics `m` under `decision`.
+
+    ``truth``: the simulator's ground truth of the interval (``StepTruth``), or None on a cluster,
+    where the observed metrics stand in for it. The env, the endpoint (``/v1/decide`` rebuilds the
+    history's rewards) and the controller all score intervals with this one function.
+    """
+    hours = config.interval_s / 3600.0
+    if truth is not None:
+        p99 = float(truth.e2e_p99_ms[0])
+        dropped = float(truth.dropped_total[0])
+        external = float(truth.external_requests[0])
+        cap = float((truth.ready_avg[0] * decision.cpu_limit).sum())
+        used = float(truth.cpu_usage[0].sum())
+        core_h = float(truth.cpu_core_hours[0])
+        mem_h = float(truth.mem_gib_hours[0])
+    else:
+        p99, dropped = m.e2e_p99_ms, m.dropped_total
+        external = m.external_rps * config.interval_s
+        cap = float((m.ready_replicas * m.cpu_limit).sum())
+        used = float(m.cpu_usage.sum())
+        alloc = m.replicas - m.pending_replicas
+        core_h = float((alloc * m.cpu_limit).sum() * hours)
+        mem_h = float((alloc * m.mem_limit).sum() / 1024.0 * hours)
+    util = used / cap if cap > 0 else 0.0
+    d = decision
+    reserved = float((d.replicas * d.cpu_limit).sum())
+    reserved_mem = float((d.replicas * d.mem_limit).sum())
+    violated = p99 > app.slo_ms or dropped >= DROP_VIOLATION
+    drop_share = dropped / external if external > 0 else 0.0
+    r = reward(
+        e2e_p99_ms=p99,
+        slo_ms=app.slo_ms,
+        drop_share=drop_share,
+        violated=violated,
+        cpu_utilization=util,
+        changed_services=changed,
+        n_services=app.n_services,
+        weights=config.reward,
+        reserved_share=reserved / app.node_cores,
+        reserved_mem_share=reserved_mem / app.node_mem_mib,
+        overridden=overridden,
+    )
+    return StepRecord(
+        t_seconds=m.t_seconds,
+        external_rps=external / config.interval_s,
+        e2e_p99_ms=p99,
+        violated=violated,
+        dropped=dropped,
+        cpu_core_hours=core_h,
+        mem_gib_hours=mem_h,
+        cpu_utilization=util,
+        scaling_actions=changed,
+        guard_clamps=guard_clamps,
+        reward=r,
+        reserved_cores=reserved,
+    )
 
 
 def _checked_rates(value: Any) -> np.ndarray:
