@@ -114,6 +114,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out), quick=args.quick, train=not args.no_train)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aware_ray.serving.launch import main_serve
+
+    return main_serve(args)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from aware_ray.control.main import main_control
+
+    return main_control(args)
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a policy over HTTP (and gRPC) as a Ray Serve application")
+    p.add_argument("--config", default=None, help="a Serve config YAML (experiments/configs/serve.yaml)")
+    p.add_argument("--policy", default=None, help="policy spec (default lean@0.1:ddpg:pretrained)")
+    p.add_argument("--apps", default=None, help="comma-separated app names served (default: all shipped)")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP host")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port")
+    p.add_argument("--grpc-port", type=int, default=0, help="gRPC port (0: no gRPC proxy)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
+    p.set_defaults(func=cmd_serve)
+
+
+def _control_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("control", help="the live controller: metrics -> endpoint -> rules -> guard -> apply")
+    p.add_argument("--config", default=None, help="controller YAML (experiments/configs/control.yaml)")
+    p.add_argument("--backend", choices=["sim"], default=None, help="where metrics come from (sim: the simulator)")
+    p.add_argument("--app", default=None, help="one app to control (replaces the config's apps)")
+    p.add_argument("--trace", default=None, help="sim: trace to replay")
+    p.add_argument("--family", default=None, help="sim: synthetic family instead of a trace")
+    p.add_argument("--seed", type=int, default=None, help="sim: seed (as evaluate's)")
+    p.add_argument("--max-hours", type=float, default=None, help="sim: simulated hours (as evaluate's)")
+    p.add_argument("--speed", default=None, help="sim: N times real time, or max")
+    p.add_argument("--endpoint", default=None, help="policy endpoint URL")
+    p.add_argument("--timeout-ms", type=float, default=None, help="endpoint timeout per interval (default 300)")
+    p.add_argument("--policy", default=None, help="the spec the endpoint serves")
+    p.add_argument("--mode", choices=["shadow", "canary", "active"], default=None)
+    p.add_argument("--canary", default=None, help="canary mode: comma-separated apps where the policy acts")
+    p.add_argument("--experience", default=None, help="redis://host:port/db for experience records")
+    p.add_argument("--experience-file", default=None, help="JSONL file experience records are appended to")
+    p.add_argument("--intervals", type=int, default=None, help="stop after this many intervals")
+    p.add_argument("--out", default=None, help="report folder (default runs/control)")
+    p.set_defaults(func=cmd_control)
+
+
 def _set_arg(p: argparse.ArgumentParser, example: str) -> None:
     """``--set KEY=VALUE``, repeatable: a training config's key overridden on the command line."""
     p.add_argument(
@@ -215,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
     de.add_argument("--no-train", action="store_true", help="evaluate the baselines only")
     de.set_defaults(func=cmd_demo)
+    _serve_parser(sub)
+    _control_parser(sub)
     return parser
 
 

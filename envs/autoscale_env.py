@@ -217,6 +217,18 @@ class AutoscaleEnv(gym.Env):
         info = {"scoreboard": record, "guard_reasons": result.counts(), "workload_id": self._label()}
         return obs, record.reward, False, truncated, info
 
+    def resume(self, metrics: ServiceMetrics) -> np.ndarray:
+        """Take fresh `metrics` as the current state after intervals whose metrics were stale.
+
+        A live controller's backend may fail to report an interval (``observe`` raising); what ran
+        meanwhile is unknown, so the next observation starts from what runs now, as if the stale
+        intervals had held (zero action, zero reward in the history).
+        """
+        self.metrics = metrics
+        self.decision = ScalingDecision.of(metrics)
+        self.steps += 1
+        return self.builder.step(metrics, np.zeros_like(self.builder.last_action), 0.0)
+
     # ------------------------------------------------------------------------------ helpers
 
     @property

@@ -16,7 +16,6 @@ Started by ``serve run experiments/configs/serve.yaml``, ``serve deploy`` of the
 ``RayService.spec.serveConfigV2`` takes it as is) or ``aware-ray serve``.
 """
 
-
 import json
 from typing import Any
 
