@@ -76,15 +76,19 @@ async def _body(request: Request, model: type) -> Any:
 class PolicyEndpoint:
     """The served policy (see the module docstring). ``user_config``: ``{"policy": SPEC, "apps": [...]}``."""
 
-    def __init__(self, policy: str = DEFAULT_SPEC, apps: list[str] | None = None, env: dict[str, Any] | None = None):
+    def __init__(self, env: dict[str, Any] | None = None):
         import torch
 
         torch.set_num_threads(1)  # one core per replica: more threads only contend (num_cpus is 1)
         self.env = dict(env or {})
-        self.runtime = PolicyRuntime(policy, tuple(apps or DEFAULT_APPS), self.env)
+        self.runtime = PolicyRuntime(DEFAULT_SPEC, DEFAULT_APPS, self.env)
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Load the policy of `user_config` and swap it in (a version rollout without a restart)."""
+        """Load the policy of `user_config` and swap it in (a version rollout without a restart).
+
+        Serve calls this after ``__init__`` and whenever ``user_config`` changes (``serve deploy``
+        with a new ``policy``); requests go on being answered by the old policy until the new one
+        is loaded, then by the new one."""
         spec = str(user_config.get("policy", self.runtime.spec))
         apps = tuple(user_config.get("apps") or self.runtime.apps)
         if spec != self.runtime.spec or set(apps) != set(self.runtime.apps):
@@ -153,4 +157,5 @@ def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     policy = str(args.get("policy", DEFAULT_SPEC))
     apps = list(args.get("apps") or DEFAULT_APPS)
     PolicyRuntime(policy, tuple(apps), args.get("env"))  # fail fast, with the field, on a bad spec or app
-    return PolicyEndpoint.bind(policy, apps, args.get("env"))
+    # The policy travels in user_config, so changing it is a lightweight update (``reconfigure``).
+    return PolicyEndpoint.options(user_config={"policy": policy, "apps": apps}).bind(args.get("env"))

@@ -19,8 +19,11 @@ MAX_ITEMS = 256
 MAX_INTERVALS = 512
 """Intervals of metrics per /v1/decide item."""
 
+ROUNDING = 1e-6
+"""A count this little below zero is floating-point rounding (a drained backlog computed as
+-7e-15), not a negative count; it is accepted as it is, so the observation equals the env's."""
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Count = Annotated[float, Field(allow_inf_nan=False, ge=0.0)]
+Count = Annotated[float, Field(allow_inf_nan=False, ge=-ROUNDING)]
 """A non-negative finite number (replicas, rates, usage, latencies, drops)."""
 
 
