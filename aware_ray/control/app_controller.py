@@ -118,6 +118,9 @@ class AppController:
         self.obs: np.ndarray | None = None
         self.steps = 0
         self.stale = False
+        self.held = 0
+        """Intervals held for stale metrics (they do not count as steps of the env)."""
+        self._index = 0
         self.last_source: str | None = None
         self.handovers: Counter[str] = Counter()
         """Hand-overs to the heuristic by reason."""
@@ -133,6 +136,7 @@ class AppController:
 
     def interval(self, answer: Answer | None, failure: str | None) -> IntervalResult:
         """Run one interval with the endpoint's `answer` (None with `failure` its reason)."""
+        self._index = self.steps + self.held
         if self.stale and not self._resync():
             return self._hold()
         obs = self.obs
@@ -226,6 +230,7 @@ class AppController:
     def _hold(self) -> IntervalResult:
         """A stale interval: nothing applied, the heuristic (holding) is in charge, time passes."""
         self.handovers["stale_metrics"] += 1
+        self.held += 1
         self.sources[HEURISTIC] += 1
         self.last_source = HEURISTIC
         self.env.backend.advance(self.env.config.interval_s)
@@ -236,7 +241,7 @@ class AppController:
     ):
         return IntervalResult(
             app=self.name,
-            interval=self.steps,
+            interval=self._index,
             source=source,
             reasons=reasons,
             observation=obs if obs is not None else (self.obs if self.obs is not None else np.zeros(0, np.float32)),

@@ -79,6 +79,7 @@ class Controller:
         self.endpoint_ms: list[float] = []
         self.overhead_ms: list[float] = []
         self.failures: dict[str, int] = {}
+        self._last_failure: str | None = None
 
     def run(self, out: str | Path | None = None) -> dict[str, Any]:
         """Run until every simulated series ends (or ``intervals``); returns (and writes) the summary."""
@@ -122,7 +123,9 @@ class Controller:
             except EndpointError as exc:
                 failure = exc.reason
                 self.failures[exc.reason] = self.failures.get(exc.reason, 0) + 1
-                log.warning("endpoint: %s", exc)
+                if exc.reason != self._last_failure:  # once per outage, not once per interval
+                    log.warning("endpoint: %s", exc)
+        self._last_failure = failure
         endpoint_s = time.perf_counter() - t0
         self.endpoint_ms.append(endpoint_s * 1000.0)
         results = []
