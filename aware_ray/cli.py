@@ -103,6 +103,11 @@ def cmd_validation_set(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from aware_ray.bench import runner as bench
 
+    if args.name == "serve":
+        from aware_ray.bench.serve import bench_serve
+
+        print(json.dumps(bench_serve(args.seconds if args.seconds != 3.0 else 10.0)))
+        return 0
     result = bench.run(args.name, args)
     print(json.dumps(result))
     return 0
@@ -213,11 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability"],
+        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability", "serve"],
         help="sim: simulator throughput; ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
         "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
         "bootstrapped RL over one lifecycle; separability: how well the load itself separates the "
-        "workload families (linear probe and MLP, short window and long context)",
+        "workload families (linear probe and MLP, short window and long context); serve: the policy "
+        "endpoint's latency and throughput and the controller's overhead",
     )
     be.add_argument("--seconds", type=float, default=3.0, help="sim: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
