@@ -79,7 +79,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from aware_ray.training.train import main_train
 
-    return main_train(args.config, args.set, args.out, args.resume)
+    return main_train(args.config, args.set, args.out, args.resume, args.experience)
 
 
 def cmd_reselect(args: argparse.Namespace) -> int:
@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     _set_arg(tr, "run.iterations=10 or ddpg.tau=0.01")
     tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    tr.add_argument(
+        "--experience", default=None, help="controller experience (redis://host:port/db or a JSONL export) to replay"
+    )
     tr.set_defaults(func=cmd_train)
     rs = sub.add_parser(
         "reselect", help="score a finished run's checkpoints again with the current scoreboard; export the best"
