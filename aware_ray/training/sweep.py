@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from aware_ray.training.config import SECTIONS, TrainConfig, build_train_config
+from aware_ray.training.dashboard import write_layout
 from envs.atomic_write import write_json
 from envs.errors import ConfigError
 
@@ -250,6 +251,7 @@ def sweep(spec: Sweep, out: Path, resume: bool = False) -> list[dict[str, Any]]:
                 configure_logging=False,
             )
         started = True
+    write_layout(out / "tune")
     try:
         resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
         trainable = tune.with_resources(_trial, resources)
