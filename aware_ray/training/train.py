@@ -28,8 +28,10 @@ from ray import tune
 
 from aware_ray.training.config import TrainConfig, build_train_config
 from aware_ray.training.dashboard import write_layout
-from aware_ray.training.validation import VALIDATION_BASELINES, validate, validation_rows
+from aware_ray.training.run_folder import check_resume, load_or_score_baselines
+from aware_ray.training.validation import validate
 from envs.atomic_write import write_json
+from envs.errors import ConfigError
 
 
 def build_algo_config(cfg: TrainConfig) -> Any:
@@ -201,19 +203,18 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
     out = Path(out).resolve()
     if out.exists() and not resume and (out / "train_summary.json").exists():
-        from envs.errors import ConfigError
-
         raise ConfigError(f"{out}: a finished run is there; pass --resume or choose another --out")
+    # Every config error is found before any work: the algorithm config whole, then the resume.
+    try:
+        build_algo_config(cfg).validate()
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: ddpg: {str(exc).strip().splitlines()[0]}") from None
+    if resume:
+        check_resume(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
-    baselines_file = out / "validation_baselines.json"
-    if baselines_file.exists():
-        baselines = json.loads(baselines_file.read_text())
-    else:
-        print(f"aware-ray train: scoring the validation baselines ({', '.join(VALIDATION_BASELINES)})", flush=True)
-        baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
-        baselines_file.write_text(json.dumps(baselines, indent=1))
+    baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
     started_ray = False
     if not ray.is_initialized():
