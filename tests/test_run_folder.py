@@ -40,7 +40,8 @@ def test_baselines_match_only_the_settings_they_were_scored_with(tmp_path: Path)
 
 def test_a_resumed_run_refuses_baselines_of_other_settings(tmp_path: Path) -> None:
     write_baselines(tmp_path, load_train_config(TINY), ROWS)
-    with pytest.raises(ConfigError, match=r"cannot resume: they were scored with other settings \(eval_seeds changed\)"):
+    changed = r"cannot resume: they were scored with other settings \(eval_seeds changed\)"
+    with pytest.raises(ConfigError, match=changed):
         load_or_score_baselines(tmp_path, load_train_config(TINY, ["run.eval_seeds=2"]), resume=True)
 
 
