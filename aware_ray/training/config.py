@@ -85,6 +85,8 @@ class RunConfig:
     """Seed of the run (env runners derive theirs from it)."""
     torch_threads: int = 1
     """Torch intra-op threads in the learner."""
+    max_env_runner_restarts: int = 100
+    """How many times a lost env runner is restarted before the run fails (0: fail at once)."""
 
 
 def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:
@@ -109,7 +111,7 @@ def parse_run(d: dict[str, Any], source: str) -> RunConfig:
     for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
         if getattr(run, key) < 1:
             raise ConfigError(f"{source}: run.{key} must be >= 1, got {getattr(run, key)}")
-    for key in ("num_env_runners", "eval_every", "checkpoint_every"):
+    for key in ("num_env_runners", "eval_every", "checkpoint_every", "max_env_runner_restarts"):
         if getattr(run, key) < 0:
             raise ConfigError(f"{source}: run.{key} must be >= 0, got {getattr(run, key)}")
     if run.eval_seeds < 1 or run.eval_hours <= 0:

@@ -66,6 +66,14 @@ def build_algo_config(cfg: TrainConfig) -> Any:
             **ddpg,
         )
         .callbacks(ScoreboardCallbacks)
+        # A lost env runner (a killed process, a preempted node) is restarted and training goes
+        # on: the iteration samples its steps from the runners that are up. RLlib's default waits
+        # 60 s between restarts; an env runner here starts in seconds.
+        .fault_tolerance(
+            restart_failed_env_runners=True,
+            max_num_env_runner_restarts=run.max_env_runner_restarts,
+            delay_between_env_runner_restarts_s=5.0,
+        )
         .reporting(min_sample_timesteps_per_iteration=run.steps_per_iteration, min_time_s_per_iteration=0)
         .debugging(seed=run.seed, log_level="ERROR")
     )
