@@ -236,7 +236,9 @@ class FakeApiServer:
                         "metadata": {
                             "name": pod_name, "namespace": ns, "uid": f"uid-{pod_name}",
                             "labels": {**template["metadata"].get("labels", {}), "pod-template-hash": tmpl_hash},
-                            "annotations": dict(template["metadata"].get("annotations", {})),
+                            # All fake pods share 127.0.0.1 and this server's port, so the path tells them apart.
+                            "annotations": {**template["metadata"].get("annotations", {}),
+                                            "prometheus.io/path": f"/fakepod/{ns}/{pod_name}/metrics"},
                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
                                                  "uid": f"uid-{rs_name}", "controller": True}],
                             "resourceVersion": self.next_rv(), "generation": 1,
