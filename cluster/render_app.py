@@ -12,6 +12,7 @@ entry service and follows the backend's instructions through Redis.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from envs.app import AppSpec, load_app
 from envs.errors import ConfigError
 
 PORT = 8080
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DEFAULT_IMAGE = "aware-ray/sampleapp:0.1.0"
 
 
@@ -139,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-loadgen", action="store_true", help="leave the load generator out")
     p.add_argument("-o", "--output", default="", help="file to write (default: stdout)")
     a = p.parse_args(argv)
+    if not _DNS_LABEL.match(a.namespace) or len(a.namespace) > 63:
+        print(f"render-app: namespace: not a valid namespace name: {a.namespace!r}", file=sys.stderr)
+        return 2
     try:
         app = load_app(a.app)
     except ConfigError as exc:

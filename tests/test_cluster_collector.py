@@ -209,3 +209,28 @@ def test_cli_errors_name_the_field(argv, field, capsys, monkeypatch) -> None:
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert f"error: {field}:" in capsys.readouterr().err
+
+
+def test_main_runs_with_a_kubeconfig(cluster: FakeApiServer, redis_server: RedisServer, tmp_path, monkeypatch) -> None:
+    """The command line as the DaemonSet runs it, with the client configured from a kubeconfig file."""
+    from cluster.collector import main
+
+    redis_server.start()
+    redis_server.flushall()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+    }))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    password = tmp_path / "password"
+    password.write_text("")
+    feed_all(cluster)
+    assert main(["--node", "node-1", "--redis-url", redis_server.url, "--namespaces", "shop", "--iterations", "1",
+                 "--exporter-port", "0", "--redis-password-file", str(password)]) == 0
+    store = MetricStore(StoreConfig(url=redis_server.url))
+    assert store.read_metrics("shop", "web")[0].values["pods"] == 2
+    assert store.read_metrics("other", "noise") == []

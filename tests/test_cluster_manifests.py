@@ -246,3 +246,5 @@ def test_render_app_cli(tmp_path: Path, capsys) -> None:
         kubernetes_validate.validate(d, K8S_VERSION, strict=True)
     assert main(["no-such-app"]) == 2
     assert "unknown app 'no-such-app'" in capsys.readouterr().err
+    assert main(["chain3", "--namespace", "Bad_NS"]) == 2
+    assert "namespace: not a valid namespace name" in capsys.readouterr().err
