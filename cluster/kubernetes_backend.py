@@ -277,8 +277,7 @@ class KubernetesBackend:
 
     def _record(self, change: Change) -> None:
         self.changes.append(change)
-        level = logging.INFO
-        log.log(level, "%sPATCH %s %s/%s %s%s", "dry-run " if change.dry_run else "", change.resource,
+        log.info("%sPATCH %s %s/%s %s%s", "dry-run " if change.dry_run else "", change.resource,
                 change.namespace, change.name, json.dumps(change.body, sort_keys=True),
                 f" -> {change.outcome}" if change.outcome else "")
 
@@ -309,9 +308,28 @@ class KubernetesBackend:
             if pod.metadata.deletion_timestamp is None:
                 self._call(lambda p=pod.metadata.name: self._resize_pod(p, ctr_name, cpu, mem), "patch", "pods/resize")
 
-    def _resources(self, cpu: str, mem: str) -> dict[str, Any]:
-        # requests = limits keeps pods Guaranteed (what the simulator models); resize may not change the QoS class.
-        return {"limits": {"cpu": cpu, "memory": mem}, "requests": {"cpu": cpu, "memory": mem}}
+    @staticmethod
+    def _resources(current: Any, cpu: str, mem: str) -> dict[str, Any]:
+        """New limits, with requests that keep the pod's QoS class (a resize may not change it).
+
+        Guaranteed containers (requests = limits, what the simulator models) get requests = limits;
+        Burstable ones keep their request-to-limit ratio per resource.
+        """
+        limits = {"cpu": cpu, "memory": mem}
+        old_limits = (current.limits if current else None) or {}
+        old_requests = (current.requests if current else None) or {}
+        requests: dict[str, str] = {}
+        for key, new, parse, fmt, unit in (("cpu", cpu, cpu_cores, format_cpu, 1000.0),
+                                           ("memory", mem, mem_mib, format_mem, 1.0)):
+            if key not in old_requests or key not in old_limits:
+                requests[key] = new  # unset requests default to the limits
+                continue
+            lim, req = parse(old_limits[key]), parse(old_requests[key])
+            if lim <= 0 or round(req * unit) >= round(lim * unit):
+                requests[key] = new
+            else:
+                requests[key] = fmt(min(parse(new) * req / lim, parse(new) - 1.0 / unit))
+        return {"limits": limits, "requests": requests}
 
     @staticmethod
     def _same(resources: Any, cpu: str, mem: str) -> bool:
@@ -330,7 +348,8 @@ class KubernetesBackend:
             return
         body = {"metadata": {"resourceVersion": dep.metadata.resource_version},
                 "spec": {"template": {"spec": {"containers": [{"name": ctr.name,
-                                                               "resources": self._resources(cpu, mem)}]}}}}
+                                                               "resources": self._resources(ctr.resources, cpu,
+                                                                                            mem)}]}}}}
         self.apps_api.patch_namespaced_deployment(
             name, self.namespace, body, dry_run=self._dry(), field_manager=self.config.field_manager,
             _content_type=STRATEGIC, _request_timeout=self.config.request_timeout_s)
@@ -366,7 +385,7 @@ class KubernetesBackend:
         if self._same(ctr.resources, cpu, mem):
             return
         body = {"metadata": {"resourceVersion": pod.metadata.resource_version},
-                "spec": {"containers": [{"name": ctr_name, "resources": self._resources(cpu, mem)}]}}
+                "spec": {"containers": [{"name": ctr_name, "resources": self._resources(ctr.resources, cpu, mem)}]}}
         out = self.core_api.patch_namespaced_pod_resize(
             pod_name, self.namespace, body, dry_run=self._dry(), field_manager=self.config.field_manager,
             _content_type=STRATEGIC, _request_timeout=self.config.request_timeout_s)

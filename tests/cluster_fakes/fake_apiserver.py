@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cluster.quantity import parse_quantity
 from tests.cluster_fakes.fake_kubelet import FakeKubelet
 
 
@@ -91,6 +92,19 @@ def _merge(target: Any, patch: Any, strategic: bool) -> Any:
     return out
 
 
+def _qos(pod: dict[str, Any]) -> str:
+    """The pod's QoS class, as the API server computes it (which a resize may not change)."""
+    guaranteed, any_set = True, False
+    for c in pod["spec"]["containers"]:
+        res = c.get("resources") or {}
+        limits, requests = res.get("limits") or {}, res.get("requests") or {}
+        any_set = any_set or bool(limits or requests)
+        for key in ("cpu", "memory"):
+            if key not in limits or parse_quantity(requests.get(key, limits[key])) != parse_quantity(limits[key]):
+                guaranteed = False
+    return "Guaranteed" if guaranteed else ("Burstable" if any_set else "BestEffort")
+
+
 class ApiError(Exception):
     def __init__(self, code: int, reason: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -144,13 +158,13 @@ class FakeApiServer:
 
     def add_deployment(
         self, namespace: str, name: str, replicas: int = 1, cpu: str = "500m", memory: str = "256Mi",
-        labels: dict[str, str] | None = None, managed: bool = True,
+        labels: dict[str, str] | None = None, managed: bool = True, requests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A Deployment with one container named ``name`` (limits = requests), and its pods."""
+        """A Deployment with one container named ``name`` (requests = limits unless given), and its pods."""
         meta_labels = dict(labels or {})
         if managed:
             meta_labels["aware-ray.io/managed"] = "true"
-        res = {"limits": {"cpu": cpu, "memory": memory}, "requests": {"cpu": cpu, "memory": memory}}
+        res = {"limits": {"cpu": cpu, "memory": memory}, "requests": requests or {"cpu": cpu, "memory": memory}}
         obj = {
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": namespace, "labels": meta_labels, "annotations": {},
@@ -473,6 +487,9 @@ class FakeApiServer:
             if set(ctr) - {"name", "resources"}:
                 raise ApiError(422, "Invalid", "pods/resize may only change spec.containers[*].resources")
         new = _merge(pod, {"spec": body["spec"]}, strategic=True)
+        if _qos(new) != _qos(pod):
+            raise ApiError(422, "Invalid", f'Pod "{a["name"]}" is invalid: spec: Invalid value: "{_qos(new)}": '
+                           f"Pod QOS Class may not change as a result of resizing (was {_qos(pod)})")
         if q.get("dryRun") == "All":
             return 200, new, "application/json"
         new["metadata"]["resourceVersion"] = self.next_rv()
