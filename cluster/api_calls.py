@@ -41,8 +41,15 @@ def _retry_after(exc: Any) -> float | None:
 
 
 def call_api(
-    attempt: Callable[[], T], *, verb: str, resource: str, namespace: str | None,
-    max_attempts: int, backoff_s: float, max_backoff_s: float, sleep: Callable[[float], None],
+    attempt: Callable[[], T],
+    *,
+    verb: str,
+    resource: str,
+    namespace: str | None,
+    max_attempts: int,
+    backoff_s: float,
+    max_backoff_s: float,
+    sleep: Callable[[float], None],
 ) -> T:
     """Run ``attempt`` until it succeeds, retrying conflicts, throttling and server errors."""
     from kubernetes.client.exceptions import ApiException
@@ -57,8 +64,9 @@ def call_api(
             if status == 403:
                 raise RbacDenied(verb, resource, namespace, _message(exc)) from None
             if status not in RETRYABLE:
-                raise ClusterError(f"{verb} {resource} in {namespace or 'cluster'}: HTTP {status} {_message(exc)}"
-                                   ) from None
+                raise ClusterError(
+                    f"{verb} {resource} in {namespace or 'cluster'}: HTTP {status} {_message(exc)}"
+                ) from None
             last = f"HTTP {status} {_message(exc)}".strip()
             if i == max_attempts - 1:
                 break

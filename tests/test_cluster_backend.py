@@ -407,3 +407,28 @@ def test_reset_times_out_when_pods_never_get_ready(api, store) -> None:
     with pytest.raises(Exception, match="not ready after 10s: front, back"):
         backend.reset()
     assert sum(clock.sleeps) <= 12.0
+
+
+def test_resize_keeps_a_burstable_pod_burstable(api, store) -> None:
+    api.add_deployment(NS, "front", replicas=1, cpu="500m", memory="256Mi", requests={"cpu": "250m", "memory": "128Mi"})
+    backend = make_backend(api, store)
+    backend.apply(ScalingDecision(np.array([1, 1]), np.array([1.0, 1.0]), np.array([256.0, 512.0])))
+    (resize,) = [r for r in api.patches("/resize") if "/pods/front-" in r.path]
+    assert resize.body["spec"]["containers"][0]["resources"] == {
+        "limits": {"cpu": "1000m", "memory": "256Mi"},
+        "requests": {"cpu": "500m", "memory": "128Mi"},
+    }
+    assert resize.status == 200
+
+
+def test_fake_server_refuses_a_resize_that_changes_the_qos_class(api) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    pod = api.pods(NS, "back")[0]["metadata"]["name"]
+    body = {"spec": {"containers": [{"name": "back", "resources": {"requests": {"cpu": "100m"}}}]}}
+    with pytest.raises(ApiException) as info:
+        client.CoreV1Api(api.api_client()).patch_namespaced_pod_resize(
+            pod, NS, body, _content_type="application/strategic-merge-patch+json"
+        )
+    assert info.value.status == 422 and "QOS Class may not change" in info.value.body

@@ -281,7 +281,11 @@ def test_validation_set_writes_the_baselines_whole_or_not_at_all(
     path.write_text(yaml.safe_dump(_tiny()))
     out = tmp_path / "sets" / "v"
     assert main(["validation-set", "--config", str(path), "--set", "run.eval_seeds=2", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "validation_baselines.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "validation_baselines.json",
+        "validation_baselines.meta.json",
+    ]
     assert sorted(p.name for p in out.parent.iterdir()) == ["v"]  # no temporary folder left
     rows = json.loads((out / "validation_baselines.json").read_text())
     from aware_ray.training.validation import VALIDATION_BASELINES

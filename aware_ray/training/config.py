@@ -85,6 +85,8 @@ class RunConfig:
     """Seed of the run (env runners derive theirs from it)."""
     torch_threads: int = 1
     """Torch intra-op threads in the learner."""
+    max_env_runner_restarts: int = 100
+    """How many times a lost env runner is restarted before the run fails (0: fail at once)."""
 
 
 def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:
@@ -109,7 +111,7 @@ def parse_run(d: dict[str, Any], source: str) -> RunConfig:
     for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
         if getattr(run, key) < 1:
             raise ConfigError(f"{source}: run.{key} must be >= 1, got {getattr(run, key)}")
-    for key in ("num_env_runners", "eval_every", "checkpoint_every"):
+    for key in ("num_env_runners", "eval_every", "checkpoint_every", "max_env_runner_restarts"):
         if getattr(run, key) < 0:
             raise ConfigError(f"{source}: run.{key} must be >= 0, got {getattr(run, key)}")
     if run.eval_seeds < 1 or run.eval_hours <= 0:
@@ -213,8 +215,12 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):

@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from cluster.quantity import parse_quantity
 from tests.cluster_fakes.fake_kubelet import FakeKubelet
 
 
@@ -91,6 +92,19 @@ def _merge(target: Any, patch: Any, strategic: bool) -> Any:
         else:
             out[key] = _merge(out.get(key), value, strategic)
     return out
+
+
+def _qos(pod: dict[str, Any]) -> str:
+    """The pod's QoS class, as the API server computes it (which a resize may not change)."""
+    guaranteed, any_set = True, False
+    for c in pod["spec"]["containers"]:
+        res = c.get("resources") or {}
+        limits, requests = res.get("limits") or {}, res.get("requests") or {}
+        any_set = any_set or bool(limits or requests)
+        for key in ("cpu", "memory"):
+            if key not in limits or parse_quantity(requests.get(key, limits[key])) != parse_quantity(limits[key]):
+                guaranteed = False
+    return "Guaranteed" if guaranteed else ("Burstable" if any_set else "BestEffort")
 
 
 class ApiError(Exception):
@@ -153,12 +167,13 @@ class FakeApiServer:
         memory: str = "256Mi",
         labels: dict[str, str] | None = None,
         managed: bool = True,
+        requests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A Deployment with one container named ``name`` (limits = requests), and its pods."""
+        """A Deployment with one container named ``name`` (requests = limits unless given), and its pods."""
         meta_labels = dict(labels or {})
         if managed:
             meta_labels["aware-ray.io/managed"] = "true"
-        res = {"limits": {"cpu": cpu, "memory": memory}, "requests": {"cpu": cpu, "memory": memory}}
+        res = {"limits": {"cpu": cpu, "memory": memory}, "requests": requests or {"cpu": cpu, "memory": memory}}
         obj = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -281,7 +296,11 @@ class FakeApiServer:
                             "namespace": ns,
                             "uid": f"uid-{pod_name}",
                             "labels": {**template["metadata"].get("labels", {}), "pod-template-hash": tmpl_hash},
-                            "annotations": dict(template["metadata"].get("annotations", {})),
+                            # All fake pods share 127.0.0.1 and this server's port, so the path tells them apart.
+                            "annotations": {
+                                **template["metadata"].get("annotations", {}),
+                                "prometheus.io/path": f"/fakepod/{ns}/{pod_name}/metrics",
+                            },
                             "ownerReferences": [
                                 {
                                     "apiVersion": "apps/v1",
@@ -582,6 +601,13 @@ class FakeApiServer:
             if set(ctr) - {"name", "resources"}:
                 raise ApiError(422, "Invalid", "pods/resize may only change spec.containers[*].resources")
         new = _merge(pod, {"spec": body["spec"]}, strategic=True)
+        if _qos(new) != _qos(pod):
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Pod "{a["name"]}" is invalid: spec: Invalid value: "{_qos(new)}": '
+                f"Pod QOS Class may not change as a result of resizing (was {_qos(pod)})",
+            )
         if q.get("dryRun") == "All":
             return 200, new, "application/json"
         new["metadata"]["resourceVersion"] = self.next_rv()
