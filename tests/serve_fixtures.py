@@ -26,6 +26,8 @@ class ServeEndpoint:
         self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_port = free_port()
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
 
     def boot(self) -> None:
         import ray
@@ -35,8 +37,13 @@ class ServeEndpoint:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         from ray import serve
+        from ray.serve.config import gRPCOptions
 
-        serve.start(http_options={"host": "127.0.0.1", "port": self.port})
+        grpc = gRPCOptions(
+            port=self.grpc_port,
+            grpc_servicer_functions=["aware_ray.serving.proto.policy_pb2_grpc.add_PolicyServiceServicer_to_server"],
+        )
+        serve.start(http_options={"host": "127.0.0.1", "port": self.port}, grpc_options=grpc)
         self.start()
 
     def start(self, args: dict | None = None) -> None:

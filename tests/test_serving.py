@@ -247,3 +247,26 @@ def test_version_swap_under_load_fails_nothing(endpoint, tmp_path):
     assert versions[0] == old_version and versions[-1] == new_version
     first_new = versions.index(new_version)
     assert set(versions[first_new:]) == {new_version}  # no old answer after the first new one
+
+
+def test_grpc_answers_equal_http_and_name_bad_fields(endpoint, episode):
+    import grpc
+
+    from aware_ray.serving.proto import policy_pb2, policy_pb2_grpc
+
+    _, steps = episode
+    obs = steps[3][0]
+    with grpc.insecure_channel(endpoint.grpc_target) as channel:
+        stub = policy_pb2_grpc.PolicyServiceStub(channel)
+        meta = (("application", "aware-ray"),)
+        health = stub.Health(policy_pb2.HealthRequest(), metadata=meta, timeout=30)
+        assert health.status == "ok" and health.version == DDPGPolicy.load(registry.PRETRAINED_DIR).version
+        req = policy_pb2.ActRequest(items=[policy_pb2.Observation(app="social-network", observation=obs.tolist())])
+        got = stub.Act(req, metadata=meta, timeout=30).answers[0]
+        want = _act(endpoint.url, [{"app": "social-network", "observation": obs.tolist()}]).json()["answers"][0]
+        assert np.asarray(got.raw_action, np.float32).tobytes() == np.asarray(want["raw_action"], np.float32).tobytes()
+        assert [d.replicas for d in got.decision] == [d["replicas"] for d in want["decision"]]
+        bad = policy_pb2.ActRequest(items=[policy_pb2.Observation(app="nope", observation=obs.tolist())])
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Act(bad, metadata=meta, timeout=30)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "items.0.app" in err.value.details()

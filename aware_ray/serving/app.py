@@ -134,6 +134,44 @@ class PolicyEndpoint:
         )
         return JSONResponse({"answers": await self._answer(([it.app for it in req.items], obs))})
 
+    # ---- gRPC (Serve's gRPC proxy calls these by the rpc's name; proto/policy.proto) ----------
+
+    async def Act(self, request: Any, grpc_context: Any = None) -> Any:  # the rpc's name (proto/policy.proto)
+        """``PolicyService.Act``: the answers of POST /v1/act; a bad request is INVALID_ARGUMENT naming the field."""
+        from aware_ray.serving.proto import policy_pb2
+
+        items = [{"app": it.app, "observation": list(it.observation)} for it in request.items]
+        try:
+            try:
+                req = ActRequest.model_validate({"items": items})
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                raise RequestError(".".join(str(p) for p in err["loc"]), err["msg"]) from None
+            check_act(req, self.runtime.apps, self.runtime.observation_size)
+        except RequestError as exc:
+            import grpc
+
+            if grpc_context is not None:
+                grpc_context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
+                grpc_context.set_details(str(exc))
+            return policy_pb2.ActResponse()
+        obs = np.asarray([it.observation for it in req.items], dtype=np.float32)
+        answers = await self._answer(([it.app for it in req.items], obs))
+        out = policy_pb2.ActResponse()
+        for a in answers:
+            pb = out.answers.add(app=a["app"], policy_version=a["policy_version"])
+            pb.raw_action.extend(a["raw_action"])
+            pb.action.extend(a["action"])
+            pb.embedding.extend(a["embedding"] or [])
+            for d in a["decision"]:
+                pb.decision.add(**d)
+        return out
+
+    async def Health(self, request: Any) -> Any:  # the rpc's name (proto/policy.proto)
+        from aware_ray.serving.proto import policy_pb2
+
+        return policy_pb2.HealthResponse(status="ok", version=self.runtime.version)
+
     @api.get("/healthz")
     async def healthz(self) -> dict[str, Any]:
         return {"status": "ok", "version": self.runtime.version}

@@ -11,6 +11,9 @@ import yaml
 
 from envs.errors import ConfigError
 
+GRPC_SERVICER = "aware_ray.serving.proto.policy_pb2_grpc.add_PolicyServiceServicer_to_server"
+"""What Serve's gRPC proxy registers (``grpc_servicer_functions``; the same in a Serve config YAML)."""
+
 
 def serve_args(config: str | None, policy: str | None, apps: str | None) -> dict[str, Any]:
     """The ``args`` of the application: from a Serve config YAML's first application, then the flags."""
@@ -37,7 +40,7 @@ def start_serve(args: dict[str, Any], host: str, port: int, grpc_port: int = 0, 
 
     grpc = None
     if grpc_port:
-        grpc = gRPCOptions(port=grpc_port, grpc_servicer_functions=["aware_ray.serving.grpc_api.add_servicer"])
+        grpc = gRPCOptions(port=grpc_port, grpc_servicer_functions=[GRPC_SERVICER])
     serve.start(http_options={"host": host, "port": port}, grpc_options=grpc)
     serve.run(build_app(args), name=name, route_prefix="/")
 
