@@ -56,6 +56,7 @@ def test_closed_loop_equals_evaluate(endpoint, tmp_path):
     assert [r["scoreboard"]["e2e_p99_ms"] for r in rows] == list(ev.e2e_p99_ms)
 
 
+@pytest.mark.slow
 def test_endpoint_stopped_mid_run_hands_over_and_back(endpoint, tmp_path):
     ctl = Controller(_config(endpoint, tmp_path, timeout_ms=300, intervals=12))
     sources = []

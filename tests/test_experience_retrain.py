@@ -59,6 +59,7 @@ def test_bad_experience_sources_are_one_line_errors(tmp_path, recorded):
         transitions(read_records(str(recorded)), 10)
 
 
+@pytest.mark.slow
 def test_fine_tuned_from_experience_runs_and_learner_sees_the_records_actions(recorded, tmp_path):
     records = read_records(str(recorded))
     overrides, _, _ = policy_facts(SPEC)
