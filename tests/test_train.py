@@ -271,7 +271,7 @@ def test_rank_needs_a_finished_run_and_matching_observations(
     assert f"{tmp_path / 'nope'}: not a policy folder" in capsys.readouterr().err
     assert main(["rank", str(tmp_path), "stable@x:ddpg:pretrained"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("policy 'stable@x:ddpg:pretrained': stabilization window must be a number of seconds, got 'x'")
+    assert err.endswith("policy 'stable@x:ddpg:pretrained': 'stable@x' needs a number after '@', got 'x'")
 
 
 def test_validation_set_writes_the_baselines_whole_or_not_at_all(
