@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from ray import tune
 
 from aware_ray.training.config import TrainConfig, build_train_config
 from aware_ray.training.validation import VALIDATION_BASELINES, validate, validation_rows
-from envs.atomic_write import write_json
+from envs.atomic_write import staged_dir, write_json, write_text
 
 
 def build_algo_config(cfg: TrainConfig) -> Any:
@@ -143,7 +142,7 @@ def _trainable(params: dict[str, Any]) -> None:
                     {"iteration": it, "validation": val, "env_steps": metrics["env_steps"]},
                 )
                 _save(algo, out / "checkpoints" / "best")
-            (out / "validation.json").write_text(json.dumps(history, indent=1))
+            write_json(out / "validation.json", history)
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
@@ -159,11 +158,8 @@ def _trainable(params: dict[str, Any]) -> None:
 
 
 def _save(algo: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    algo.save_to_path(str(tmp.resolve()))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with staged_dir(path, replace=True) as tmp:
+        algo.save_to_path(str(tmp.resolve()))
 
 
 class _Progress(tune.Callback):
@@ -204,7 +200,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
         raise ConfigError(f"{out}: a finished run is there; pass --resume or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
     baselines_file = out / "validation_baselines.json"
     if baselines_file.exists():
@@ -212,7 +208,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     else:
         print(f"aware-ray train: scoring the validation baselines ({', '.join(VALIDATION_BASELINES)})", flush=True)
         baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
-        baselines_file.write_text(json.dumps(baselines, indent=1))
+        write_json(baselines_file, baselines)
     run = cfg.run
     started_ray = False
     if not ray.is_initialized():
@@ -264,7 +260,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     }
     if (out / "bootstrap.json").exists():
         summary["bootstrap"] = json.loads((out / "bootstrap.json").read_text())
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    write_json(out / "train_summary.json", summary)
     return summary
 
 
