@@ -26,6 +26,7 @@ import yaml
 from ray import tune
 
 from aware_ray.training.config import TrainConfig, build_train_config
+from aware_ray.training.dashboard import write_layout
 from aware_ray.training.validation import VALIDATION_BASELINES, validate, validation_rows
 from envs.atomic_write import staged_dir, write_json, write_text
 
@@ -223,6 +224,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
                 configure_logging=False,
             )
         started_ray = True
+    write_layout(out / "tune")
     try:
         resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
         tuner = tune.Tuner(
