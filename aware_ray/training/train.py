@@ -34,7 +34,7 @@ from envs.atomic_write import write_json
 def build_algo_config(cfg: TrainConfig) -> Any:
     """The DDPGConfig of a training config."""
     from aware_ray.training.callbacks import ScoreboardCallbacks
-    from envs.autoscale_env import AutoscaleEnv
+    from envs.vector_env import make_autoscale_env
     from policies.ddpg import DDPGConfig
     from policies.ddpg.layout import autoscale_layout
 
@@ -45,8 +45,10 @@ def build_algo_config(cfg: TrainConfig) -> Any:
         ddpg["bootstrap"] = cfg.bootstrap.to_dict()
     return (
         DDPGConfig()
-        .environment(AutoscaleEnv, env_config=env_config)
+        .environment(make_autoscale_env, env_config=env_config)
         .env_runners(
+            # Each runner's envs are one AutoscaleVectorEnv: their simulated clusters step as one batch.
+            gym_env_vectorize_mode="vector_entry_point",
             num_env_runners=run.num_env_runners,
             num_envs_per_env_runner=run.num_envs_per_env_runner,
             rollout_fragment_length=run.rollout_fragment_length,

@@ -13,15 +13,16 @@ as Stable-Baselines3 treats DDPG as TD3 with its tricks off.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
+from policies.ddpg import rllib_compat as compat
+from policies.ddpg.flat_replay_buffer import FLAT_REPLAY_BUFFER, FlatReplayBuffer
 from policies.ddpg.noise import ExplorationNoise
+from policies.ddpg.rllib_compat import SAC, SACConfig
 
 
 class DDPGConfig(SACConfig):
@@ -72,7 +73,9 @@ class DDPGConfig(SACConfig):
         self.tau = 5e-3
         self.gamma = 0.98
         self.n_step = 1
-        self.replay_buffer_config = {"type": "EpisodeReplayBuffer", "capacity": 200_000}
+        self.replay_buffer_config = {"type": FLAT_REPLAY_BUFFER, "capacity": 200_000}
+        """``FlatReplayBuffer`` (n-step transitions in flat arrays, see flat_replay_buffer.py), or
+        one of RLlib's episode buffers (``EpisodeReplayBuffer``, ``PrioritizedEpisodeReplayBuffer``)."""
         self.num_steps_sampled_before_learning_starts = 1000
         self.training_intensity = None
         self.train_batch_size_per_learner = 256
@@ -133,14 +136,11 @@ class DDPGConfig(SACConfig):
 
     @override(SACConfig)
     def validate(self) -> None:
-        # SAC's validate warns that *SAC* runs on the new API stack; that is not news here.
-        sac_logger = logging.getLogger("ray.rllib.algorithms.sac.sac")
-        level = sac_logger.level
-        sac_logger.setLevel(logging.ERROR)
-        try:
-            super().validate()
-        finally:
-            sac_logger.setLevel(level)
+        compat.sac_validate(self)
+        if self.replay_buffer_config.get("type") == FLAT_REPLAY_BUFFER and not (
+            isinstance(self.n_step, int) and not isinstance(self.n_step, bool) and self.n_step >= 1
+        ):
+            raise ValueError(f"n_step: the flat replay buffer needs one integer >= 1, got {self.n_step!r}")
         if not (isinstance(self.policy_delay, int) and self.policy_delay >= 1):
             raise ValueError(f"policy_delay: must be an integer >= 1, got {self.policy_delay!r}")
         if not self.target_noise >= 0 or not self.target_noise_clip >= 0:
@@ -233,10 +233,9 @@ class DDPGConfig(SACConfig):
                 pipeline.append(AddWorkloadLabels())
         return pipeline
 
-    @property
-    @override(AlgorithmConfig)
-    def _model_config_auto_includes(self) -> dict[str, Any]:
-        return super()._model_config_auto_includes | {
+    def ddpg_model_config(self) -> dict[str, Any]:
+        """What DDPG's RLModule reads from this config (added to every module's model config)."""
+        return {
             "twin_q": self.twin_q,
             "target_noise": self.target_noise,
             "target_noise_clip": self.target_noise_clip,
@@ -248,6 +247,9 @@ class DDPGConfig(SACConfig):
             "meta_hidden": self.meta_hidden,
             "workload_code_dim": self.workload_code_dim,
         }
+
+
+compat.extend_model_config(DDPGConfig, DDPGConfig.ddpg_model_config)
 
 
 class DDPG(SAC):
@@ -276,7 +278,7 @@ class DDPG(SAC):
     @override(SAC)
     def training_step(self) -> None:
         if self.bootstrap is None:
-            return super().training_step()
+            return self._learning_step()
         from ray.rllib.core import DEFAULT_MODULE_ID
         from ray.rllib.utils.metrics import LEARNER_RESULTS
 
@@ -285,7 +287,7 @@ class DDPG(SAC):
 
         self.bootstrap.push(self)
         if self.bootstrap.phase.learning:
-            super().training_step()
+            self._learning_step()
         else:
             self._sample_into_replay()
         try:
@@ -297,18 +299,79 @@ class DDPG(SAC):
             self.metrics.log_value((RESULTS_KEY, key), value, window=1)
         return None
 
+    def _learning_step(self) -> None:
+        """DQN's training step (through SAC) with RLlib's episode buffers; with the flat buffer,
+        the same loop fed by transition batches: sample, add, ``training_intensity``-many
+        updates, weight sync."""
+        if not isinstance(self.local_replay_buffer, FlatReplayBuffer):
+            return super().training_step()
+        from ray.rllib.core import ALL_MODULES, DEFAULT_MODULE_ID
+        from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+        from ray.rllib.utils.metrics import (
+            ENV_RUNNER_RESULTS,
+            LEARNER_RESULTS,
+            LEARNER_UPDATE_TIMER,
+            NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+            NUM_ENV_STEPS_SAMPLED_LIFETIME,
+            REPLAY_BUFFER_SAMPLE_TIMER,
+            SYNCH_WORKER_WEIGHTS_TIMER,
+            TD_ERROR_KEY,
+            TIMERS,
+        )
+
+        store, train = compat.calculate_rr_weights(self.config)
+        for _ in range(store):
+            self._sample_into_replay()
+        sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        if sampled < self.config.num_steps_sampled_before_learning_starts:
+            return None
+        size = self.config.total_train_batch_size
+        results = None
+        for _ in range(train):
+            with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+                batch = self.local_replay_buffer.sample(num_items=size)
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                results = self.learner_group.update(
+                    batch=MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(batch)}, env_steps=size),
+                    timesteps={
+                        NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled,
+                        NUM_AGENT_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                            (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
+                        ),
+                    },
+                )
+            for res in results:  # uniform replay: no priorities to write back
+                for module_results in res.values():
+                    if isinstance(module_results, dict):
+                        module_results.pop(TD_ERROR_KEY, None)
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=set(results[0].keys()) - {ALL_MODULES} if results else None,
+                inference_only=True,
+            )
+        return None
+
     def _sample_into_replay(self) -> None:
-        """Sample with the frozen policy and keep the data (for a later retraining); no update."""
-        from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+        """Sample from the env runners and keep the data in the replay buffer."""
         from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIMER, TIMERS
 
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group,
-                concat=True,
-                sample_timeout_s=self.config.sample_timeout_s,
-                _uses_new_env_runners=True,
-                _return_metrics=True,
-            )
+            episodes, runner_results = compat.sample_episodes(self)
         self.metrics.aggregate(runner_results, key=ENV_RUNNER_RESULTS)
         self.local_replay_buffer.add(episodes)
+
+
+def _make_replay_buffer(algo: DDPG, config: Any) -> FlatReplayBuffer | None:
+    """The flat buffer where the config asks for it (None: RLlib builds its own)."""
+    rb = dict(config.replay_buffer_config or {})
+    if rb.get("type") != FLAT_REPLAY_BUFFER:
+        return None
+    rb.pop("type")
+    return FlatReplayBuffer(
+        int(rb.pop("capacity", 200_000)), n_step=config.n_step, gamma=config.gamma, seed=config.seed, **rb
+    )
+
+
+compat.override_replay_buffer_factory(DDPG, _make_replay_buffer)
