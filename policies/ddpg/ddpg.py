@@ -24,6 +24,9 @@ from policies.ddpg.flat_replay_buffer import FLAT_REPLAY_BUFFER, FlatReplayBuffe
 from policies.ddpg.noise import ExplorationNoise
 from policies.ddpg.rllib_compat import SAC, SACConfig
 
+REPLAY_STATE_KEY = "replay_buffer"
+"""Where an algorithm checkpoint's own state keeps the replay buffer (``replay_in_checkpoints``)."""
+
 
 class DDPGConfig(SACConfig):
     """Configuration of DDPG/TD3. Defaults are DDPG's; see ``td3()`` for the TD3 preset."""
@@ -60,7 +63,7 @@ class DDPGConfig(SACConfig):
         """Weight of the meta-learner's workload-identification loss (cross-entropy of which
         training workload a replayed step came from, read from the workload code; needs a load
         context (``layout['n_context']``), ``layout['n_workloads']`` > 0 and a replay buffer that
-        keeps the env's infos, i.e. EpisodeReplayBuffer). 0: off."""
+        keeps the env's infos: FlatReplayBuffer or EpisodeReplayBuffer). 0: off."""
         self.workload_code_dim = 16
         """Size of the workload code the meta-learner reads from the long load context."""
         self.synthetic_contexts = 0
@@ -79,6 +82,10 @@ class DDPGConfig(SACConfig):
         self.num_steps_sampled_before_learning_starts = 1000
         self.training_intensity = None
         self.train_batch_size_per_learner = 256
+        self.replay_in_checkpoints = False
+        """Save the replay buffer in algorithm checkpoints (FlatReplayBuffer), so a resumed run
+        continues with the same data; off by default, as a full buffer of default.yaml's
+        observations is about 1.2 GB."""
         self.bootstrap: dict[str, Any] | None = None
         """Bootstrapping (see policies.bootstrap.BootstrapConfig); None trains DDPG from scratch."""
 
@@ -106,6 +113,7 @@ class DDPGConfig(SACConfig):
         synthetic_contexts: int | None = NotProvided,
         context_renewal: int | None = NotProvided,
         saturation_penalty: float | None = NotProvided,
+        replay_in_checkpoints: bool | None = NotProvided,
         bootstrap: dict[str, Any] | None = NotProvided,
         **kwargs: Any,
     ) -> DDPGConfig:
@@ -126,6 +134,7 @@ class DDPGConfig(SACConfig):
             ("synthetic_contexts", synthetic_contexts),
             ("context_renewal", context_renewal),
             ("saturation_penalty", saturation_penalty),
+            ("replay_in_checkpoints", replay_in_checkpoints),
             ("bootstrap", bootstrap),
         ):
             if value is not NotProvided:
@@ -298,6 +307,19 @@ class DDPG(SAC):
         for key, value in self.bootstrap.results().items():
             self.metrics.log_value((RESULTS_KEY, key), value, window=1)
         return None
+
+    @override(SAC)
+    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if components is None and self.config.replay_in_checkpoints and self.local_replay_buffer is not None:
+            state[REPLAY_STATE_KEY] = self.local_replay_buffer.get_state()
+        return state
+
+    @override(SAC)
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if REPLAY_STATE_KEY in state and self.local_replay_buffer is not None:
+            self.local_replay_buffer.set_state(state[REPLAY_STATE_KEY])
 
     def _learning_step(self) -> None:
         """DQN's training step (through SAC) with RLlib's episode buffers; with the flat buffer,
