@@ -96,18 +96,23 @@ def bench_learner(
             eps = old.sample(num_items=batch, n_step=1, gamma=cfg.ddpg.get("gamma", 0.98), sample_episodes=True)
             lg.update(episodes=eps, timesteps=ts)
 
-        def rate(fn: Any, n: int) -> float:
+        def rate(fn: Any, n: int) -> tuple[float, float]:
+            """(updates per wall second, updates per CPU second of this process): on a shared
+            machine the second is the fair one, as other users' load stretches wall time."""
             fn()  # warm-up
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for _ in range(n):
                 fn()
-            return n / (time.perf_counter() - t)
+            return n / (time.perf_counter() - t), n / (time.process_time() - c)
 
         # Interleaved, so a change of machine load hits both paths alike.
-        flat_rates, old_rates = [], []
+        flat_rates, old_rates, two_threads = [], [], []
         for _ in range(2):
             flat_rates.append(rate(flat_update, updates))
             old_rates.append(rate(episode_update, max(updates // 4, 2)))
+            torch.set_num_threads(2)
+            two_threads.append(rate(flat_update, updates))
+            torch.set_num_threads(1)
         prof = cProfile.Profile()
         t = time.perf_counter()
         prof.enable()
@@ -122,20 +127,25 @@ def bench_learner(
         shares = _shares(prof, total)
         per_update = total / updates
         shares["weight_sync_local"] = round(sync_s / (per_update + sync_s), 3)
-        new_rate, old_rate = float(np.median(flat_rates)), float(np.median(old_rates))
+        new_rate, old_rate = (float(np.median([r[0] for r in x])) for x in (flat_rates, old_rates))
+        new_cpu, old_cpu = (float(np.median([r[1] for r in x])) for x in (flat_rates, old_rates))
         return {
             "bench": "learner",
             "config": config,
             "batch": batch,
             "updates_per_s": round(new_rate, 2),
             "samples_per_s": round(new_rate * batch, 1),
+            "updates_per_cpu_s": round(new_cpu, 2),
             "updates_per_s_episode_replay": round(old_rate, 2),
+            "updates_per_cpu_s_episode_replay": round(old_cpu, 2),
             "speedup_vs_episode_replay": round(new_rate / old_rate, 2),
+            "speedup_vs_episode_replay_cpu": round(new_cpu / old_cpu, 2),
             "goal_speedup": 10.0,
             "profile_shares_flat": shares,
             "profile_s_per_update": round(per_update, 4),
             "warm_sample_env_steps_per_s": round(warm_steps / sample_s, 1),
             "torch_threads": torch.get_num_threads(),
+            "updates_per_s_2_threads": round(float(np.median([r[0] for r in two_threads])), 2),
             "cores": os.cpu_count(),
             "load_avg_1min": round(os.getloadavg()[0], 2),
             "model_params": int(sum(p.numel() for p in algo.get_module().parameters())),

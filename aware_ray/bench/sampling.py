@@ -29,21 +29,29 @@ def _algo(config: str, overrides: list[str]) -> Any:
     return cfg, build_algo_config(cfg)
 
 
-def sampling_rate(config: str, runners: int, seconds: float) -> float:
-    """Env steps/s collected through RLlib's synchronous sampling with ``runners`` env runners."""
+def sampling_rate(config: str, runners: int, seconds: float) -> tuple[float, list[int]]:
+    """Env steps/s collected through RLlib's synchronous sampling with ``runners`` env runners,
+    and the torch intra-op threads each runner uses."""
     from policies.ddpg.rllib_compat import sample_episodes
 
     _, algo_config = _algo(config, [f"run.num_env_runners={runners}"])
     algo = algo_config.build_algo()
     try:
+        threads = algo.env_runner_group.foreach_env_runner(_torch_threads, local_env_runner=False)
         sample_episodes(algo)  # warm-up: env creation, first resets, module
         steps, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds:
             episodes, _ = sample_episodes(algo)
             steps += sum(len(e) for e in episodes)
-        return steps / (time.perf_counter() - t0)
+        return steps / (time.perf_counter() - t0), [int(t) for t in threads]
     finally:
         algo.stop()
+
+
+def _torch_threads(_runner: Any) -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def learner_rate(config: str, learners: int, updates: int) -> float:
@@ -123,7 +131,9 @@ def bench_sampling(config: str = "experiments/configs/default.yaml", seconds: fl
     if started:
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        rates = {k: sampling_rate(config, k, seconds) for k in range(1, cores + 1)}
+        measured = {k: sampling_rate(config, k, seconds) for k in range(1, cores + 1)}
+        rates = {k: m[0] for k, m in measured.items()}
+        runner_threads = measured[1][1]
         eff = {str(k): round(r / (k * rates[1]), 3) for k, r in rates.items()}
         learners = {str(n): round(learner_rate(config, n, 10), 1) for n in (1, 2)}
         e2e = end_to_end(config, iterations)
@@ -136,6 +146,7 @@ def bench_sampling(config: str = "experiments/configs/default.yaml", seconds: fl
         "env_steps_per_s_by_runners": {str(k): round(r, 1) for k, r in rates.items()},
         "efficiency_vs_linear": eff,
         "goal_efficiency_2_runners": GOAL_EFFICIENCY_2_RUNNERS,
+        "env_runner_torch_threads": runner_threads,
         "learner_samples_per_s_by_learners": learners,
         "learner_efficiency_2": round(learners["2"] / (2 * learners["1"]), 3),
         "end_to_end": e2e,

@@ -21,9 +21,17 @@ from ray.rllib.utils.annotations import override
 
 from policies.ddpg import rllib_compat as compat
 from policies.ddpg.flat_replay_buffer import FLAT_REPLAY_BUFFER, FlatReplayBuffer
-from policies.ddpg.noise import ExplorationNoise
+from policies.ddpg.options import check_options
 from policies.ddpg.rllib_compat import SAC, SACConfig
 
+DDPG_OPTION_KEYS = (
+    *("actor_lr", "critic_lr", "tau", "gamma", "policy_delay", "n_step", "train_batch_size_per_learner"),
+    *("embedding_dim", "meta_hidden", "workload_code_dim", "synthetic_contexts", "context_renewal"),
+    *("num_steps_sampled_before_learning_starts", "target_noise", "target_noise_clip", "aux_loss_weight"),
+    *("workload_loss_weight", "saturation_penalty", "training_intensity", "actor_hiddens", "critic_hiddens"),
+    "exploration",
+)
+"""Options whose values ``policies.ddpg.options.check_options`` rules on."""
 REPLAY_STATE_KEY = "replay_buffer"
 """Where an algorithm checkpoint's own state keeps the replay buffer (``replay_in_checkpoints``)."""
 
@@ -145,28 +153,12 @@ class DDPGConfig(SACConfig):
 
     @override(SACConfig)
     def validate(self) -> None:
+        check_options({key: getattr(self, key) for key in DDPG_OPTION_KEYS})
         compat.sac_validate(self)
         if self.replay_buffer_config.get("type") == FLAT_REPLAY_BUFFER and not (
             isinstance(self.n_step, int) and not isinstance(self.n_step, bool) and self.n_step >= 1
         ):
             raise ValueError(f"n_step: the flat replay buffer needs one integer >= 1, got {self.n_step!r}")
-        if not (isinstance(self.policy_delay, int) and self.policy_delay >= 1):
-            raise ValueError(f"policy_delay: must be an integer >= 1, got {self.policy_delay!r}")
-        if not self.target_noise >= 0 or not self.target_noise_clip >= 0:
-            raise ValueError("target_noise and target_noise_clip: must be >= 0")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau: must be in (0, 1], got {self.tau}")
-        if not (isinstance(self.saturation_penalty, int | float) and self.saturation_penalty >= 0):
-            raise ValueError(f"saturation_penalty: must be a number >= 0, got {self.saturation_penalty!r}")
-        if not self.aux_loss_weight >= 0:
-            raise ValueError(f"aux_loss_weight: must be >= 0, got {self.aux_loss_weight}")
-        if not self.workload_loss_weight >= 0:
-            raise ValueError(f"workload_loss_weight: must be >= 0, got {self.workload_loss_weight}")
-        for name in ("workload_code_dim", "synthetic_contexts", "context_renewal"):
-            value = getattr(self, name)
-            low = 1 if name == "workload_code_dim" else 0
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-                raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
         if self.synthetic_contexts > 0 and not (
             self.workload_loss_weight > 0 and (self.layout or {}).get("n_context") and self.env_config.get("workloads")
         ):
@@ -183,11 +175,6 @@ class DDPGConfig(SACConfig):
                     "workload_loss_weight: needs the env's infos in replayed steps, which RLlib's"
                     " PrioritizedEpisodeReplayBuffer drops; use EpisodeReplayBuffer"
                 )
-        for name in ("actor_hiddens", "critic_hiddens"):
-            sizes = getattr(self, name)
-            if not sizes or not all(isinstance(h, int) and h > 0 for h in sizes):
-                raise ValueError(f"{name}: must be a non-empty list of positive integers, got {sizes!r}")
-        ExplorationNoise.from_config(self.exploration)
         if self.bootstrap is not None:
             from policies.bootstrap.config import BootstrapConfig
             from policies.bootstrap.driver import EpisodeReports
