@@ -178,13 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability"],
-        help="sim: simulator throughput; ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
+        choices=["sim", "learner", "sampling", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability"],
+        help="sim: env, vector env and simulator throughput; learner: DDPG updates/s and where an update's "
+        "time goes; sampling: env runner scale-out and train's end-to-end rates; "
+        "ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
         "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
         "bootstrapped RL over one lifecycle; separability: how well the load itself separates the "
         "workload families (linear probe and MLP, short window and long context)",
     )
-    be.add_argument("--seconds", type=float, default=3.0, help="sim: measurement time per figure")
+    be.add_argument("--seconds", type=float, default=3.0, help="sim, sampling: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
     be.add_argument("--env-steps", type=int, default=20_000, help="ddpg-pendulum: env steps to train")
     be.add_argument(
@@ -192,6 +194,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=64.0,
         help="ddpg-pendulum: replayed samples per env step (256 = one 256-batch update per step)",
+    )
+    be.add_argument("--seed", type=int, default=0, help="ddpg-pendulum: training seed")
+    be.add_argument(
+        "--replay-buffer",
+        default="FlatReplayBuffer",
+        choices=["FlatReplayBuffer", "EpisodeReplayBuffer"],
+        help="ddpg-pendulum: replay path (EpisodeReplayBuffer: RLlib's, as before the flat buffer)",
+    )
+    be.add_argument(
+        "--config-train",
+        default="experiments/configs/default.yaml",
+        help="learner, sampling: the training config whose model and training intensity are measured",
+    )
+    be.add_argument("--updates", type=int, default=20, help="learner: updates per timed window")
+    be.add_argument(
+        "--e2e-iterations", type=int, default=2, help="sampling: training iterations of the end-to-end figure"
     )
     be.add_argument("--policy", default="ddpg:pretrained", help="ddpg-quality: the policy to judge")
     be.add_argument("--seeds", type=int, default=3, help="ddpg-quality: seeds per workload")

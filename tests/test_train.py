@@ -37,8 +37,8 @@ def test_set_overrides_are_typed() -> None:
     [
         ({"ddpg": {"taus": 0.1}}, [], "unknown key 'ddpg.taus'"),
         ({"ddpg": {"tau": "fast"}}, [], "ddpg.tau: expected"),
-        ({"ddpg": {"tau": 2.0}}, [], "ddpg.tau must be in (0, 1]"),
-        ({"ddpg": {"exploration": {"kind": "ou"}}}, [], "unknown key 'ddpg.exploration.kind'"),
+        ({"ddpg": {"tau": 2.0}}, [], "ddpg.tau: must be in (0, 1]"),
+        ({"ddpg": {"exploration": {"kind": "ou"}}}, [], "ddpg.exploration.kind: unknown key"),
         ({"run": {"iterations": 0}}, [], "run.iterations: must be >= 1"),
         ({"run": {"iteration": 3}}, [], "run.iteration: unknown key"),
         ({"env": {"app": 3}}, [], "env.app: expected a string"),
@@ -52,8 +52,8 @@ def test_set_overrides_are_typed() -> None:
             [],
             "ddpg.synthetic_contexts needs ddpg.workload_loss_weight > 0",
         ),
-        ({"ddpg": {"synthetic_contexts": -1}}, [], "ddpg.synthetic_contexts must be >= 0"),
-        ({"ddpg": {"workload_loss_weight": -1.0}}, [], "ddpg.workload_loss_weight must be >= 0"),
+        ({"ddpg": {"synthetic_contexts": -1}}, [], "ddpg.synthetic_contexts: must be an integer >= 0"),
+        ({"ddpg": {"workload_loss_weight": -1.0}}, [], "ddpg.workload_loss_weight: must be a number >= 0"),
         (
             {
                 "env": {"history_window": 4, "context_span": 16},

@@ -1,7 +1,9 @@
 """Benchmarks. Each prints one JSON line; none is a timed test.
 
-``sim``: steps per second of one AutoscaleEnv through the gymnasium API (social-network app,
-random actions) and service-steps per second of the vectorised simulator over a batch.
+``sim`` (``aware_ray.bench.sim``): the env, the vector env and the batched simulator, steps/s.
+``learner`` (``aware_ray.bench.learner``): DDPG learner updates/s at a config's model, profile shares.
+``sampling`` (``aware_ray.bench.sampling``): RLlib's env steps/s over 1..N env runners, 1 and 2
+learners, and ``train``'s end-to-end rates.
 ``ddpg-pendulum``: our DDPG on Pendulum-v1 for 20k env steps, mean return of the final
 deterministic policy over 10 episodes, and the wall time.
 ``ddpg-quality``: a trained policy against the tuned-HPA frontier, VPA, HPA+VPA, static and
@@ -15,60 +17,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from typing import Any
 
 import numpy as np
 
 
-def bench_sim(seconds: float = 3.0, batch: int = 256, app_name: str = "social-network") -> dict[str, Any]:
-    from envs.app import load_app
-    from envs.autoscale_env import AutoscaleEnv
-    from envs.simulator import ClusterSim
-
-    env = AutoscaleEnv({"app": app_name, "episode_steps": 2000})
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
-    actions = rng.uniform(-0.3, 0.3, size=(64, *env.action_space.shape)).astype(np.float32)
-    for i in range(50):  # warm-up: tables, caches
-        env.step(actions[i % 64])
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(100):
-            if env.step(actions[steps % 64])[3]:
-                env.reset()
-            steps += 1
-    env_rate = steps / (time.perf_counter() - t0)
-
-    app = load_app(app_name)
-    sim = ClusterSim(app, batch=batch, seed=0)
-    base = app.column("initial_replicas")
-    rates = rng.uniform(0.3, 1.0, size=(64, batch)) * app.default_peak_rps
-    reps = np.clip(base[None, None, :] + rng.integers(-1, 3, size=(64, batch, app.n_services)), 1, None)
-    for i in range(5):
-        sim.advance(rates[i])
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(10):
-            sim.apply(reps[n % 64], app.column("cpu_limit_initial"), app.column("mem_limit_initial"))
-            sim.advance(rates[n % 64])
-            n += 1
-    batched = n * batch * app.n_services / (time.perf_counter() - t0)
-    return {
-        "bench": "sim",
-        "app": app_name,
-        "services": app.n_services,
-        "env_steps_per_s": round(env_rate, 1),
-        "service_steps_per_s_batched": round(batched, 1),
-        "batch": batch,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
-
-
-def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.0, seed: int = 0) -> dict[str, Any]:
+def bench_ddpg_pendulum(
+    env_steps: int = 20_000, training_intensity: float = 64.0, seed: int = 0, replay_buffer: str = "FlatReplayBuffer"
+) -> dict[str, Any]:
     import gymnasium as gym
     import ray
     import torch
@@ -93,6 +50,7 @@ def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.
             training_intensity=training_intensity,
             num_steps_sampled_before_learning_starts=1000,
             exploration={"type": "gaussian", "sigma": 0.1, "final_sigma": 0.1},
+            replay_buffer_config={"type": replay_buffer, "capacity": 200_000},
         )
         .reporting(min_sample_timesteps_per_iteration=1000, min_time_s_per_iteration=0)
         .debugging(seed=seed, log_level="ERROR")
@@ -121,6 +79,7 @@ def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.
         ray.shutdown()
     return {
         "bench": "ddpg-pendulum",
+        "replay_buffer": replay_buffer,
         "env_steps": steps,
         "training_intensity": training_intensity,
         "mean_return": round(float(np.mean(returns)), 1),
@@ -225,9 +184,19 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
 
 def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "sim":
+        from aware_ray.bench.sim import bench_sim
+
         return bench_sim(args.seconds, args.batch)
+    if name == "learner":
+        from aware_ray.bench.learner import bench_learner
+
+        return bench_learner(args.config_train, args.updates)
+    if name == "sampling":
+        from aware_ray.bench.sampling import bench_sampling
+
+        return bench_sampling(args.config_train, args.seconds, args.e2e_iterations)
     if name == "ddpg-pendulum":
-        return bench_ddpg_pendulum(args.env_steps, args.training_intensity)
+        return bench_ddpg_pendulum(args.env_steps, args.training_intensity, args.seed, args.replay_buffer)
     if name == "ddpg-quality":
         return bench_ddpg_quality(args.policy, args.out or "reports/quality", args.seeds, args.max_hours)
     if name == "bootstrap":

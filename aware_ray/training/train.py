@@ -35,8 +35,11 @@ from envs.errors import ConfigError
 
 def build_algo_config(cfg: TrainConfig) -> Any:
     """The DDPGConfig of a training config."""
+    from ray.tune.registry import register_env
+
     from aware_ray.training.callbacks import ScoreboardCallbacks
-    from envs.autoscale_env import AutoscaleEnv
+    from envs import ENV_ID
+    from envs.vector_env import make_autoscale_env
     from policies.ddpg import DDPGConfig
     from policies.ddpg.layout import autoscale_layout
 
@@ -45,10 +48,15 @@ def build_algo_config(cfg: TrainConfig) -> Any:
     ddpg = dict(cfg.ddpg)
     if cfg.bootstrap is not None:
         ddpg["bootstrap"] = cfg.bootstrap.to_dict()
+    # Registered (not passed as a function, which RLlib refuses) so that env runners build one
+    # AutoscaleVectorEnv per runner under gym_env_vectorize_mode="vector_entry_point".
+    register_env(ENV_ID, make_autoscale_env)
     return (
         DDPGConfig()
-        .environment(AutoscaleEnv, env_config=env_config)
+        .environment(ENV_ID, env_config=env_config)
         .env_runners(
+            # Each runner's envs are one AutoscaleVectorEnv: their simulated clusters step as one batch.
+            gym_env_vectorize_mode="vector_entry_point",
             num_env_runners=run.num_env_runners,
             num_envs_per_env_runner=run.num_envs_per_env_runner,
             rollout_fragment_length=run.rollout_fragment_length,
