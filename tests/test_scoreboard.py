@@ -81,7 +81,7 @@ def test_off_the_frontier_ends_compare_conservatively() -> None:
     ]
     by = {s["policy"]: s for s in scores(rows)}
     assert by["safe"]["gap_closed"] == pytest.approx((10 - 7) / (10 - 4))
-    assert by["safe"]["gap_basis"].startswith("safer than every HPA target")
+    assert by["safe"]["gap_basis"].startswith("safer than every heuristic point")
     assert by["cheap"]["violation_reduction"] == pytest.approx(1 - 0.05 / 0.10)
     # H(0.05) interpolates (0.02, 10) and (0.10, 6): 8.5.
     assert by["cheap"]["gap_closed"] == pytest.approx((8.5 - 5) / (8.5 - 4))
@@ -215,9 +215,17 @@ def test_bench_rows_carry_the_per_seed_count() -> None:
             "gap_closed": 0.261,
             "violation_reduction": 0.418,
             "slo_violation_rate": 0.02,
+            "violation_cap": 0.02,
+            "money": 7.36,  # 7.25 core-h + 1 GiB-h x 1/9
             "cpu_core_hours": 7.25,
-            "seeds_goal_met": 1,
             "mem_gib_hours": 1.0,
+            "oracle_money": 4.11,
             "oracle_mem_gib_hours": 1.0,
+            "memory_reference_gib_hours": None,  # no hpa+vpa-inplace rows
+            "memory_ratio": None,
+            "gap_closed_hpa": 0.261,
+            "goal_met": False,
+            "memory_met": None,
+            "seeds_goal_met": 1,
         }
     }
