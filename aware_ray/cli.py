@@ -101,7 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from aware_ray.training.train import main_train
 
-    return main_train(args.config, args.set, args.out, args.resume)
+    return main_train(args.config, args.set, args.out, args.resume, args.experience)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -131,6 +131,11 @@ def cmd_validation_set(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from aware_ray.bench import runner as bench
 
+    if args.name == "serve":
+        from aware_ray.bench.serve import bench_serve
+
+        print(json.dumps(bench_serve(args.seconds if args.seconds != 3.0 else 10.0)))
+        return 0
     result = bench.run(args.name, args)
     print(json.dumps(result))
     return 0
@@ -140,6 +145,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from aware_ray.demo import run_demo
 
     return run_demo(Path(args.out), quick=args.quick, train=not args.no_train)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aware_ray.serving.launch import main_serve
+
+    return main_serve(args)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from aware_ray.control.main import main_control
+
+    return main_control(args)
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a policy over HTTP (and gRPC) as a Ray Serve application")
+    p.add_argument("--config", default=None, help="a Serve config YAML (experiments/configs/serve.yaml)")
+    p.add_argument("--policy", default=None, help="policy spec (default lean@0.1:ddpg:pretrained)")
+    p.add_argument("--apps", default=None, help="comma-separated app names served (default: all shipped)")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP host")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port")
+    p.add_argument("--grpc-port", type=int, default=0, help="gRPC port (0: no gRPC proxy)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
+    p.set_defaults(func=cmd_serve)
+
+
+def _control_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("control", help="the live controller: metrics -> endpoint -> rules -> guard -> apply")
+    p.add_argument("--config", default=None, help="controller YAML (experiments/configs/control.yaml)")
+    p.add_argument("--backend", choices=["sim"], default=None, help="where metrics come from (sim: the simulator)")
+    p.add_argument("--app", default=None, help="one app to control (replaces the config's apps)")
+    p.add_argument("--trace", default=None, help="sim: trace to replay")
+    p.add_argument("--family", default=None, help="sim: synthetic family instead of a trace")
+    p.add_argument("--seed", type=int, default=None, help="sim: seed (as evaluate's)")
+    p.add_argument("--max-hours", type=float, default=None, help="sim: simulated hours (as evaluate's)")
+    p.add_argument("--speed", default=None, help="sim: N times real time, or max")
+    p.add_argument("--endpoint", default=None, help="policy endpoint URL")
+    p.add_argument("--timeout-ms", type=float, default=None, help="endpoint timeout per interval (default 300)")
+    p.add_argument("--policy", default=None, help="the spec the endpoint serves")
+    p.add_argument("--mode", choices=["shadow", "canary", "active"], default=None)
+    p.add_argument("--canary", default=None, help="canary mode: comma-separated apps where the policy acts")
+    p.add_argument("--experience", default=None, help="redis://host:port/db for experience records")
+    p.add_argument("--experience-file", default=None, help="JSONL file experience records are appended to")
+    p.add_argument("--intervals", type=int, default=None, help="stop after this many intervals")
+    p.add_argument("--out", default=None, help="report folder (default runs/control)")
+    p.set_defaults(func=cmd_control)
 
 
 def _set_arg(p: argparse.ArgumentParser, example: str) -> None:
@@ -166,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     _set_arg(tr, "run.iterations=10 or ddpg.tau=0.01")
     tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    tr.add_argument(
+        "--experience", default=None, help="controller experience (redis://host:port/db or a JSONL export) to replay"
+    )
     tr.set_defaults(func=cmd_train)
     tu = sub.add_parser("tune", help="a Tune sweep (ASHA) of training configs, judged on the validation score")
     tu.add_argument("--config", required=True, help="sweep YAML (experiments/configs/sweep.yaml)")
@@ -201,13 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "learner", "sampling", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability"],
+        choices=["sim", "learner", "sampling", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability", "serve"],
         help="sim: env, vector env and simulator throughput; learner: DDPG updates/s and where an update's "
         "time goes; sampling: env runner scale-out and train's end-to-end rates; "
         "ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
         "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
         "bootstrapped RL over one lifecycle; separability: how well the load itself separates the "
-        "workload families (linear probe and MLP, short window and long context)",
+        "workload families (linear probe and MLP, short window and long context); serve: the policy "
+        "endpoint's latency and throughput and the controller's overhead",
     )
     be.add_argument("--seconds", type=float, default=3.0, help="sim, sampling: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
@@ -270,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
     de.add_argument("--no-train", action="store_true", help="evaluate the baselines only")
     de.set_defaults(func=cmd_demo)
+    _serve_parser(sub)
+    _control_parser(sub)
     return parser
 
 
