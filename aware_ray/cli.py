@@ -48,7 +48,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from aware_ray.evaluate import EvalPlan, run, table
+    from aware_ray.evaluation.evaluate import EvalPlan, run, table
     from envs.workload import default_split
 
     traces = list(args.trace)
@@ -77,31 +77,37 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from aware_ray.train import main_train
+    from aware_ray.training.train import main_train
 
     return main_train(args.config, args.set, args.out, args.resume)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from aware_ray.training.sweep import main_tune
+
+    return main_tune(args.config, args.set, args.out, args.resume)
+
+
 def cmd_reselect(args: argparse.Namespace) -> int:
-    from aware_ray.reselect import main_reselect
+    from aware_ray.training.reselect import main_reselect
 
     return main_reselect(args.run)
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
-    from aware_ray.rank import main_rank
+    from aware_ray.training.rank import main_rank
 
     return main_rank(args.run, args.policies, args.out)
 
 
 def cmd_validation_set(args: argparse.Namespace) -> int:
-    from aware_ray.validation_set import main_validation_set
+    from aware_ray.training.validation_set import main_validation_set
 
     return main_validation_set(args.config, args.set, args.out)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from aware_ray import bench
+    from aware_ray.bench import runner as bench
 
     result = bench.run(args.name, args)
     print(json.dumps(result))
@@ -139,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     tr.set_defaults(func=cmd_train)
+    tu = sub.add_parser("tune", help="a Tune sweep (ASHA) of training configs, judged on the validation score")
+    tu.add_argument("--config", required=True, help="sweep YAML (experiments/configs/sweep.yaml)")
+    _set_arg(tu, "run.iterations=8 (applied to the base config of every trial)")
+    tu.add_argument("--out", required=True, help="sweep folder (runs/NAME)")
+    tu.add_argument("--resume", action="store_true", help="continue the sweep in OUT")
+    tu.set_defaults(func=cmd_tune)
     rs = sub.add_parser(
         "reselect", help="score a finished run's checkpoints again with the current scoreboard; export the best"
     )

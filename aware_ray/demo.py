@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from aware_ray.evaluate import EvalPlan, run, table
+from aware_ray.evaluation.evaluate import EvalPlan, run, table
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "demo.yaml"
 
 
 def run_demo(out: Path, quick: bool = False, train: bool = True) -> int:
-    from aware_ray.train import train as train_run
-    from aware_ray.train_config import load_train_config
+    from aware_ray.training.config import load_train_config
+    from aware_ray.training.train import train as train_run
 
     t0 = time.time()
     out = Path(out)

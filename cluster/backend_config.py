@@ -77,8 +77,7 @@ class KubernetesBackendConfig:
             raise ConfigError(f"vertical: expected 'resize' or 'template', got {self.vertical!r}")
         if not isinstance(self.dry_run, bool):
             raise ConfigError(f"dry_run: expected true or false, got {self.dry_run!r}")
-        for name in ("interval_s", "staleness_s", "backoff_s", "max_backoff_s", "request_timeout_s",
-                     "ready_timeout_s"):
+        for name in ("interval_s", "staleness_s", "backoff_s", "max_backoff_s", "request_timeout_s", "ready_timeout_s"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"{name}: must be a positive number of seconds, got {value!r}")

@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from cluster import prom_text
-from cluster.api_calls import call_api
+from cluster.api_calls import api_client_from_environment, call_api
 from cluster.collector_math import PodWindow, aggregate, bucket_increase, counter_increase, deployment_of
 from cluster.errors import ClusterError
 from cluster.metric_store import MetricStore, StoreConfig
@@ -136,20 +136,25 @@ class Collector:
     """One collection per call of ``collect_once``; keeps the previous counters per pod to difference them."""
 
     def __init__(
-        self, config: CollectorConfig, *, api_client: Any = None, store: MetricStore | None = None,
-        fetch: Fetch = http_get, clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+        self,
+        config: CollectorConfig,
+        *,
+        api_client: Any = None,
+        store: MetricStore | None = None,
+        fetch: Fetch = http_get,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         from kubernetes import client
 
         self.config = config
         if api_client is None:
-            from cluster.kubernetes_backend import _api_client_from_environment
-
-            api_client = _api_client_from_environment()
+            api_client = api_client_from_environment()
         self.core_api = client.CoreV1Api(api_client)
-        self.store = store or MetricStore(StoreConfig(url=config.redis_url, password=config.redis_password,
-                                                      buffer_size=config.buffer_size))
+        self.store = store or MetricStore(
+            StoreConfig(url=config.redis_url, password=config.redis_password, buffer_size=config.buffer_size)
+        )
         self.fetch, self.clock, self.wall_clock, self.sleep = fetch, clock, wall_clock, sleep
         self.state: dict[str, _PodState] = {}
         self.scrape_errors = 0
@@ -165,8 +170,16 @@ class Collector:
         kwargs: dict[str, Any] = {"_request_timeout": cfg.scrape_timeout_s}
         if cfg.source == "kubelet":
             kwargs["field_selector"] = f"spec.nodeName={cfg.node}"
-        pods = call_api(lambda: self.core_api.list_pod_for_all_namespaces(**kwargs), verb="list", resource="pods",
-                        namespace=None, max_attempts=3, backoff_s=0.5, max_backoff_s=5.0, sleep=self.sleep)
+        pods = call_api(
+            lambda: self.core_api.list_pod_for_all_namespaces(**kwargs),
+            verb="list",
+            resource="pods",
+            namespace=None,
+            max_attempts=3,
+            backoff_s=0.5,
+            max_backoff_s=5.0,
+            sleep=self.sleep,
+        )
         out = []
         for p in pods.items:
             meta, status = p.metadata, p.status
@@ -175,8 +188,9 @@ class Collector:
             if status is None or status.phase != "Running" or not status.pod_ip:
                 continue
             owner = next((o for o in (meta.owner_references or []) if o.controller), None)
-            dep = deployment_of(meta.name, owner.kind if owner else None, owner.name if owner else None,
-                                meta.labels or {})
+            dep = deployment_of(
+                meta.name, owner.kind if owner else None, owner.name if owner else None, meta.labels or {}
+            )
             if dep is None:
                 continue
             ann = meta.annotations or {}
@@ -191,8 +205,20 @@ class Collector:
                 if term is not None and term.reason == "OOMKilled":
                     ooms.add(cs.name)
             started = status.start_time.timestamp() if isinstance(status.start_time, datetime) else None
-            out.append(_PodInfo(meta.namespace, meta.name, meta.uid or meta.name, dep, status.pod_ip, port,
-                                ann.get("prometheus.io/path", "/metrics"), started, restarts, ooms))
+            out.append(
+                _PodInfo(
+                    meta.namespace,
+                    meta.name,
+                    meta.uid or meta.name,
+                    dep,
+                    status.pod_ip,
+                    port,
+                    ann.get("prometheus.io/path", "/metrics"),
+                    started,
+                    restarts,
+                    ooms,
+                )
+            )
         return out
 
     # ---- kubelet source -------------------------------------------------------------------------
@@ -202,11 +228,20 @@ class Collector:
 
         def attempt() -> str:
             resp = self.core_api.connect_get_node_proxy_with_path(
-                node, path, _preload_content=False, _request_timeout=self.config.scrape_timeout_s)
+                node, path, _preload_content=False, _request_timeout=self.config.scrape_timeout_s
+            )
             return resp.data.decode("utf-8", errors="replace")
 
-        return call_api(attempt, verb="get", resource="nodes/proxy", namespace=None, max_attempts=2,
-                        backoff_s=0.5, max_backoff_s=2.0, sleep=self.sleep)
+        return call_api(
+            attempt,
+            verb="get",
+            resource="nodes/proxy",
+            namespace=None,
+            max_attempts=2,
+            backoff_s=0.5,
+            max_backoff_s=2.0,
+            sleep=self.sleep,
+        )
 
     def _kubelet_windows(self, pods: list[_PodInfo], now: float) -> list[PodWindow]:
         cfg = self.config
@@ -262,8 +297,9 @@ class Collector:
                 w.cfs_periods = counter_increase(prev.periods, cur.periods)
                 w.cfs_throttled = counter_increase(prev.throttled, cur.throttled)
             self._scrape_app(pod, prev, cur, w)
-            w.oom_kills = float(sum(max(0, n - prev.restarts.get(c, n)) for c, n in pod.restarts.items()
-                                    if c in pod.oom_containers))
+            w.oom_kills = float(
+                sum(max(0, n - prev.restarts.get(c, n)) for c, n in pod.restarts.items() if c in pod.oom_containers)
+            )
             self.state[pod.uid] = cur
             windows.append(w)
         return windows
@@ -277,8 +313,9 @@ class Collector:
             self._error(f"pod {pod.namespace}/{pod.name} /metrics: {exc}")
             return
         cur.requests = prom_text.total(samples, cfg.request_metric)
-        cur.errors = prom_text.total(samples, cfg.request_metric,
-                                     lambda labels: str(labels.get(cfg.status_label, "")).startswith("5"))
+        cur.errors = prom_text.total(
+            samples, cfg.request_metric, lambda labels: str(labels.get(cfg.status_label, "")).startswith("5")
+        )
         cur.buckets = prom_text.buckets(samples, cfg.latency_metric)
         cur.lat_sum = prom_text.total(samples, cfg.latency_metric + "_sum")
         cur.lat_count = prom_text.total(samples, cfg.latency_metric + "_count")
@@ -341,8 +378,11 @@ class Collector:
             w.requests = results["requests"].get(key)
             if w.requests is not None:
                 w.errors = results["errors"].get(key, 0.0)
-            bks = {(math.inf if k[2] in ("+Inf", "Inf") else float(k[2])): v for k, v in results["buckets"].items()
-                   if k[:2] == key[:2]}
+            bks = {
+                (math.inf if k[2] in ("+Inf", "Inf") else float(k[2])): v
+                for k, v in results["buckets"].items()
+                if k[:2] == key[:2]
+            }
             if bks:
                 w.latency_buckets = bks
                 w.latency_sum_s = results["lat_sum"].get(key)
@@ -350,8 +390,9 @@ class Collector:
             w.queue = results["queue"].get(key)
             prev = self.state.get(pod.uid)
             if prev is not None:
-                w.oom_kills = float(sum(max(0, n - prev.restarts.get(c, n)) for c, n in pod.restarts.items()
-                                        if c in pod.oom_containers))
+                w.oom_kills = float(
+                    sum(max(0, n - prev.restarts.get(c, n)) for c, n in pod.restarts.items() if c in pod.oom_containers)
+                )
             self.state[pod.uid] = _PodState(t=0.0, restarts=dict(pod.restarts))
             windows.append(w)
         return windows
@@ -387,8 +428,11 @@ class Collector:
         self.store.flush()
         stats = self.store.stats
         if stats.dropped > self._last_dropped:
-            log.warning("metric samples dropped: %d in this interval, %d in total (redis unreachable, buffer full)",
-                        stats.dropped - self._last_dropped, stats.dropped)
+            log.warning(
+                "metric samples dropped: %d in this interval, %d in total (redis unreachable, buffer full)",
+                stats.dropped - self._last_dropped,
+                stats.dropped,
+            )
             self._last_dropped = stats.dropped
         return samples
 
@@ -417,9 +461,11 @@ def exporter(collector: Collector) -> Any:
         def collect(self) -> Any:
             s = collector.store.stats
             yield CounterMetricFamily("aware_collector_samples_sent", "Samples Redis acknowledged", value=s.sent)
-            yield CounterMetricFamily("aware_collector_samples_dropped",
-                                      "Samples dropped because the buffer was full while Redis was unreachable",
-                                      value=s.dropped)
+            yield CounterMetricFamily(
+                "aware_collector_samples_dropped",
+                "Samples dropped because the buffer was full while Redis was unreachable",
+                value=s.dropped,
+            )
             yield GaugeMetricFamily("aware_collector_samples_buffered", "Samples waiting for Redis", value=s.buffered)
             yield CounterMetricFamily("aware_collector_redis_reconnects", "Reconnections to Redis", value=s.reconnects)
             yield CounterMetricFamily("aware_collector_scrape_errors", "Failed reads", value=collector.scrape_errors)
@@ -456,10 +502,20 @@ def parse_args(argv: Sequence[str] | None) -> tuple[CollectorConfig, argparse.Na
             p.error(f"--redis-password-file: {exc}")
     try:
         cfg = CollectorConfig(
-            node=a.node, redis_url=a.redis_url, redis_password=password, interval_s=a.interval, source=a.source,
-            prometheus_url=a.prometheus_url, namespaces=tuple(n for n in a.namespaces.split(",") if n),
-            request_metric=a.request_metric, latency_metric=a.latency_metric, queue_metric=a.queue_metric,
-            status_label=a.status_label, metrics_port=a.metrics_port, buffer_size=a.buffer_size)
+            node=a.node,
+            redis_url=a.redis_url,
+            redis_password=password,
+            interval_s=a.interval,
+            source=a.source,
+            prometheus_url=a.prometheus_url,
+            namespaces=tuple(n for n in a.namespaces.split(",") if n),
+            request_metric=a.request_metric,
+            latency_metric=a.latency_metric,
+            queue_metric=a.queue_metric,
+            status_label=a.status_label,
+            metrics_port=a.metrics_port,
+            buffer_size=a.buffer_size,
+        )
     except ValueError as exc:
         p.error(str(exc))
     return cfg, a
@@ -468,7 +524,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[CollectorConfig, argparse.Na
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg, args = parse_args(argv)
-    collector = Collector(cfg)
+    try:
+        collector = Collector(cfg)
+    except ClusterError as exc:
+        print(f"collector: {exc}", file=sys.stderr)
+        return 2
     if args.exporter_port:
         from prometheus_client import start_http_server
 

@@ -170,7 +170,10 @@ def aggregate(windows: Iterable[PodWindow]) -> dict[tuple[str, str], dict[str, f
 
 
 def deployment_of(
-    pod_name: str, owner_kind: str | None, owner_name: str | None, labels: Mapping[str, str],
+    pod_name: str,
+    owner_kind: str | None,
+    owner_name: str | None,
+    labels: Mapping[str, str],
     label_keys: Sequence[str] = ("app.kubernetes.io/name", "app"),
 ) -> str | None:
     """Deployment a pod belongs to: its ReplicaSet owner minus the ``pod-template-hash``, else a name label."""

@@ -22,8 +22,9 @@ class RbacDenied(ClusterError):
 
     def __init__(self, verb: str, resource: str, namespace: str | None, detail: str = ""):
         where = f" in namespace {namespace!r}" if namespace else " (cluster scope)"
-        super().__init__(f"RBAC: not allowed to {verb} {resource}{where}; grant it in the Role"
-                         + (f" ({detail})" if detail else ""))
+        super().__init__(
+            f"RBAC: not allowed to {verb} {resource}{where}; grant it in the Role" + (f" ({detail})" if detail else "")
+        )
         self.verb, self.resource, self.namespace = verb, resource, namespace
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cluster import sample_schema as F
-from cluster.api_calls import call_api
+from cluster.api_calls import api_client_from_environment, call_api
 from cluster.backend_config import MANAGED_LABEL, RESOURCES_ANNOTATION, KubernetesBackendConfig
 from cluster.errors import ClusterError, NotManaged, StaleMetrics
 from cluster.loadgen_control import LoadInstruction, loadgen_key
@@ -55,29 +55,25 @@ class Change:
     """For a pod resize: "" when applied, else the PodResizePending reason (Deferred, Infeasible)."""
 
 
-def _api_client_from_environment() -> Any:
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
-
-
 class KubernetesBackend:
     """One app in one namespace of a real cluster."""
 
     def __init__(
-        self, app: AppSpec, config: KubernetesBackendConfig, *, api_client: Any = None,
-        store: MetricStore | None = None, clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep, wall_clock: Callable[[], float] = time.time,
+        self,
+        app: AppSpec,
+        config: KubernetesBackendConfig,
+        *,
+        api_client: Any = None,
+        store: MetricStore | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ):
         from kubernetes import client
 
         self.app = app
         self.config = config
-        self.api_client = api_client if api_client is not None else _api_client_from_environment()
+        self.api_client = api_client if api_client is not None else api_client_from_environment()
         self.apps_api = client.AppsV1Api(self.api_client)
         self.core_api = client.CoreV1Api(self.api_client)
         self.autoscaling_api = client.AutoscalingV2Api(self.api_client)
@@ -102,9 +98,16 @@ class KubernetesBackend:
 
     def _call(self, attempt: Callable[[], Any], verb: str, resource: str) -> Any:
         cfg = self.config
-        return call_api(attempt, verb=verb, resource=resource, namespace=self.namespace,
-                        max_attempts=cfg.max_attempts, backoff_s=cfg.backoff_s, max_backoff_s=cfg.max_backoff_s,
-                        sleep=self.sleep)
+        return call_api(
+            attempt,
+            verb=verb,
+            resource=resource,
+            namespace=self.namespace,
+            max_attempts=cfg.max_attempts,
+            backoff_s=cfg.backoff_s,
+            max_backoff_s=cfg.max_backoff_s,
+            sleep=self.sleep,
+        )
 
     def _assert_allowed(self, namespace: str) -> None:
         if namespace not in self.config.allowed_namespaces:
@@ -112,9 +115,12 @@ class KubernetesBackend:
 
     def _read_deployment(self, name: str) -> Any:
         return self._call(
-            lambda: self.apps_api.read_namespaced_deployment(name, self.namespace,
-                                                             _request_timeout=self.config.request_timeout_s),
-            "get", "deployments")
+            lambda: self.apps_api.read_namespaced_deployment(
+                name, self.namespace, _request_timeout=self.config.request_timeout_s
+            ),
+            "get",
+            "deployments",
+        )
 
     def _container(self, dep: Any) -> Any:
         containers = dep.spec.template.spec.containers
@@ -150,25 +156,34 @@ class KubernetesBackend:
         for name in sorted(names):
             dep = self._read_deployment(name)
             if (dep.metadata.labels or {}).get(MANAGED_LABEL) != "true":
-                raise NotManaged(f"deployment {self.namespace}/{name} lacks the label {MANAGED_LABEL}=true; "
-                                 "add it to let aware-ray manage it")
+                raise NotManaged(
+                    f"deployment {self.namespace}/{name} lacks the label {MANAGED_LABEL}=true; "
+                    "add it to let aware-ray manage it"
+                )
         hpas = self._call(
             lambda: self.autoscaling_api.list_namespaced_horizontal_pod_autoscaler(
-                self.namespace, _request_timeout=self.config.request_timeout_s),
-            "list", "horizontalpodautoscalers")
+                self.namespace, _request_timeout=self.config.request_timeout_s
+            ),
+            "list",
+            "horizontalpodautoscalers",
+        )
         for hpa in hpas.items:
             ref = hpa.spec.scale_target_ref
             if ref.kind == "Deployment" and ref.name in names:
-                raise NotManaged(f"refusing to manage deployment {self.namespace}/{ref.name}: HorizontalPodAutoscaler "
-                                 f"{hpa.metadata.name!r} also scales it (two autoscalers would fight); delete the HPA "
-                                 f"or remove the {MANAGED_LABEL} label")
+                raise NotManaged(
+                    f"refusing to manage deployment {self.namespace}/{ref.name}: HorizontalPodAutoscaler "
+                    f"{hpa.metadata.name!r} also scales it (two autoscalers would fight); delete the HPA "
+                    f"or remove the {MANAGED_LABEL} label"
+                )
         for vpa in self._list_vpas():
             ref = (vpa.get("spec") or {}).get("targetRef") or {}
             mode = ((vpa.get("spec") or {}).get("updatePolicy") or {}).get("updateMode", "Auto")
             if ref.get("kind") == "Deployment" and ref.get("name") in names and mode != "Off":
-                raise NotManaged(f"refusing to manage deployment {self.namespace}/{ref['name']}: "
-                                 f"VerticalPodAutoscaler {vpa['metadata']['name']!r} (updateMode {mode}) also sets its "
-                                 "resources; set its updateMode to Off or delete it")
+                raise NotManaged(
+                    f"refusing to manage deployment {self.namespace}/{ref['name']}: "
+                    f"VerticalPodAutoscaler {vpa['metadata']['name']!r} (updateMode {mode}) also sets its "
+                    "resources; set its updateMode to Off or delete it"
+                )
         self.ownership_checked = True
 
     def _list_vpas(self) -> list[dict[str, Any]]:
@@ -177,8 +192,12 @@ class KubernetesBackend:
         def attempt() -> list[dict[str, Any]]:
             try:
                 out = self.custom_api.list_namespaced_custom_object(
-                    "autoscaling.k8s.io", "v1", self.namespace, "verticalpodautoscalers",
-                    _request_timeout=self.config.request_timeout_s)
+                    "autoscaling.k8s.io",
+                    "v1",
+                    self.namespace,
+                    "verticalpodautoscalers",
+                    _request_timeout=self.config.request_timeout_s,
+                )
             except ApiException as exc:
                 if exc.status == 404:  # the VPA CRD is not installed: no VPA can target anything
                     return []
@@ -213,8 +232,11 @@ class KubernetesBackend:
                 stale.append(name)
             samples.append(merged)
         if stale:
-            raise StaleMetrics(f"no metrics newer than {self.config.staleness_s:g}s for {', '.join(stale)} "
-                               f"in namespace {self.namespace}", tuple(stale))
+            raise StaleMetrics(
+                f"no metrics newer than {self.config.staleness_s:g}s for {', '.join(stale)} "
+                f"in namespace {self.namespace}",
+                tuple(stale),
+            )
 
         def col(key: str, default: float = 0.0) -> np.ndarray:
             return np.array([s.get(key, default) for s in samples], dtype=np.float64)
@@ -228,15 +250,26 @@ class KubernetesBackend:
         e = self.app.entry
         return ServiceMetrics(
             t_seconds=float(self.wall_clock() - self._t0),
-            replicas=replicas, ready_replicas=ready, pending_replicas=np.maximum(replicas - ready, 0.0),
-            cpu_limit=cpu_lim, mem_limit=mem_lim,
-            cpu_usage=col(F.CPU_CORES), mem_usage=col(F.MEM_MIB) / np.maximum(col(F.PODS), 1.0),
-            request_rate=rps, queue=queue,
-            p50_ms=col(F.P50_MS), p95_ms=col(F.P95_MS), p99_ms=col(F.P99_MS),
-            dropped=errors, oom_kills=col(F.OOM_KILLS), throttled=np.clip(col(F.THROTTLED), 0.0, 1.0),
+            replicas=replicas,
+            ready_replicas=ready,
+            pending_replicas=np.maximum(replicas - ready, 0.0),
+            cpu_limit=cpu_lim,
+            mem_limit=mem_lim,
+            cpu_usage=col(F.CPU_CORES),
+            mem_usage=col(F.MEM_MIB) / np.maximum(col(F.PODS), 1.0),
+            request_rate=rps,
+            queue=queue,
+            p50_ms=col(F.P50_MS),
+            p95_ms=col(F.P95_MS),
+            p99_ms=col(F.P99_MS),
+            dropped=errors,
+            oom_kills=col(F.OOM_KILLS),
+            throttled=np.clip(col(F.THROTTLED), 0.0, 1.0),
             external_rps=float(rps[e]),
-            e2e_p50_ms=float(samples[e][F.P50_MS]), e2e_p95_ms=float(samples[e][F.P95_MS]),
-            e2e_p99_ms=float(samples[e][F.P99_MS]), dropped_total=float(errors[e]),
+            e2e_p50_ms=float(samples[e][F.P50_MS]),
+            e2e_p95_ms=float(samples[e][F.P95_MS]),
+            e2e_p99_ms=float(samples[e][F.P99_MS]),
+            dropped_total=float(errors[e]),
         )
 
     # ---- apply ----------------------------------------------------------------------------------
@@ -245,9 +278,11 @@ class KubernetesBackend:
         """The decision as whole replicas, millicores and MiB, inside the app's bounds (a last line of defence)."""
         n = self.app.n_services
         arrays = []
-        for name, lo_attr, hi_attr in (("replicas", "min_replicas", "max_replicas"),
-                                       ("cpu_limit", "cpu_limit_min", "cpu_limit_max"),
-                                       ("mem_limit", "mem_limit_min", "mem_limit_max")):
+        for name, lo_attr, hi_attr in (
+            ("replicas", "min_replicas", "max_replicas"),
+            ("cpu_limit", "cpu_limit_min", "cpu_limit_max"),
+            ("mem_limit", "mem_limit_min", "mem_limit_max"),
+        ):
             value = np.asarray(getattr(decision, name), dtype=np.float64)
             if value.shape != (n,):
                 raise ValueError(f"decision.{name}: expected shape ({n},), got {value.shape}")
@@ -256,8 +291,9 @@ class KubernetesBackend:
             lo, hi = self.app.column(lo_attr), self.app.column(hi_attr)
             clipped = np.clip(value, lo, hi)
             if (np.abs(clipped - value) > 1e-9).any():
-                log.warning("decision.%s outside the app's bounds, clamped: %s -> %s", name, value.tolist(),
-                            clipped.tolist())
+                log.warning(
+                    "decision.%s outside the app's bounds, clamped: %s -> %s", name, value.tolist(), clipped.tolist()
+                )
             arrays.append(clipped)
         r, c, m = arrays
         return np.rint(r).astype(np.int64), c, m
@@ -277,20 +313,33 @@ class KubernetesBackend:
 
     def _record(self, change: Change) -> None:
         self.changes.append(change)
-        log.info("%sPATCH %s %s/%s %s%s", "dry-run " if change.dry_run else "", change.resource,
-                change.namespace, change.name, json.dumps(change.body, sort_keys=True),
-                f" -> {change.outcome}" if change.outcome else "")
+        log.info(
+            "%sPATCH %s %s/%s %s%s",
+            "dry-run " if change.dry_run else "",
+            change.resource,
+            change.namespace,
+            change.name,
+            json.dumps(change.body, sort_keys=True),
+            f" -> {change.outcome}" if change.outcome else "",
+        )
 
     def _set_replicas(self, name: str, want: int) -> None:
         def attempt() -> None:
             scale = self.apps_api.read_namespaced_deployment_scale(
-                name, self.namespace, _request_timeout=self.config.request_timeout_s)
+                name, self.namespace, _request_timeout=self.config.request_timeout_s
+            )
             if scale.spec.replicas == want:
                 return
             body = {"metadata": {"resourceVersion": scale.metadata.resource_version}, "spec": {"replicas": want}}
             self.apps_api.patch_namespaced_deployment_scale(
-                name, self.namespace, body, dry_run=self._dry(), field_manager=self.config.field_manager,
-                _content_type=MERGE, _request_timeout=self.config.request_timeout_s)
+                name,
+                self.namespace,
+                body,
+                dry_run=self._dry(),
+                field_manager=self.config.field_manager,
+                _content_type=MERGE,
+                _request_timeout=self.config.request_timeout_s,
+            )
             self._record(Change("patch", "deployments/scale", self.namespace, name, body, self.config.dry_run))
 
         self._call(attempt, "patch", "deployments/scale")
@@ -301,9 +350,12 @@ class KubernetesBackend:
             return
         selector, ctr_name = self._call(lambda: self._annotate(name, cpu, mem), "patch", "deployments")
         pods = self._call(
-            lambda: self.core_api.list_namespaced_pod(self.namespace, label_selector=selector,
-                                                      _request_timeout=self.config.request_timeout_s),
-            "list", "pods")
+            lambda: self.core_api.list_namespaced_pod(
+                self.namespace, label_selector=selector, _request_timeout=self.config.request_timeout_s
+            ),
+            "list",
+            "pods",
+        )
         for pod in pods.items:
             if pod.metadata.deletion_timestamp is None:
                 self._call(lambda p=pod.metadata.name: self._resize_pod(p, ctr_name, cpu, mem), "patch", "pods/resize")
@@ -319,8 +371,10 @@ class KubernetesBackend:
         old_limits = (current.limits if current else None) or {}
         old_requests = (current.requests if current else None) or {}
         requests: dict[str, str] = {}
-        for key, new, parse, fmt, unit in (("cpu", cpu, cpu_cores, format_cpu, 1000.0),
-                                           ("memory", mem, mem_mib, format_mem, 1.0)):
+        for key, new, parse, fmt, unit in (
+            ("cpu", cpu, cpu_cores, format_cpu, 1000.0),
+            ("memory", mem, mem_mib, format_mem, 1.0),
+        ):
             if key not in old_requests or key not in old_limits:
                 requests[key] = new  # unset requests default to the limits
                 continue
@@ -335,30 +389,43 @@ class KubernetesBackend:
     def _same(resources: Any, cpu: str, mem: str) -> bool:
         limits = (resources.limits if resources else None) or {}
         try:
-            return (round(cpu_cores(limits.get("cpu", "0")) * 1000) == round(cpu_cores(cpu) * 1000)
-                    and round(mem_mib(limits.get("memory", "0"))) == round(mem_mib(mem)))
+            return round(cpu_cores(limits.get("cpu", "0")) * 1000) == round(cpu_cores(cpu) * 1000) and round(
+                mem_mib(limits.get("memory", "0"))
+            ) == round(mem_mib(mem))
         except ValueError:
             return False
 
     def _patch_template(self, name: str, cpu: str, mem: str) -> None:
-        dep = self.apps_api.read_namespaced_deployment(name, self.namespace,
-                                                       _request_timeout=self.config.request_timeout_s)
+        dep = self.apps_api.read_namespaced_deployment(
+            name, self.namespace, _request_timeout=self.config.request_timeout_s
+        )
         ctr = self._container(dep)
         if self._same(ctr.resources, cpu, mem):
             return
-        body = {"metadata": {"resourceVersion": dep.metadata.resource_version},
-                "spec": {"template": {"spec": {"containers": [{"name": ctr.name,
-                                                               "resources": self._resources(ctr.resources, cpu,
-                                                                                            mem)}]}}}}
+        body = {
+            "metadata": {"resourceVersion": dep.metadata.resource_version},
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": ctr.name, "resources": self._resources(ctr.resources, cpu, mem)}]}
+                }
+            },
+        }
         self.apps_api.patch_namespaced_deployment(
-            name, self.namespace, body, dry_run=self._dry(), field_manager=self.config.field_manager,
-            _content_type=STRATEGIC, _request_timeout=self.config.request_timeout_s)
+            name,
+            self.namespace,
+            body,
+            dry_run=self._dry(),
+            field_manager=self.config.field_manager,
+            _content_type=STRATEGIC,
+            _request_timeout=self.config.request_timeout_s,
+        )
         self._record(Change("patch", "deployments", self.namespace, name, body, self.config.dry_run))
 
     def _annotate(self, name: str, cpu: str, mem: str) -> tuple[str, str]:
         """Keep the limits on the Deployment so later pods can be brought in line; returns (pod selector, container)."""
-        dep = self.apps_api.read_namespaced_deployment(name, self.namespace,
-                                                       _request_timeout=self.config.request_timeout_s)
+        dep = self.apps_api.read_namespaced_deployment(
+            name, self.namespace, _request_timeout=self.config.request_timeout_s
+        )
         labels = dep.spec.selector.match_labels or {}
         if not labels:
             raise ClusterError(f"deployment {self.namespace}/{name}: selector has no matchLabels")
@@ -368,27 +435,46 @@ class KubernetesBackend:
         current = (dep.metadata.annotations or {}).get(RESOURCES_ANNOTATION)
         stale = current != note if current is not None else not self._same(self._container(dep).resources, cpu, mem)
         if stale:
-            body = {"metadata": {"resourceVersion": dep.metadata.resource_version,
-                                 "annotations": {RESOURCES_ANNOTATION: note}}}
+            body = {
+                "metadata": {
+                    "resourceVersion": dep.metadata.resource_version,
+                    "annotations": {RESOURCES_ANNOTATION: note},
+                }
+            }
             self.apps_api.patch_namespaced_deployment(
-                name, self.namespace, body, dry_run=self._dry(), field_manager=self.config.field_manager,
-                _content_type=MERGE, _request_timeout=self.config.request_timeout_s)
+                name,
+                self.namespace,
+                body,
+                dry_run=self._dry(),
+                field_manager=self.config.field_manager,
+                _content_type=MERGE,
+                _request_timeout=self.config.request_timeout_s,
+            )
             self._record(Change("patch", "deployments", self.namespace, name, body, self.config.dry_run))
         return selector, ctr_name
 
     def _resize_pod(self, pod_name: str, ctr_name: str, cpu: str, mem: str) -> None:
-        pod = self.core_api.read_namespaced_pod(pod_name, self.namespace,
-                                                _request_timeout=self.config.request_timeout_s)
+        pod = self.core_api.read_namespaced_pod(
+            pod_name, self.namespace, _request_timeout=self.config.request_timeout_s
+        )
         ctr = next((c for c in pod.spec.containers if c.name == ctr_name), None)
         if ctr is None:
             raise NotManaged(f"pod {self.namespace}/{pod_name} has no container {ctr_name!r}")
         if self._same(ctr.resources, cpu, mem):
             return
-        body = {"metadata": {"resourceVersion": pod.metadata.resource_version},
-                "spec": {"containers": [{"name": ctr_name, "resources": self._resources(ctr.resources, cpu, mem)}]}}
+        body = {
+            "metadata": {"resourceVersion": pod.metadata.resource_version},
+            "spec": {"containers": [{"name": ctr_name, "resources": self._resources(ctr.resources, cpu, mem)}]},
+        }
         out = self.core_api.patch_namespaced_pod_resize(
-            pod_name, self.namespace, body, dry_run=self._dry(), field_manager=self.config.field_manager,
-            _content_type=STRATEGIC, _request_timeout=self.config.request_timeout_s)
+            pod_name,
+            self.namespace,
+            body,
+            dry_run=self._dry(),
+            field_manager=self.config.field_manager,
+            _content_type=STRATEGIC,
+            _request_timeout=self.config.request_timeout_s,
+        )
         outcome = ""
         for cond in (out.status.conditions or []) if out.status else []:
             if cond.type == "PodResizePending" and cond.status == "True":
@@ -420,7 +506,8 @@ class KubernetesBackend:
         initial = ScalingDecision(
             replicas=self.app.column("initial_replicas").astype(np.int64),
             cpu_limit=self.app.column("cpu_limit_initial").copy(),
-            mem_limit=self.app.column("mem_limit_initial").copy())
+            mem_limit=self.app.column("mem_limit_initial").copy(),
+        )
         self.apply(initial)
         if not self.config.dry_run:
             self.wait_ready(initial)
@@ -444,13 +531,18 @@ class KubernetesBackend:
                 dep = self._read_deployment(name)
                 st = dep.status
                 want = int(decision.replicas[i])
-                if (st is None or (st.observed_generation or 0) < (dep.metadata.generation or 0)
-                        or (st.ready_replicas or 0) != want or (st.updated_replicas or 0) != want
-                        or (st.replicas or 0) != want):
+                if (
+                    st is None
+                    or (st.observed_generation or 0) < (dep.metadata.generation or 0)
+                    or (st.ready_replicas or 0) != want
+                    or (st.updated_replicas or 0) != want
+                    or (st.replicas or 0) != want
+                ):
                     waiting.append(name)
             if not waiting or self.clock() >= deadline:
                 break
             self.sleep(poll)
         if waiting:
-            raise ClusterError(f"namespace {self.namespace}: not ready after {self.config.ready_timeout_s:g}s: "
-                               f"{', '.join(waiting)}")
+            raise ClusterError(
+                f"namespace {self.namespace}: not ready after {self.config.ready_timeout_s:g}s: {', '.join(waiting)}"
+            )

@@ -197,8 +197,13 @@ class MetricStore:
     # ---- writes -------------------------------------------------------------------------------
 
     def append_metrics(
-        self, namespace: str, deployment: str, sample: Mapping[str, float], ts: float | None = None,
-        maxlen: int = DEFAULT_METRICS_MAXLEN, source: str = "",
+        self,
+        namespace: str,
+        deployment: str,
+        sample: Mapping[str, float],
+        ts: float | None = None,
+        maxlen: int = DEFAULT_METRICS_MAXLEN,
+        source: str = "",
     ) -> bool:
         """Queue one sample of a Deployment's series and try to flush; True when Redis has it now.
 
@@ -267,13 +272,15 @@ class MetricStore:
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError, OSError) as exc:
                 self.stats.failures += 1
                 self._backoff = (
-                    self.config.backoff_initial_s if not self._failing
+                    self.config.backoff_initial_s
+                    if not self._failing
                     else min(self._backoff * 2, self.config.backoff_max_s)
                 )
                 self._next_try = self.clock() + self._backoff
                 if not self._failing:
-                    log.warning("redis unreachable (%s); buffering writes, retry in %.1fs", _one_line(exc),
-                                self._backoff)
+                    log.warning(
+                        "redis unreachable (%s); buffering writes, retry in %.1fs", _one_line(exc), self._backoff
+                    )
                 self._failing = True
                 self._redis.connection_pool.disconnect()
                 return
@@ -290,7 +297,12 @@ class MetricStore:
     # ---- reads --------------------------------------------------------------------------------
 
     def read_metrics(
-        self, namespace: str, deployment: str, *, since_s: float | None = None, last: int | None = None,
+        self,
+        namespace: str,
+        deployment: str,
+        *,
+        since_s: float | None = None,
+        last: int | None = None,
     ) -> list[MetricSample]:
         """Samples of one Deployment, oldest first: the last ``last`` and/or those of the last ``since_s`` seconds.
 

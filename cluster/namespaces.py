@@ -26,8 +26,9 @@ def namespace_for(prefix: str, runner_index: int, vector_index: int, mapping: Ma
     if mapping:
         key = f"{runner_index}-{vector_index}"
         if key not in mapping:
-            raise ValueError(f"namespaces.{key}: no namespace configured for env runner {runner_index}, "
-                             f"vector index {vector_index}")
+            raise ValueError(
+                f"namespaces.{key}: no namespace configured for env runner {runner_index}, vector index {vector_index}"
+            )
         ns = mapping[key]
     else:
         ns = f"{prefix}-{runner_index}-{vector_index}"

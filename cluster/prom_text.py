@@ -19,8 +19,11 @@ class Sample:
 def parse(text: str) -> list[Sample]:
     """Every sample of an exposition; raises ValueError (one line) on text that is not the format."""
     try:
-        return [Sample(s.name, dict(s.labels), float(s.value))
-                for family in text_string_to_metric_families(text) for s in family.samples]
+        return [
+            Sample(s.name, dict(s.labels), float(s.value))
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        ]
     except (ValueError, TypeError, IndexError) as exc:
         raise ValueError(f"not Prometheus text format ({str(exc).splitlines()[0] if str(exc) else exc})") from None
 

@@ -31,8 +31,12 @@ DEFAULT_IMAGE = "aware-ray/sampleapp:0.1.0"
 
 
 def _labels(app: AppSpec, name: str, component: str) -> dict[str, str]:
-    return {"app": name, "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": app.name,
-            "app.kubernetes.io/component": component}
+    return {
+        "app": name,
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": app.name,
+        "app.kubernetes.io/component": component,
+    }
 
 
 def _resources(cpu: float, mem: float) -> dict[str, Any]:
@@ -41,90 +45,150 @@ def _resources(cpu: float, mem: float) -> dict[str, Any]:
 
 
 def _security() -> dict[str, Any]:
-    return {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
 
 
-def render(app: AppSpec, namespace: str, image: str = DEFAULT_IMAGE, redis_url: str = "redis://redis.aware-ray:6379/0",
-           redis_secret: str = "aware-redis", with_loadgen: bool = True) -> list[dict[str, Any]]:
+def render(
+    app: AppSpec,
+    namespace: str,
+    image: str = DEFAULT_IMAGE,
+    redis_url: str = "redis://redis.aware-ray:6379/0",
+    redis_secret: str = "aware-redis",
+    with_loadgen: bool = True,
+) -> list[dict[str, Any]]:
     """Manifests (as mappings) for ``app`` in ``namespace``."""
     docs: list[dict[str, Any]] = []
     for i, s in enumerate(app.services):
         downstream = ",".join(
-            f"http://{app.services[j].name}:{PORT}={app.calls[i, j]:g}" for j in range(app.n_services)
-            if app.calls[i, j] > 0)
-        env = {"SERVICE_NAME": s.name, "PORT": str(PORT), "CPU_MS_MEAN": f"{s.cpu_ms_mean:g}",
-               "CPU_MS_CV": f"{s.cpu_ms_cv:g}", "MEM_BASE_MIB": f"{s.mem_base_mib:g}",
-               "MEM_PER_INFLIGHT_MIB": f"{s.mem_per_inflight_mib:g}", "DOWNSTREAM": downstream,
-               "FANOUT": "parallel" if s.parallel_calls else "sequential", "TIMEOUT_S": f"{app.timeout_s:g}"}
+            f"http://{app.services[j].name}:{PORT}={app.calls[i, j]:g}"
+            for j in range(app.n_services)
+            if app.calls[i, j] > 0
+        )
+        env = {
+            "SERVICE_NAME": s.name,
+            "PORT": str(PORT),
+            "CPU_MS_MEAN": f"{s.cpu_ms_mean:g}",
+            "CPU_MS_CV": f"{s.cpu_ms_cv:g}",
+            "MEM_BASE_MIB": f"{s.mem_base_mib:g}",
+            "MEM_PER_INFLIGHT_MIB": f"{s.mem_per_inflight_mib:g}",
+            "DOWNSTREAM": downstream,
+            "FANOUT": "parallel" if s.parallel_calls else "sequential",
+            "TIMEOUT_S": f"{app.timeout_s:g}",
+        }
         labels = _labels(app, s.name, "service")
-        docs.append({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": s.name, "namespace": namespace, "labels": {**labels, MANAGED_LABEL: "true"},
-                         "annotations": {"aware-ray.io/app": app.name,
-                                         "aware-ray.io/startup-s": f"{s.startup_s:g}"}},
-            "spec": {
-                "replicas": s.initial_replicas,
-                "selector": {"matchLabels": {"app": s.name}},
-                "template": {
-                    "metadata": {"labels": labels, "annotations": {
-                        "prometheus.io/scrape": "true", "prometheus.io/port": str(PORT),
-                        "prometheus.io/path": "/metrics"}},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [{
-                            "name": s.name, "image": image, "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "-m", "cluster.sampleapp.service"],
-                            "env": [{"name": k, "value": v} for k, v in env.items()],
-                            "ports": [{"name": "http", "containerPort": PORT}],
-                            "resources": _resources(s.cpu_limit_initial, s.mem_limit_initial),
-                            "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"},
-                                             {"resourceName": "memory", "restartPolicy": "RestartContainer"}],
-                            "readinessProbe": {"httpGet": {"path": "/healthz", "port": PORT},
-                                               "initialDelaySeconds": max(1, round(s.startup_s)),
-                                               "periodSeconds": 2},
-                            "securityContext": _security(),
-                        }],
+        docs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": s.name,
+                    "namespace": namespace,
+                    "labels": {**labels, MANAGED_LABEL: "true"},
+                    "annotations": {"aware-ray.io/app": app.name, "aware-ray.io/startup-s": f"{s.startup_s:g}"},
+                },
+                "spec": {
+                    "replicas": s.initial_replicas,
+                    "selector": {"matchLabels": {"app": s.name}},
+                    "template": {
+                        "metadata": {
+                            "labels": labels,
+                            "annotations": {
+                                "prometheus.io/scrape": "true",
+                                "prometheus.io/port": str(PORT),
+                                "prometheus.io/path": "/metrics",
+                            },
+                        },
+                        "spec": {
+                            "automountServiceAccountToken": False,
+                            "containers": [
+                                {
+                                    "name": s.name,
+                                    "image": image,
+                                    "imagePullPolicy": "IfNotPresent",
+                                    "command": ["python", "-m", "cluster.sampleapp.service"],
+                                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                                    "ports": [{"name": "http", "containerPort": PORT}],
+                                    "resources": _resources(s.cpu_limit_initial, s.mem_limit_initial),
+                                    "resizePolicy": [
+                                        {"resourceName": "cpu", "restartPolicy": "NotRequired"},
+                                        {"resourceName": "memory", "restartPolicy": "RestartContainer"},
+                                    ],
+                                    "readinessProbe": {
+                                        "httpGet": {"path": "/healthz", "port": PORT},
+                                        "initialDelaySeconds": max(1, round(s.startup_s)),
+                                        "periodSeconds": 2,
+                                    },
+                                    "securityContext": _security(),
+                                }
+                            ],
+                        },
                     },
                 },
-            },
-        })
-        docs.append({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": s.name, "namespace": namespace, "labels": labels},
-            "spec": {"selector": {"app": s.name}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]},
-        })
+            }
+        )
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": s.name, "namespace": namespace, "labels": labels},
+                "spec": {"selector": {"app": s.name}, "ports": [{"name": "http", "port": PORT, "targetPort": PORT}]},
+            }
+        )
     if with_loadgen:
         entry = app.services[app.entry].name
         name = "loadgen"
         labels = _labels(app, name, "loadgen")
-        docs.append({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {**labels, "aware-ray.io/redis-client": "true"}},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [{
-                            "name": name, "image": image, "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "-m", "cluster.sampleapp.loadgen", "--target",
-                                        f"http://{entry}:{PORT}/", "--redis-url", redis_url],
-                            "env": [
-                                {"name": "POD_NAMESPACE",
-                                 "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                                {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
-                                    "name": redis_secret, "key": "password"}}},
+        docs.append(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {**labels, "aware-ray.io/redis-client": "true"}},
+                        "spec": {
+                            "automountServiceAccountToken": False,
+                            "containers": [
+                                {
+                                    "name": name,
+                                    "image": image,
+                                    "imagePullPolicy": "IfNotPresent",
+                                    "command": [
+                                        "python",
+                                        "-m",
+                                        "cluster.sampleapp.loadgen",
+                                        "--target",
+                                        f"http://{entry}:{PORT}/",
+                                        "--redis-url",
+                                        redis_url,
+                                    ],
+                                    "env": [
+                                        {
+                                            "name": "POD_NAMESPACE",
+                                            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                        },
+                                        {
+                                            "name": "REDIS_PASSWORD",
+                                            "valueFrom": {"secretKeyRef": {"name": redis_secret, "key": "password"}},
+                                        },
+                                    ],
+                                    "resources": _resources(1.0, 512),
+                                    "securityContext": _security(),
+                                }
                             ],
-                            "resources": _resources(1.0, 512),
-                            "securityContext": _security(),
-                        }],
+                        },
                     },
                 },
-            },
-        })
+            }
+        )
     return docs
 
 

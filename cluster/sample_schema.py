@@ -54,7 +54,8 @@ def merge_sources(samples: list[tuple[str, dict[str, float]]]) -> dict[str, floa
     if any(THROTTLED in s for _, s in samples):
         total = sum(pods)
         out[THROTTLED] = (
-            sum(s.get(THROTTLED, 0.0) * p for (_, s), p in zip(samples, pods)) / total if total > 0
+            sum(s.get(THROTTLED, 0.0) * p for (_, s), p in zip(samples, pods)) / total
+            if total > 0
             else max(s.get(THROTTLED, 0.0) for _, s in samples)
         )
     for key in LATENCY_FIELDS:

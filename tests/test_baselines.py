@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aware_ray.policy_registry import expand, make_policy
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from policies.base import EnvContext
 from policies.hpa import HPAPolicy, pods_of
+from policies.registry import expand, make_policy
 from policies.static import StaticPolicy, peak_replicas
 
 

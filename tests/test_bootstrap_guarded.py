@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aware_ray import policy_registry
 from aware_ray.cli import main
 from envs.autoscale_env import AutoscaleEnv
+from policies import registry as policy_registry
 from policies.base import EnvContext
 from policies.bootstrap.arbiter import Source
 from policies.bootstrap.config import BootstrapConfig
@@ -217,6 +217,6 @@ def _arm(violations: int, first_n: int, last_k_cost: float) -> dict[str, Any]:
     ids=["all-met", "none-met", "without-scratch", "heuristic-only"],
 )
 def test_goals_are_judged_where_their_arms_ran(arms: dict[str, dict[str, Any]], met: dict[str, bool]) -> None:
-    from aware_ray.bench_bootstrap import _goals
+    from aware_ray.bench.bootstrap import _goals
 
     assert _goals(arms)["met"] == met

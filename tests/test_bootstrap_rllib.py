@@ -24,7 +24,7 @@ from ray.rllib.core.columns import Columns
 from ray.rllib.env.single_agent_episode import SingleAgentEpisode
 from ray.rllib.utils.metrics.metrics_logger import MetricsLogger
 
-from aware_ray.callbacks import (
+from aware_ray.training.callbacks import (
     CPU_CORE_HOURS,
     CPU_UTIL,
     EPISODE_WINDOW,
@@ -34,8 +34,8 @@ from aware_ray.callbacks import (
     SLO_VIOLATION_RATE,
     ScoreboardCallbacks,
 )
-from aware_ray.train import build_algo_config
-from aware_ray.train_config import build_train_config
+from aware_ray.training.config import build_train_config
+from aware_ray.training.train import build_algo_config
 from envs.autoscale_env import AutoscaleEnv, StepRecord
 from envs.errors import ConfigError
 from policies.base import EnvContext

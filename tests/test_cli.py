@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from aware_ray.cli import main
-from aware_ray.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS
+from aware_ray.evaluation.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS
 
 
 def test_evaluate_writes_the_scoreboard(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

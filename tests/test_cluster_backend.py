@@ -52,8 +52,9 @@ def store(redis_server: RedisServer):
 
 def make_backend(api: FakeApiServer, store: MetricStore, clock: Clock | None = None, **overrides) -> KubernetesBackend:
     clock = clock or Clock()
-    cfg = KubernetesBackendConfig(**{"namespace": NS, "allowed_namespaces": (NS,), "staleness_s": 30.0,
-                                     "backoff_s": 0.25, **overrides})
+    cfg = KubernetesBackendConfig(
+        **{"namespace": NS, "allowed_namespaces": (NS,), "staleness_s": 30.0, "backoff_s": 0.25, **overrides}
+    )
     return KubernetesBackend(APP, cfg, api_client=api.api_client(), store=store, clock=clock, sleep=clock.sleep)
 
 
@@ -62,15 +63,62 @@ def write_samples(store: MetricStore, ts_offset: float = 0.0) -> None:
 
     now = time.time() + ts_offset
     # front on two nodes (one pod each); back on one node.
-    store.append_metrics(NS, "front", {"window_s": 15, "pods": 1, "cpu_cores": 0.2, "mem_mib": 100, "rps": 30,
-                                       "errors_rps": 1, "p50_ms": 10, "p95_ms": 40, "p99_ms": 80, "mean_ms": 15,
-                                       "throttled": 0.1}, ts=now, source="node-1")
-    store.append_metrics(NS, "front", {"window_s": 15, "pods": 1, "cpu_cores": 0.4, "mem_mib": 140, "rps": 10,
-                                       "errors_rps": 0, "p50_ms": 30, "p95_ms": 60, "p99_ms": 120, "mean_ms": 35,
-                                       "throttled": 0.3}, ts=now, source="node-2")
-    store.append_metrics(NS, "back", {"window_s": 15, "pods": 1, "cpu_cores": 0.5, "mem_mib": 300, "rps": 40,
-                                      "p50_ms": 5, "p95_ms": 9, "p99_ms": 12, "queue": 3, "oom_kills": 1},
-                         ts=now, source="node-1")
+    store.append_metrics(
+        NS,
+        "front",
+        {
+            "window_s": 15,
+            "pods": 1,
+            "cpu_cores": 0.2,
+            "mem_mib": 100,
+            "rps": 30,
+            "errors_rps": 1,
+            "p50_ms": 10,
+            "p95_ms": 40,
+            "p99_ms": 80,
+            "mean_ms": 15,
+            "throttled": 0.1,
+        },
+        ts=now,
+        source="node-1",
+    )
+    store.append_metrics(
+        NS,
+        "front",
+        {
+            "window_s": 15,
+            "pods": 1,
+            "cpu_cores": 0.4,
+            "mem_mib": 140,
+            "rps": 10,
+            "errors_rps": 0,
+            "p50_ms": 30,
+            "p95_ms": 60,
+            "p99_ms": 120,
+            "mean_ms": 35,
+            "throttled": 0.3,
+        },
+        ts=now,
+        source="node-2",
+    )
+    store.append_metrics(
+        NS,
+        "back",
+        {
+            "window_s": 15,
+            "pods": 1,
+            "cpu_cores": 0.5,
+            "mem_mib": 300,
+            "rps": 40,
+            "p50_ms": 5,
+            "p95_ms": 9,
+            "p99_ms": 12,
+            "queue": 3,
+            "oom_kills": 1,
+        },
+        ts=now,
+        source="node-1",
+    )
 
 
 def test_is_a_backend(api, store) -> None:
@@ -117,7 +165,8 @@ def test_apply_replicas_through_scale_subresource(api, store) -> None:
     backend.apply(ScalingDecision(np.array([4, 1]), np.array([0.5, 1.0]), np.array([256.0, 512.0])))
     patches = api.patches()
     assert [(p.path, p.content_type) for p in patches] == [
-        (f"/apis/apps/v1/namespaces/{NS}/deployments/front/scale", "application/merge-patch+json")]
+        (f"/apis/apps/v1/namespaces/{NS}/deployments/front/scale", "application/merge-patch+json")
+    ]
     body = patches[0].body
     assert body["spec"] == {"replicas": 4} and body["metadata"]["resourceVersion"]
     assert patches[0].query["fieldManager"] == "aware-ray"
@@ -132,11 +181,23 @@ def test_apply_resizes_pods_in_place_and_keeps_the_deployment_in_step(api, store
     ann = [p for p in api.patches("/deployments/back")]
     assert len(ann) == 1 and ann[0].content_type == "application/merge-patch+json"
     assert json.loads(ann[0].body["metadata"]["annotations"][RESOURCES_ANNOTATION]) == {
-        "container": "back", "cpu": "1500m", "memory": "768Mi"}
+        "container": "back",
+        "cpu": "1500m",
+        "memory": "768Mi",
+    }
     resizes = api.patches("/resize")
     assert len(resizes) == 1 and resizes[0].content_type == "application/strategic-merge-patch+json"
-    assert resizes[0].body["spec"] == {"containers": [{"name": "back", "resources": {
-        "limits": {"cpu": "1500m", "memory": "768Mi"}, "requests": {"cpu": "1500m", "memory": "768Mi"}}}]}
+    assert resizes[0].body["spec"] == {
+        "containers": [
+            {
+                "name": "back",
+                "resources": {
+                    "limits": {"cpu": "1500m", "memory": "768Mi"},
+                    "requests": {"cpu": "1500m", "memory": "768Mi"},
+                },
+            }
+        ]
+    }
     dep = api.deployment(NS, "back")
     assert dep["spec"]["template"] == template_before  # no rolling restart
     pods = api.pods(NS, "back")
@@ -155,8 +216,12 @@ def test_apply_template_mode_patches_the_pod_template(api, store) -> None:
     backend.apply(ScalingDecision(np.array([2, 1]), np.array([0.25, 1.0]), np.array([256.0, 512.0])))
     patches = api.patches()
     assert len(patches) == 1 and patches[0].content_type == "application/strategic-merge-patch+json"
-    assert patches[0].body["spec"]["template"]["spec"]["containers"] == [{"name": "front", "resources": {
-        "limits": {"cpu": "250m", "memory": "256Mi"}, "requests": {"cpu": "250m", "memory": "256Mi"}}}]
+    assert patches[0].body["spec"]["template"]["spec"]["containers"] == [
+        {
+            "name": "front",
+            "resources": {"limits": {"cpu": "250m", "memory": "256Mi"}, "requests": {"cpu": "250m", "memory": "256Mi"}},
+        }
+    ]
     assert not api.patches("/resize")
     assert all(p["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "250m" for p in api.pods(NS, "front"))
 
@@ -322,12 +387,15 @@ def test_reset_restores_initial_state_and_instructs_the_load_generator(api, stor
     clock = Clock()
     backend = make_backend(api, store, clock)
     backend.apply(ScalingDecision(np.array([5, 4]), np.array([1.0, 2.0]), np.array([512.0, 1024.0])))
-    load = LoadInstruction(trace="nasa_http_1995-07_1min.csv", start_s=3600, duration_s=900, rate_scale=2.0,
-                           episode="r0-v1-e7")
+    load = LoadInstruction(
+        trace="nasa_http_1995-07_1min.csv", start_s=3600, duration_s=900, rate_scale=2.0, episode="r0-v1-e7"
+    )
     backend.reset(load)
     assert api.deployment(NS, "front")["spec"]["replicas"] == 2 and api.deployment(NS, "back")["spec"]["replicas"] == 1
-    assert all(p["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "1000m", "memory": "512Mi"}
-               for p in api.pods(NS, "back"))
+    assert all(
+        p["spec"]["containers"][0]["resources"]["limits"] == {"cpu": "1000m", "memory": "512Mi"}
+        for p in api.pods(NS, "back")
+    )
     assert store.get_value(loadgen_key(NS)) == load.to_dict()
 
 
@@ -342,13 +410,14 @@ def test_reset_times_out_when_pods_never_get_ready(api, store) -> None:
 
 
 def test_resize_keeps_a_burstable_pod_burstable(api, store) -> None:
-    api.add_deployment(NS, "front", replicas=1, cpu="500m", memory="256Mi",
-                       requests={"cpu": "250m", "memory": "128Mi"})
+    api.add_deployment(NS, "front", replicas=1, cpu="500m", memory="256Mi", requests={"cpu": "250m", "memory": "128Mi"})
     backend = make_backend(api, store)
     backend.apply(ScalingDecision(np.array([1, 1]), np.array([1.0, 1.0]), np.array([256.0, 512.0])))
     (resize,) = [r for r in api.patches("/resize") if "/pods/front-" in r.path]
     assert resize.body["spec"]["containers"][0]["resources"] == {
-        "limits": {"cpu": "1000m", "memory": "256Mi"}, "requests": {"cpu": "500m", "memory": "128Mi"}}
+        "limits": {"cpu": "1000m", "memory": "256Mi"},
+        "requests": {"cpu": "500m", "memory": "128Mi"},
+    }
     assert resize.status == 200
 
 
@@ -360,5 +429,6 @@ def test_fake_server_refuses_a_resize_that_changes_the_qos_class(api) -> None:
     body = {"spec": {"containers": [{"name": "back", "resources": {"requests": {"cpu": "100m"}}}]}}
     with pytest.raises(ApiException) as info:
         client.CoreV1Api(api.api_client()).patch_namespaced_pod_resize(
-            pod, NS, body, _content_type="application/strategic-merge-patch+json")
+            pod, NS, body, _content_type="application/strategic-merge-patch+json"
+        )
     assert info.value.status == 422 and "QOS Class may not change" in info.value.body

@@ -30,8 +30,9 @@ def shared():
         yield api, api.api_client()
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(steps=st.lists(decisions, min_size=1, max_size=3))
 def test_requests_stay_inside_allow_list_and_guard_bounds(shared, steps) -> None:
     api, client = shared
@@ -43,8 +44,12 @@ def test_requests_stay_inside_allow_list_and_guard_bounds(shared, steps) -> None
         api.add_deployment("other", "front", replicas=1)  # same name, not allowed: must never be touched
     store = MetricStore(StoreConfig(url=f"redis://127.0.0.1:{free_port()}/0"))  # observe is not needed here
     backend = KubernetesBackend(
-        APP, KubernetesBackendConfig(namespace=NS, allowed_namespaces=(NS,)), api_client=client,
-        store=store, sleep=lambda s: None)
+        APP,
+        KubernetesBackendConfig(namespace=NS, allowed_namespaces=(NS,)),
+        api_client=client,
+        store=store,
+        sleep=lambda s: None,
+    )
     current = ScalingDecision(np.array([2, 1]), np.array([0.5, 1.0]), np.array([256.0, 512.0]))
     for raw in steps:
         want = ScalingDecision(*(np.array(x, dtype=np.float64) for x in raw))

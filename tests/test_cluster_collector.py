@@ -39,15 +39,23 @@ def feed_all(api: FakeApiServer, seconds: float = 15.0) -> None:
         for pod in api.pods(ns):
             app = pod["metadata"]["labels"]["app"]
             cpu = {"web": 0.25, "api": 0.5, "noise": 1.0}[app]
-            api.kubelet.feed(ns, pod["metadata"]["name"], seconds, cpu_cores=cpu, mem_mib=100 if app == "web" else 200,
-                             throttled_share=0.2 if app == "api" else 0.0, rps=20.0,
-                             latencies_s=[0.004, 0.02, 0.02, 0.07])
+            api.kubelet.feed(
+                ns,
+                pod["metadata"]["name"],
+                seconds,
+                cpu_cores=cpu,
+                mem_mib=100 if app == "web" else 200,
+                throttled_share=0.2 if app == "api" else 0.0,
+                rps=20.0,
+                latencies_s=[0.004, 0.02, 0.02, 0.07],
+            )
 
 
 def make(api: FakeApiServer, redis_url: str, clock: Clock, buffer_size: int = 10_000) -> Collector:
     cfg = CollectorConfig(node="node-1", redis_url=redis_url, namespaces=("shop",), buffer_size=buffer_size)
-    store = MetricStore(StoreConfig(url=redis_url, buffer_size=buffer_size, backoff_initial_s=1, backoff_max_s=4),
-                        clock=clock)
+    store = MetricStore(
+        StoreConfig(url=redis_url, buffer_size=buffer_size, backoff_initial_s=1, backoff_max_s=4), clock=clock
+    )
     return Collector(cfg, api_client=api.api_client(), store=store, clock=clock, sleep=lambda s: None)
 
 
@@ -78,8 +86,9 @@ def test_collects_per_deployment_into_redis(cluster: FakeApiServer, redis_server
     assert col.scrape_errors == 0
 
 
-def test_redis_restart_midway_loses_only_beyond_the_buffer(cluster: FakeApiServer, redis_server: RedisServer,
-                                                           caplog) -> None:
+def test_redis_restart_midway_loses_only_beyond_the_buffer(
+    cluster: FakeApiServer, redis_server: RedisServer, caplog
+) -> None:
     redis_server.start()
     redis_server.flushall()
     clock = Clock()
@@ -172,19 +181,24 @@ def test_prometheus_source(cluster: FakeApiServer, redis_server: RedisServer) ->
     def vec(value: float, **labels: str) -> dict:
         return {"metric": {"namespace": "shop", "pod": pod, **labels}, "value": [0, str(value)]}
 
-    prom = FakePrometheus({
-        "container_cpu_usage_seconds_total": [vec(0.4)],
-        "container_memory_working_set_bytes": [vec(300 * 2**20)],
-        "cfs_throttled": [vec(30)], "cfs_periods": [vec(150)],
-        '=~"5.."': [vec(15)],
-        "http_requests_total": [vec(300)],
-        "_bucket": [vec(150, le="0.05"), vec(300, le="0.1"), vec(300, le="+Inf")],
-        "_sum": [vec(15)], "_count": [vec(300)],
-        "app_queue_depth": [vec(4)],
-    })
+    prom = FakePrometheus(
+        {
+            "container_cpu_usage_seconds_total": [vec(0.4)],
+            "container_memory_working_set_bytes": [vec(300 * 2**20)],
+            "cfs_throttled": [vec(30)],
+            "cfs_periods": [vec(150)],
+            '=~"5.."': [vec(15)],
+            "http_requests_total": [vec(300)],
+            "_bucket": [vec(150, le="0.05"), vec(300, le="0.1"), vec(300, le="+Inf")],
+            "_sum": [vec(15)],
+            "_count": [vec(300)],
+            "app_queue_depth": [vec(4)],
+        }
+    )
     try:
-        cfg = CollectorConfig(source="prometheus", prometheus_url=prom.url, redis_url=redis_server.url,
-                              namespaces=("shop",))
+        cfg = CollectorConfig(
+            source="prometheus", prometheus_url=prom.url, redis_url=redis_server.url, namespaces=("shop",)
+        )
         col = Collector(cfg, api_client=cluster.api_client(), store=MetricStore(StoreConfig(url=redis_server.url)))
         out = col.collect_once()
         api = out[("shop", "api")]
@@ -201,8 +215,12 @@ def test_prometheus_source(cluster: FakeApiServer, redis_server: RedisServer) ->
 
 @pytest.mark.parametrize(
     ("argv", "field"),
-    [(["--source", "kubelet", "--node", ""], "node"), (["--source", "prometheus"], "prometheus_url"),
-     (["--node", "n", "--interval", "0"], "interval_s"), (["--node", "n", "--metrics-port", "70000"], "metrics_port")],
+    [
+        (["--source", "kubelet", "--node", ""], "node"),
+        (["--source", "prometheus"], "prometheus_url"),
+        (["--node", "n", "--interval", "0"], "interval_s"),
+        (["--node", "n", "--metrics-port", "70000"], "metrics_port"),
+    ],
 )
 def test_cli_errors_name_the_field(argv, field, capsys, monkeypatch) -> None:
     monkeypatch.delenv("NODE_NAME", raising=False)
@@ -218,19 +236,42 @@ def test_main_runs_with_a_kubeconfig(cluster: FakeApiServer, redis_server: Redis
     redis_server.start()
     redis_server.flushall()
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "fake",
+                "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "u"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     password = tmp_path / "password"
     password.write_text("")
     feed_all(cluster)
-    assert main(["--node", "node-1", "--redis-url", redis_server.url, "--namespaces", "shop", "--iterations", "1",
-                 "--exporter-port", "0", "--redis-password-file", str(password)]) == 0
+    assert (
+        main(
+            [
+                "--node",
+                "node-1",
+                "--redis-url",
+                redis_server.url,
+                "--namespaces",
+                "shop",
+                "--iterations",
+                "1",
+                "--exporter-port",
+                "0",
+                "--redis-password-file",
+                str(password),
+            ]
+        )
+        == 0
+    )
     store = MetricStore(StoreConfig(url=redis_server.url))
     assert store.read_metrics("shop", "web")[0].values["pods"] == 2
     assert store.read_metrics("other", "noise") == []

@@ -77,11 +77,37 @@ def test_aggregate_sums_pods_and_merges_histograms() -> None:
     b1 = {0.1: 80.0, 0.2: 100.0, INF: 100.0}
     b2 = {0.1: 0.0, 0.2: 100.0, INF: 100.0}
     ws = [
-        PodWindow("ns", "web", 15.0, cpu_cores=0.3, mem_bytes=100 * 2**20, cfs_periods=150, cfs_throttled=15,
-                  requests=100, errors=2, latency_buckets=b1, latency_sum_s=8.0, latency_count=100, queue=1),
-        PodWindow("ns", "web", 15.0, cpu_cores=0.5, mem_bytes=300 * 2**20, cfs_periods=150, cfs_throttled=45,
-                  requests=100, errors=0, latency_buckets=b2, latency_sum_s=15.0, latency_count=100, queue=2,
-                  oom_kills=1),
+        PodWindow(
+            "ns",
+            "web",
+            15.0,
+            cpu_cores=0.3,
+            mem_bytes=100 * 2**20,
+            cfs_periods=150,
+            cfs_throttled=15,
+            requests=100,
+            errors=2,
+            latency_buckets=b1,
+            latency_sum_s=8.0,
+            latency_count=100,
+            queue=1,
+        ),
+        PodWindow(
+            "ns",
+            "web",
+            15.0,
+            cpu_cores=0.5,
+            mem_bytes=300 * 2**20,
+            cfs_periods=150,
+            cfs_throttled=45,
+            requests=100,
+            errors=0,
+            latency_buckets=b2,
+            latency_sum_s=15.0,
+            latency_count=100,
+            queue=2,
+            oom_kills=1,
+        ),
         PodWindow("ns", "db", 15.0, cpu_cores=None, mem_bytes=50 * 2**20, requests=None),
     ]
     out = aggregate(ws)
@@ -97,14 +123,30 @@ def test_aggregate_sums_pods_and_merges_histograms() -> None:
 
 
 def test_aggregate_idle_service_has_zero_latency_not_missing() -> None:
-    out = aggregate([PodWindow("ns", "idle", 15.0, cpu_cores=0.01, mem_bytes=2**20, requests=0, errors=0,
-                               latency_buckets={0.1: 0.0, INF: 0.0}, latency_sum_s=0, latency_count=0)])
+    out = aggregate(
+        [
+            PodWindow(
+                "ns",
+                "idle",
+                15.0,
+                cpu_cores=0.01,
+                mem_bytes=2**20,
+                requests=0,
+                errors=0,
+                latency_buckets={0.1: 0.0, INF: 0.0},
+                latency_sum_s=0,
+                latency_count=0,
+            )
+        ]
+    )
     assert out[("ns", "idle")]["rps"] == 0 and out[("ns", "idle")]["p99_ms"] == 0
 
 
 def test_aggregate_partial_request_data_leaves_rate_out() -> None:
-    ws = [PodWindow("ns", "web", 15.0, cpu_cores=0.1, mem_bytes=1, requests=10, errors=0),
-          PodWindow("ns", "web", 15.0, cpu_cores=0.1, mem_bytes=1, requests=None)]
+    ws = [
+        PodWindow("ns", "web", 15.0, cpu_cores=0.1, mem_bytes=1, requests=10, errors=0),
+        PodWindow("ns", "web", 15.0, cpu_cores=0.1, mem_bytes=1, requests=None),
+    ]
     assert "rps" not in aggregate(ws)[("ns", "web")]
 
 

@@ -27,17 +27,32 @@ IMAGE = os.environ.get("AWARE_E2E_IMAGE", "registry.k8s.io/pause:3.10")
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not KUBECONFIG, reason="set AWARE_E2E_KUBECONFIG to the kubeconfig of a disposable cluster "
-                                              "(Kubernetes >= 1.33) to run the end-to-end test"),
+    pytest.mark.skipif(
+        not KUBECONFIG,
+        reason="set AWARE_E2E_KUBECONFIG to the kubeconfig of a disposable cluster "
+        "(Kubernetes >= 1.33) to run the end-to-end test",
+    ),
 ]
 
-APP = app_from_dict({
-    "name": "e2e", "slo_ms": 200, "default_peak_rps": 10, "node": {"cores": 4, "mem_gib": 4},
-    "services": [{"name": "web", "cpu_ms": {"mean": 5}, "memory_mib": {"base": 16, "per_inflight": 0},
-                  "startup_s": 1, "replicas": {"min": 1, "max": 3, "initial": 1},
-                  "cpu_limit": {"min": 0.05, "max": 0.5, "initial": 0.1},
-                  "mem_limit": {"min": 32, "max": 128, "initial": 64}}],
-})
+APP = app_from_dict(
+    {
+        "name": "e2e",
+        "slo_ms": 200,
+        "default_peak_rps": 10,
+        "node": {"cores": 4, "mem_gib": 4},
+        "services": [
+            {
+                "name": "web",
+                "cpu_ms": {"mean": 5},
+                "memory_mib": {"base": 16, "per_inflight": 0},
+                "startup_s": 1,
+                "replicas": {"min": 1, "max": 3, "initial": 1},
+                "cpu_limit": {"min": 0.05, "max": 0.5, "initial": 0.1},
+                "mem_limit": {"min": 32, "max": 128, "initial": 64},
+            }
+        ],
+    }
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +64,31 @@ def cluster():
     ns = f"aware-e2e-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace.from_dict({"metadata": {"name": ns}}))
     res = {"cpu": "100m", "memory": "64Mi"}
-    apps.create_namespaced_deployment(ns, client.V1Deployment.from_dict({
-        "metadata": {"name": "web", "labels": {MANAGED_LABEL: "true"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                 "template": {"metadata": {"labels": {"app": "web"}},
-                              "spec": {"containers": [{"name": "web", "image": IMAGE,
-                                                       "resources": {"limits": res, "requests": res},
-                                                       "resizePolicy": [{"resourceName": "cpu",
-                                                                         "restartPolicy": "NotRequired"}]}]}}},
-    }))
+    apps.create_namespaced_deployment(
+        ns,
+        client.V1Deployment.from_dict(
+            {
+                "metadata": {"name": "web", "labels": {MANAGED_LABEL: "true"}},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {
+                            "containers": [
+                                {
+                                    "name": "web",
+                                    "image": IMAGE,
+                                    "resources": {"limits": res, "requests": res},
+                                    "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}],
+                                }
+                            ]
+                        },
+                    },
+                },
+            }
+        ),
+    )
     try:
         yield api_client, ns
     finally:
@@ -98,10 +129,17 @@ def test_refuses_when_an_hpa_targets_the_deployment(cluster, redis_server) -> No
 
     api_client, ns = cluster
     client.AutoscalingV2Api(api_client).create_namespaced_horizontal_pod_autoscaler(
-        ns, client.V2HorizontalPodAutoscaler.from_dict({
-            "metadata": {"name": "web"},
-            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-                     "minReplicas": 1, "maxReplicas": 3},
-        }))
+        ns,
+        client.V2HorizontalPodAutoscaler.from_dict(
+            {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                    "minReplicas": 1,
+                    "maxReplicas": 3,
+                },
+            }
+        ),
+    )
     with pytest.raises(NotManaged, match="HorizontalPodAutoscaler 'web'"):
         backend(cluster, redis_server).apply(ScalingDecision(np.array([1]), np.array([0.1]), np.array([64.0])))

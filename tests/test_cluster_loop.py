@@ -47,16 +47,28 @@ def test_loop_scales_out_a_busy_service_and_falls_back_when_metrics_stop(redis_s
         api.add_deployment(NS, "front", replicas=2, cpu="500m", memory="256Mi")
         api.add_deployment(NS, "back", replicas=1, cpu="1", memory="512Mi")
         store = MetricStore(StoreConfig(url=redis_server.url))
-        collector = Collector(CollectorConfig(node="node-1", redis_url=redis_server.url, namespaces=(NS,)),
-                              api_client=api.api_client(), store=store, clock=clock, sleep=clock.sleep)
-        backend = KubernetesBackend(APP, KubernetesBackendConfig(namespace=NS, allowed_namespaces=(NS,)),
-                                    api_client=api.api_client(), store=store, clock=clock, sleep=clock.sleep)
+        collector = Collector(
+            CollectorConfig(node="node-1", redis_url=redis_server.url, namespaces=(NS,)),
+            api_client=api.api_client(),
+            store=store,
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        backend = KubernetesBackend(
+            APP,
+            KubernetesBackendConfig(namespace=NS, allowed_namespaces=(NS,)),
+            api_client=api.api_client(),
+            store=store,
+            clock=clock,
+            sleep=clock.sleep,
+        )
 
         def run_interval(front_cpu: float) -> None:
             for pod in api.pods(NS):
                 busy = front_cpu if pod["metadata"]["labels"]["app"] == "front" else 0.2
-                api.kubelet.feed(NS, pod["metadata"]["name"], 15.0, cpu_cores=busy, mem_mib=150, rps=50.0,
-                                 latencies_s=[0.01, 0.03])
+                api.kubelet.feed(
+                    NS, pod["metadata"]["name"], 15.0, cpu_cores=busy, mem_mib=150, rps=50.0, latencies_s=[0.01, 0.03]
+                )
             collector.collect_once()
             backend.advance(15.0)
 

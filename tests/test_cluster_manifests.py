@@ -51,9 +51,16 @@ def validate(doc: dict[str, Any]) -> None:
     if doc["apiVersion"] == "ray.io/v1":
         jsonschema.validate(doc, SCHEMAS[doc["kind"]])
         for template in pod_templates(doc):
-            kubernetes_validate.validate({"apiVersion": "v1", "kind": "PodTemplate",
-                                          "metadata": {"name": "t", "namespace": doc["metadata"]["namespace"]},
-                                          "template": template}, K8S_VERSION, strict=True)
+            kubernetes_validate.validate(
+                {
+                    "apiVersion": "v1",
+                    "kind": "PodTemplate",
+                    "metadata": {"name": "t", "namespace": doc["metadata"]["namespace"]},
+                    "template": template,
+                },
+                K8S_VERSION,
+                strict=True,
+            )
     else:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
@@ -120,17 +127,25 @@ def test_collector_and_controller_roles_are_exactly_what_the_code_uses(redis_ser
         api.add_deployment(NS, "back", replicas=1, cpu="1", memory="512Mi")
         store = MetricStore(StoreConfig(url=redis_server.url))
         for vertical in ("resize", "template"):
-            b = KubernetesBackend(APP, KubernetesBackendConfig(namespace=NS, allowed_namespaces=(NS,),
-                                                               vertical=vertical),
-                                  api_client=api.api_client(), store=store, sleep=lambda s: None)
+            b = KubernetesBackend(
+                APP,
+                KubernetesBackendConfig(namespace=NS, allowed_namespaces=(NS,), vertical=vertical),
+                api_client=api.api_client(),
+                store=store,
+                sleep=lambda s: None,
+            )
             b.apply(ScalingDecision(np.array([3, 2]), np.array([0.25, 1.5]), np.array([300.0, 600.0])))
             b.reset()
         used = {FakeApiServer._RESOURCES[h][:2] for h in _handlers(api)}
         assert used <= controller, used - controller
         assert {("patch", "deployments/scale"), ("patch", "pods/resize"), ("list", "horizontalpodautoscalers")} <= used
         api.requests.clear()
-        col = Collector(CollectorConfig(node="node-1", redis_url=redis_server.url), api_client=api.api_client(),
-                        store=store, fetch=lambda url, t: "")
+        col = Collector(
+            CollectorConfig(node="node-1", redis_url=redis_server.url),
+            api_client=api.api_client(),
+            store=store,
+            fetch=lambda url, t: "",
+        )
         col.collect_once()
         used = {FakeApiServer._RESOURCES[h][:2] for h in _handlers(api)}
         assert used == {("get", "nodes/proxy"), ("list", "pods")}
@@ -150,10 +165,16 @@ def _handlers(api: FakeApiServer) -> set[str]:
 def test_controller_acts_only_where_bound() -> None:
     docs = [d for _, d in all_docs()]
     assert not [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "aware-autoscaler"]
-    bound = {d["metadata"]["namespace"] for d in docs if d["kind"] == "RoleBinding"
-             and d["roleRef"]["name"] == "aware-autoscaler"}
-    allowed = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"
-               and d["metadata"].get("labels", {}).get("aware-ray.io/allowed") == "true"}
+    bound = {
+        d["metadata"]["namespace"]
+        for d in docs
+        if d["kind"] == "RoleBinding" and d["roleRef"]["name"] == "aware-autoscaler"
+    }
+    allowed = {
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "Namespace" and d["metadata"].get("labels", {}).get("aware-ray.io/allowed") == "true"
+    }
     assert bound == allowed == {"aware-apps", "aware-train-0-0"}
     ctrl = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "aware-controller")
     args = ctrl["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -187,10 +208,15 @@ def test_redis_password_only_where_needed_and_network_isolation() -> None:
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
     assert policies["default-deny-ingress"]["spec"]["podSelector"] == {}
     redis_rule = policies["redis-clients-only"]["spec"]["ingress"]
-    assert redis_rule == [{"from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {
-        "aware-ray.io/redis-client": "true"}}}], "ports": [{"protocol": "TCP", "port": 6379}]}]
-    policy_clients = {name for name, meta, _ in _pods(docs)
-                      if meta["labels"].get("aware-ray.io/policy-client") == "true"}
+    assert redis_rule == [
+        {
+            "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"aware-ray.io/redis-client": "true"}}}],
+            "ports": [{"protocol": "TCP", "port": 6379}],
+        }
+    ]
+    policy_clients = {
+        name for name, meta, _ in _pods(docs) if meta["labels"].get("aware-ray.io/policy-client") == "true"
+    }
     assert policy_clients == {"aware-controller", "aware-train"}
     served = policies["policy-endpoint-clients-only"]["spec"]
     assert served["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"aware-ray.io/policy-client": "true"}}}]
@@ -207,14 +233,19 @@ def test_entry_points_match_the_other_components() -> None:
     assert job["spec"]["entrypoint"] == "aware-ray train --config experiments/configs/default.yaml"
     ctrl = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "aware-controller")
     assert ctrl["spec"]["template"]["spec"]["containers"][0]["command"][:4] == [
-        "aware-ray", "control", "--backend", "kubernetes"]
+        "aware-ray",
+        "control",
+        "--backend",
+        "kubernetes",
+    ]
 
 
 def test_sample_app_manifest_is_the_rendered_spec() -> None:
     committed = (MANIFESTS / "sampleapp.yaml").read_text()
     fresh = to_yaml(render(load_app("social-network"), "aware-apps"))
-    assert committed.split("\n", 1)[1] == fresh, "re-run: python -m cluster.render_app social-network " \
-                                                  "--namespace aware-apps -o cluster/manifests/sampleapp.yaml"
+    assert committed.split("\n", 1)[1] == fresh, (
+        "re-run: python -m cluster.render_app social-network --namespace aware-apps -o cluster/manifests/sampleapp.yaml"
+    )
     app = load_app("social-network")
     deps = {d["metadata"]["name"]: d for d in yaml.safe_load_all(fresh) if d["kind"] == "Deployment"}
     for s in app.services:
@@ -224,7 +255,8 @@ def test_sample_app_manifest_is_the_rendered_spec() -> None:
         c = d["spec"]["template"]["spec"]["containers"][0]
         env = {e["name"]: e["value"] for e in c["env"]}
         assert float(env["CPU_MS_MEAN"]) == s.cpu_ms_mean and env["FANOUT"] == (
-            "parallel" if s.parallel_calls else "sequential")
+            "parallel" if s.parallel_calls else "sequential"
+        )
         assert c["resources"]["limits"] == c["resources"]["requests"]
 
 

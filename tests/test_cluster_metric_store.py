@@ -135,8 +135,10 @@ def test_password_in_url_and_override() -> None:
 
 def test_unreachable_redis_buffers_drops_oldest_and_never_blocks() -> None:
     clock = FakeClock()
-    s = MetricStore(StoreConfig(url=f"redis://127.0.0.1:{free_port()}/0", buffer_size=5, backoff_initial_s=1,
-                                backoff_max_s=8), clock=clock)
+    s = MetricStore(
+        StoreConfig(url=f"redis://127.0.0.1:{free_port()}/0", buffer_size=5, backoff_initial_s=1, backoff_max_s=8),
+        clock=clock,
+    )
     t0 = time.monotonic()
     for i in range(12):
         assert not s.append_metrics("ns", "web", {"i": i})
@@ -164,8 +166,9 @@ def test_kill_and_restart_midway(redis_server: RedisServer) -> None:
     redis_server.start()
     redis_server.flushall()
     clock = FakeClock()
-    s = MetricStore(StoreConfig(url=redis_server.url, buffer_size=20, backoff_initial_s=0.5, backoff_max_s=2),
-                    clock=clock)
+    s = MetricStore(
+        StoreConfig(url=redis_server.url, buffer_size=20, backoff_initial_s=0.5, backoff_max_s=2), clock=clock
+    )
     for i in range(10):
         assert s.append_metrics("ns", "web", {"i": i}, ts=float(i))
     redis_server.stop()

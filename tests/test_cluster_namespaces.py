@@ -17,8 +17,13 @@ def test_default_and_mapped_names() -> None:
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [(("t", -1, 0), "runner_index"), (("t", 0, True), "vector_index"), (("T_bad", 0, 0), "namespace_prefix"),
-     (("t", 2, 0, {"0-0": "a"}), r"namespaces\.2-0"), (("a" * 70, 0, 0), "namespace_prefix")],
+    [
+        (("t", -1, 0), "runner_index"),
+        (("t", 0, True), "vector_index"),
+        (("T_bad", 0, 0), "namespace_prefix"),
+        (("t", 2, 0, {"0-0": "a"}), r"namespaces\.2-0"),
+        (("a" * 70, 0, 0), "namespace_prefix"),
+    ],
 )
 def test_errors_name_the_field(args, field) -> None:
     with pytest.raises(ValueError, match=f"^{field}"):

@@ -30,9 +30,14 @@ LATENCY_TOLERANCE_MS = (0.9 * CPU_MS, 3 * CPU_MS + 10.0)
 
 @pytest.mark.parametrize(
     ("env", "var"),
-    [({}, "SERVICE_NAME"), ({"SERVICE_NAME": "a", "CPU_MS_MEAN": "x"}, "CPU_MS_MEAN"),
-     ({"SERVICE_NAME": "a", "WORKERS": "0"}, "WORKERS"), ({"SERVICE_NAME": "a", "FANOUT": "both"}, "FANOUT"),
-     ({"SERVICE_NAME": "a", "DOWNSTREAM": "b:8080=1"}, "DOWNSTREAM"), ({"SERVICE_NAME": "a", "PORT": "70000"}, "PORT")],
+    [
+        ({}, "SERVICE_NAME"),
+        ({"SERVICE_NAME": "a", "CPU_MS_MEAN": "x"}, "CPU_MS_MEAN"),
+        ({"SERVICE_NAME": "a", "WORKERS": "0"}, "WORKERS"),
+        ({"SERVICE_NAME": "a", "FANOUT": "both"}, "FANOUT"),
+        ({"SERVICE_NAME": "a", "DOWNSTREAM": "b:8080=1"}, "DOWNSTREAM"),
+        ({"SERVICE_NAME": "a", "PORT": "70000"}, "PORT"),
+    ],
 )
 def test_role_errors_name_the_variable(env, var) -> None:
     with pytest.raises(ValueError, match=f"^{var}:"):
@@ -62,8 +67,11 @@ def test_window_rates_from_a_shipped_trace() -> None:
     r = window_rates(ins)
     assert r.shape == (120,)
     assert r[0] == pytest.approx(3.0 * 1.5, rel=1.0)  # roughly the trace's rate there, scaled
-    fast = window_rates(LoadInstruction(trace="nasa_http_1995-07_1min.csv", start_s=600, duration_s=120,
-                                        rate_scale=3.0, time_compression=4.0))
+    fast = window_rates(
+        LoadInstruction(
+            trace="nasa_http_1995-07_1min.csv", start_s=600, duration_s=120, rate_scale=3.0, time_compression=4.0
+        )
+    )
     assert fast.shape == (30,)
     with pytest.raises(ValueError, match=r"^start_s:"):
         window_rates(LoadInstruction(trace="nasa_http_1995-07_1min.csv", start_s=10**9, duration_s=60))
@@ -78,10 +86,20 @@ def _cpu_seconds(pid: int) -> float:
 def test_service_cost_and_latency_match_the_spec() -> None:
     """Drive one service (cpu_ms 8, cv 0, one worker) at fixed open-loop rates; compare with the spec."""
     port = free_port()
-    env = {**os.environ, "SERVICE_NAME": "svc", "PORT": str(port), "HOST": "127.0.0.1", "CPU_MS_MEAN": str(CPU_MS),
-           "CPU_MS_CV": "0", "MEM_BASE_MIB": "8", "WORKERS": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "cluster.sampleapp.service"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        "SERVICE_NAME": "svc",
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "CPU_MS_MEAN": str(CPU_MS),
+        "CPU_MS_CV": "0",
+        "MEM_BASE_MIB": "8",
+        "WORKERS": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cluster.sampleapp.service"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -117,9 +135,17 @@ def test_service_cost_and_latency_match_the_spec() -> None:
 def test_downstream_calls_follow_the_call_graph() -> None:
     back = SampleService(Role(name="back", port=0, cpu_ms_mean=1, cpu_ms_cv=0, mem_base_mib=1), host="127.0.0.1")
     back.serve_in_thread()
-    front_role = Role.from_env({"SERVICE_NAME": "front", "PORT": "0", "CPU_MS_MEAN": "1", "CPU_MS_CV": "0",
-                                "MEM_BASE_MIB": "1", "FANOUT": "parallel",
-                                "DOWNSTREAM": f"http://127.0.0.1:{back.port}=2"})
+    front_role = Role.from_env(
+        {
+            "SERVICE_NAME": "front",
+            "PORT": "0",
+            "CPU_MS_MEAN": "1",
+            "CPU_MS_CV": "0",
+            "MEM_BASE_MIB": "1",
+            "FANOUT": "parallel",
+            "DOWNSTREAM": f"http://127.0.0.1:{back.port}=2",
+        }
+    )
     front = SampleService(front_role, host="127.0.0.1", seed=0)
     front.serve_in_thread()
     try:
@@ -154,12 +180,15 @@ def test_loadgen_follows_the_backend_instruction(redis_server, tmp_path: Path) -
         counts = []
 
         async def drive() -> None:
-            task = asyncio.create_task(watch(f"http://127.0.0.1:{svc.port}/", store, "ns-0-0", poll_s=0.1,
-                                             max_seconds=1.3))
+            task = asyncio.create_task(
+                watch(f"http://127.0.0.1:{svc.port}/", store, "ns-0-0", poll_s=0.1, max_seconds=1.3)
+            )
             await asyncio.sleep(0.7)
             counts.append(svc.requests.labels(code="200")._value.get())
-            store.set_value(loadgen_key("ns-0-0"), LoadInstruction(trace=str(trace), duration_s=4, rate_scale=5.0,
-                                                                   episode="e2").to_dict())
+            store.set_value(
+                loadgen_key("ns-0-0"),
+                LoadInstruction(trace=str(trace), duration_s=4, rate_scale=5.0, episode="e2").to_dict(),
+            )
             await task
             counts.append(svc.requests.labels(code="200")._value.get())
 

@@ -361,7 +361,7 @@ def test_flat_mlp_for_other_box_envs() -> None:
 
 
 def test_shipped_pretrained_policy_acts_on_its_app_and_others() -> None:
-    from aware_ray.policy_registry import PRETRAINED_DIR
+    from policies.registry import PRETRAINED_DIR
 
     policy = DDPGPolicy.load(PRETRAINED_DIR, "ddpg:pretrained")
     need = policy.env_overrides()

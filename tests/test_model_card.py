@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aware_ray.model_card import refresh_card, write_card
-from aware_ray.scoreboard import goal_met
+from aware_ray.evaluation.scoreboard import goal_met
+from aware_ray.release.model_card import refresh_card, write_card
 
 
 def _row(gap: float | None, red: float | None) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aware_ray.probe import PROBE_FAMILIES, RawWindow, collect, probe_accuracy, probe_folds
+from aware_ray.evaluation.probe import PROBE_FAMILIES, RawWindow, collect, probe_accuracy, probe_folds
 from envs.observation import N_HISTORY_FEATURES
 
 CFG = {"app": "chain3", "history_window": 8, "max_services": 4}

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from aware_ray.policy_registry import make_policy
-from aware_ray.train import eval_env_config
-from aware_ray.train_config import load_train_config
+from aware_ray.training.config import load_train_config
+from aware_ray.training.validation import eval_env_config
 from envs.autoscale_env import AutoscaleEnv
 from envs.config import EnvConfig
 from envs.errors import ConfigError
@@ -22,6 +21,7 @@ from policies.base import EnvContext, PolicyRule, behind_rules
 from policies.ddpg.layout import autoscale_layout
 from policies.ddpg.policy import DDPGPolicy, export_policy
 from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
+from policies.registry import make_policy
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 

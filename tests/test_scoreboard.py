@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aware_ray.scoreboard import frontier, frontier_cost, frontier_violation, scores
+from aware_ray.evaluation.scoreboard import frontier, frontier_cost, frontier_violation, scores
 
 
 def row(policy: str, v: float, c: float, seed: int = 0, trace: str = "t") -> dict:
@@ -120,7 +120,7 @@ def test_validation_reports_the_goal_beside_the_score() -> None:
     """On `t`, a policy with no violations at 9.5 core-hours closes 1/12 of the gap but has all
     of the frontier's violations less at that cost: it meets the goal with a low score. On `u` it
     sits on the frontier and meets neither test."""
-    from aware_ray.train import validation_score
+    from aware_ray.training.validation import validation_score
 
     hpa = [row("hpa@0.4", 0.0, 10.0), row("hpa@0.6", 0.01, 8.0), row("hpa@0.8", 0.05, 6.0), row("oracle", 0.0, 4.0)]
     baselines = hpa + [{**r, "trace": "u"} for r in hpa]
@@ -145,13 +145,13 @@ FRONT = [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
     ],
 )
 def test_risk_gap_charges_violations_past_the_riskiest_target(v: float, c: float, want: float) -> None:
-    from aware_ray.scoreboard import risk_gap
+    from aware_ray.evaluation.scoreboard import risk_gap
 
     assert risk_gap(v, c, FRONT, 4.0) == pytest.approx(want)
 
 
 def test_risk_gap_is_continuous_at_the_frontier_end_and_floors_the_relative_charge() -> None:
-    from aware_ray.scoreboard import RISK_FLOOR, risk_gap
+    from aware_ray.evaluation.scoreboard import RISK_FLOOR, risk_gap
 
     assert risk_gap(0.05 + 1e-9, 5.0, FRONT, 4.0) == pytest.approx(risk_gap(0.05, 5.0, FRONT, 4.0), abs=1e-6)
     # Every target free of violations: charged per RISK_FLOOR of intervals, not divided by zero.
@@ -165,7 +165,7 @@ def test_validation_charges_a_policy_riskier_than_every_target() -> None:
     """Cheap and risky on `u`, where the riskiest target violates 5 %: the plain gap closed has
     no figure there (counted 0, as good as a tuned HPA); the score charges it, so the safe policy
     that closes a tenth to a fifth of the gap ranks above it."""
-    from aware_ray.train import validation_score
+    from aware_ray.training.validation import validation_score
 
     hpa = [row("hpa@0.4", 0.0, 10.0), row("hpa@0.6", 0.01, 8.0), row("hpa@0.8", 0.05, 6.0), row("oracle", 0.0, 4.0)]
     baselines = hpa + [{**r, "trace": "u"} for r in hpa]
@@ -184,7 +184,7 @@ def test_seed_goals_judge_each_seed_against_its_own_frontier() -> None:
     # the gap. Seed 1's at (0.04, 9.5): H(0.04) = 6.8, so the gap is negative, and the frontier at
     # 9.5 violates 0.00625, less than the policy: not met. On the means, (0.02, 7.25): H = 8.4, gap
     # (8.4 - 7.25) / 4.4 = 0.26, and V(7.25) = 0.034375, 42 % fewer: not met either.
-    from aware_ray.scoreboard import goal_met, seed_goals
+    from aware_ray.evaluation.scoreboard import goal_met, seed_goals
 
     rows = []
     for seed, (v, c) in enumerate([(0.0, 5.0), (0.04, 9.5)]):
@@ -203,7 +203,7 @@ def test_seed_goals_judge_each_seed_against_its_own_frontier() -> None:
 
 
 def test_bench_rows_carry_the_per_seed_count() -> None:
-    from aware_ray.bench import quality_rows
+    from aware_ray.bench.runner import quality_rows
 
     rows = []
     for seed, (v, c) in enumerate([(0.0, 5.0), (0.04, 9.5)]):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aware_ray.probe import ridge_probe
-from aware_ray.separability import bench_separability, env_context_features, load_features, mlp_accuracy
+from aware_ray.bench.separability import bench_separability, env_context_features, load_features, mlp_accuracy
+from aware_ray.evaluation.probe import ridge_probe
 from envs.load_context import N_CONTEXT_STATS, load_context
 
 

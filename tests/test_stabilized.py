@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aware_ray.policy_registry import expand, inner_name, make_policy
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from envs.metrics import ScalingDecision
@@ -16,6 +15,7 @@ from envs.observation import F
 from envs.rules import latency_limit
 from policies.base import EnvContext
 from policies.lean import LeanPolicy, growth_room, hold_growth
+from policies.registry import expand, inner_name, make_policy
 from policies.stabilized import StabilizedPolicy, stabilize, window_intervals
 
 

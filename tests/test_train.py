@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from aware_ray.cli import main
-from aware_ray.train_config import apply_overrides, build_train_config, load_train_config
+from aware_ray.training.config import apply_overrides, build_train_config, load_train_config
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
@@ -281,10 +281,14 @@ def test_validation_set_writes_the_baselines_whole_or_not_at_all(
     path.write_text(yaml.safe_dump(_tiny()))
     out = tmp_path / "sets" / "v"
     assert main(["validation-set", "--config", str(path), "--set", "run.eval_seeds=2", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "validation_baselines.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "validation_baselines.json",
+        "validation_baselines.meta.json",
+    ]
     assert sorted(p.name for p in out.parent.iterdir()) == ["v"]  # no temporary folder left
     rows = json.loads((out / "validation_baselines.json").read_text())
-    from aware_ray.train import VALIDATION_BASELINES
+    from aware_ray.training.validation import VALIDATION_BASELINES
 
     assert sorted({r["policy"] for r in rows}) == sorted(VALIDATION_BASELINES)
     assert len(rows) == len(VALIDATION_BASELINES) * 2 and {r["seed"] for r in rows} == {0, 1}

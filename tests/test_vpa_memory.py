@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from aware_ray.policy_registry import expand, inner_name, make_policy
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from policies.base import EnvContext
+from policies.registry import expand, inner_name, make_policy
 from policies.vpa_memory import VPAMemoryPolicy
 
 

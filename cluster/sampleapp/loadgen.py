@@ -54,13 +54,17 @@ def window_rates(instruction: LoadInstruction, step_s: float = 1.0) -> np.ndarra
     t = trace.t_seconds - trace.t_seconds[0]
     keep = (t >= instruction.start_s) & (t < instruction.start_s + instruction.duration_s)
     if keep.sum() < 1:
-        raise ValueError(f"start_s: window [{instruction.start_s}, +{instruction.duration_s}) is outside the trace "
-                         f"({trace.duration_s:g} s long)")
+        raise ValueError(
+            f"start_s: window [{instruction.start_s}, +{instruction.duration_s}) is outside the trace "
+            f"({trace.duration_s:g} s long)"
+        )
     t_win = t[keep] - instruction.start_s
     rps = trace.rps[keep]
     if len(t_win) < 2:
-        return np.full(max(1, round(instruction.duration_s / instruction.time_compression / step_s)),
-                       rps[0] * instruction.rate_scale)
+        return np.full(
+            max(1, round(instruction.duration_s / instruction.time_compression / step_s)),
+            rps[0] * instruction.rate_scale,
+        )
     rates = resample(t_win, rps, step_s, time_compression=instruction.time_compression)
     n = max(1, round(instruction.duration_s / instruction.time_compression / step_s))
     return rates[:n] * instruction.rate_scale
@@ -92,8 +96,13 @@ async def _get(host: str, port: int, path: str, timeout_s: float) -> int:
 
 
 async def replay(
-    target: str, offsets: np.ndarray, *, max_inflight: int = 2000, timeout_s: float = 10.0,
-    keep_latencies: int = 100_000, stop: asyncio.Event | None = None,
+    target: str,
+    offsets: np.ndarray,
+    *,
+    max_inflight: int = 2000,
+    timeout_s: float = 10.0,
+    keep_latencies: int = 100_000,
+    stop: asyncio.Event | None = None,
 ) -> LoadStats:
     """Send one GET to ``target`` at each offset (seconds from now), without waiting for answers to send the next."""
     parts = urlsplit(target)
@@ -136,8 +145,9 @@ async def replay(
     return stats
 
 
-async def watch(target: str, store: object, namespace: str, *, poll_s: float = 1.0, max_seconds: float = 0.0,
-                seed: int = 0) -> None:
+async def watch(
+    target: str, store: object, namespace: str, *, poll_s: float = 1.0, max_seconds: float = 0.0, seed: int = 0
+) -> None:
     """Follow the backend's instructions: restart the replay whenever the instruction's episode changes."""
     from cluster.metric_store import StoreUnavailable
 
@@ -194,8 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not a.trace:
         p.error("--trace: required without --redis-url")
     try:
-        ins = LoadInstruction(trace=a.trace, start_s=a.start_s, duration_s=a.duration_s, rate_scale=a.rate_scale,
-                              time_compression=a.time_compression)
+        ins = LoadInstruction(
+            trace=a.trace,
+            start_s=a.start_s,
+            duration_s=a.duration_s,
+            rate_scale=a.rate_scale,
+            time_compression=a.time_compression,
+        )
         offsets = arrival_offsets(window_rates(ins), 1.0, np.random.default_rng(a.seed))
     except ValueError as exc:
         p.error(str(exc))

@@ -84,6 +84,15 @@ class Role:
         timeout = num("TIMEOUT_S", 10.0)
         if timeout <= 0:
             raise ValueError("TIMEOUT_S: must be > 0")
-        return cls(name=name, port=int(port), cpu_ms_mean=num("CPU_MS_MEAN", 5.0), cpu_ms_cv=num("CPU_MS_CV", 1.0),
-                   mem_base_mib=num("MEM_BASE_MIB", 16.0), mem_per_inflight_mib=num("MEM_PER_INFLIGHT_MIB", 0.0),
-                   workers=int(workers), downstream=tuple(edges), parallel=fanout == "parallel", timeout_s=timeout)
+        return cls(
+            name=name,
+            port=int(port),
+            cpu_ms_mean=num("CPU_MS_MEAN", 5.0),
+            cpu_ms_cv=num("CPU_MS_CV", 1.0),
+            mem_base_mib=num("MEM_BASE_MIB", 16.0),
+            mem_per_inflight_mib=num("MEM_PER_INFLIGHT_MIB", 0.0),
+            workers=int(workers),
+            downstream=tuple(edges),
+            parallel=fanout == "parallel",
+            timeout_s=timeout,
+        )

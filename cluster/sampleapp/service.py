@@ -60,8 +60,12 @@ class SampleService:
         self.workers = threading.BoundedSemaphore(role.workers)
         self.registry = CollectorRegistry()
         self.requests = Counter("http_requests", "Requests served", ["code"], registry=self.registry)
-        self.latency = Histogram("http_request_duration_seconds", "Request latency at this service (queue + work + "
-                                 "downstream)", buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Request latency at this service (queue + work + downstream)",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.queue = Gauge("app_queue_depth", "Requests waiting for a worker", registry=self.registry)
         self.inflight = Gauge("app_inflight_requests", "Requests inside this replica", registry=self.registry)
         self.base_memory = bytearray(int(role.mem_base_mib * 2**20))
@@ -175,8 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host = os.environ.get("HOST", "0.0.0.0")
     svc = SampleService(role, host=host)
-    log.info("%s listening on %s:%d (cpu %.1f ms, %d workers, %d downstream)", role.name, host, svc.port,
-             role.cpu_ms_mean, role.workers, len(role.downstream))
+    log.info(
+        "%s listening on %s:%d (cpu %.1f ms, %d workers, %d downstream)",
+        role.name,
+        host,
+        svc.port,
+        role.cpu_ms_mean,
+        role.workers,
+        len(role.downstream),
+    )
     with contextlib.suppress(KeyboardInterrupt):
         svc.httpd.serve_forever(poll_interval=0.5)
     return 0

@@ -75,7 +75,9 @@ def _merge(target: Any, patch: Any, strategic: bool) -> Any:
         if value is None:
             out.pop(key, None)
         elif (
-            strategic and isinstance(value, list) and isinstance(out.get(key), list)
+            strategic
+            and isinstance(value, list)
+            and isinstance(out.get(key), list)
             and all(isinstance(v, dict) and "name" in v for v in value)
         ):
             merged = [copy.deepcopy(x) for x in out[key]]
@@ -157,8 +159,15 @@ class FakeApiServer:
         return str(self._rv)
 
     def add_deployment(
-        self, namespace: str, name: str, replicas: int = 1, cpu: str = "500m", memory: str = "256Mi",
-        labels: dict[str, str] | None = None, managed: bool = True, requests: dict[str, str] | None = None,
+        self,
+        namespace: str,
+        name: str,
+        replicas: int = 1,
+        cpu: str = "500m",
+        memory: str = "256Mi",
+        labels: dict[str, str] | None = None,
+        managed: bool = True,
+        requests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """A Deployment with one container named ``name`` (requests = limits unless given), and its pods."""
         meta_labels = dict(labels or {})
@@ -166,15 +175,25 @@ class FakeApiServer:
             meta_labels["aware-ray.io/managed"] = "true"
         res = {"limits": {"cpu": cpu, "memory": memory}, "requests": requests or {"cpu": cpu, "memory": memory}}
         obj = {
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": namespace, "labels": meta_labels, "annotations": {},
-                         "uid": f"uid-{namespace}-{name}", "generation": 1, "resourceVersion": self.next_rv()},
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": meta_labels,
+                "annotations": {},
+                "uid": f"uid-{namespace}-{name}",
+                "generation": 1,
+                "resourceVersion": self.next_rv(),
+            },
             "spec": {
                 "replicas": replicas,
                 "selector": {"matchLabels": {"app": name}},
                 "template": {
-                    "metadata": {"labels": {"app": name}, "annotations": {
-                        "prometheus.io/port": str(self.port), "prometheus.io/path": "/metrics"}},
+                    "metadata": {
+                        "labels": {"app": name},
+                        "annotations": {"prometheus.io/port": str(self.port), "prometheus.io/path": "/metrics"},
+                    },
                     "spec": {"containers": [{"name": name, "image": "sampleapp:latest", "resources": res}]},
                 },
             },
@@ -188,19 +207,26 @@ class FakeApiServer:
     def add_hpa(self, namespace: str, name: str, target: str) -> None:
         with self.lock:
             self.objects[("horizontalpodautoscalers", namespace, name)] = {
-                "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
                 "metadata": {"name": name, "namespace": namespace, "resourceVersion": self.next_rv()},
-                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-                         "minReplicas": 1, "maxReplicas": 10},
+                "spec": {
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                    "minReplicas": 1,
+                    "maxReplicas": 10,
+                },
             }
 
     def add_vpa(self, namespace: str, name: str, target: str, mode: str = "Auto") -> None:
         with self.lock:
             self.objects[("verticalpodautoscalers", namespace, name)] = {
-                "apiVersion": "autoscaling.k8s.io/v1", "kind": "VerticalPodAutoscaler",
+                "apiVersion": "autoscaling.k8s.io/v1",
+                "kind": "VerticalPodAutoscaler",
                 "metadata": {"name": name, "namespace": namespace, "resourceVersion": self.next_rv()},
-                "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
-                         "updatePolicy": {"updateMode": mode}},
+                "spec": {
+                    "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+                    "updatePolicy": {"updateMode": mode},
+                },
             }
 
     def deployment(self, namespace: str, name: str) -> dict[str, Any]:
@@ -209,13 +235,19 @@ class FakeApiServer:
 
     def pods(self, namespace: str, app: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [copy.deepcopy(o) for (k, ns, _), o in sorted(self.objects.items())
-                    if k == "pods" and ns == namespace and (app is None or o["metadata"]["labels"].get("app") == app)]
+            return [
+                copy.deepcopy(o)
+                for (k, ns, _), o in sorted(self.objects.items())
+                if k == "pods" and ns == namespace and (app is None or o["metadata"]["labels"].get("app") == app)
+            ]
 
     def patches(self, suffix: str = "") -> list[LoggedRequest]:
         """Logged PATCH requests whose path ends with ``suffix`` and that were not dry runs."""
-        return [r for r in self.requests
-                if r.method == "PATCH" and r.path.endswith(suffix) and r.query.get("dryRun") != "All"]
+        return [
+            r
+            for r in self.requests
+            if r.method == "PATCH" and r.path.endswith(suffix) and r.query.get("dryRun") != "All"
+        ]
 
     # ---- the Deployment controller ----------------------------------------------------------
 
@@ -228,8 +260,11 @@ class FakeApiServer:
                 template = dep["spec"]["template"]
                 tmpl_hash = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
                 rs_name = f"{name}-{tmpl_hash}"
-                owned = [(key, p) for key, p in self.objects.items() if key[0] == "pods" and key[1] == ns
-                         and p["metadata"]["labels"].get("app") == name]
+                owned = [
+                    (key, p)
+                    for key, p in self.objects.items()
+                    if key[0] == "pods" and key[1] == ns and p["metadata"]["labels"].get("app") == name
+                ]
                 for key, p in owned:
                     if p["metadata"]["labels"].get("pod-template-hash") != tmpl_hash:
                         del self.objects[key]
@@ -242,30 +277,65 @@ class FakeApiServer:
                     pod_name = f"{rs_name}-p{self._pod_seq:04d}"
                     spec = copy.deepcopy(template["spec"])
                     spec["nodeName"] = self.node_name
-                    statuses = [{"name": c["name"], "ready": self.pods_ready, "restartCount": 0, "image": c["image"],
-                                 "imageID": "",
-                                 "resources": copy.deepcopy(c.get("resources", {}))} for c in spec["containers"]]
+                    statuses = [
+                        {
+                            "name": c["name"],
+                            "ready": self.pods_ready,
+                            "restartCount": 0,
+                            "image": c["image"],
+                            "imageID": "",
+                            "resources": copy.deepcopy(c.get("resources", {})),
+                        }
+                        for c in spec["containers"]
+                    ]
                     self.objects[("pods", ns, pod_name)] = {
-                        "apiVersion": "v1", "kind": "Pod",
+                        "apiVersion": "v1",
+                        "kind": "Pod",
                         "metadata": {
-                            "name": pod_name, "namespace": ns, "uid": f"uid-{pod_name}",
+                            "name": pod_name,
+                            "namespace": ns,
+                            "uid": f"uid-{pod_name}",
                             "labels": {**template["metadata"].get("labels", {}), "pod-template-hash": tmpl_hash},
                             # All fake pods share 127.0.0.1 and this server's port, so the path tells them apart.
-                            "annotations": {**template["metadata"].get("annotations", {}),
-                                            "prometheus.io/path": f"/fakepod/{ns}/{pod_name}/metrics"},
-                            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
-                                                 "uid": f"uid-{rs_name}", "controller": True}],
-                            "resourceVersion": self.next_rv(), "generation": 1,
+                            "annotations": {
+                                **template["metadata"].get("annotations", {}),
+                                "prometheus.io/path": f"/fakepod/{ns}/{pod_name}/metrics",
+                            },
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": "apps/v1",
+                                    "kind": "ReplicaSet",
+                                    "name": rs_name,
+                                    "uid": f"uid-{rs_name}",
+                                    "controller": True,
+                                }
+                            ],
+                            "resourceVersion": self.next_rv(),
+                            "generation": 1,
                         },
                         "spec": spec,
-                        "status": {"phase": "Running", "podIP": "127.0.0.1", "containerStatuses": statuses,
-                                   "conditions": [{"type": "Ready", "status": str(self.pods_ready)}]},
+                        "status": {
+                            "phase": "Running",
+                            "podIP": "127.0.0.1",
+                            "containerStatuses": statuses,
+                            "conditions": [{"type": "Ready", "status": str(self.pods_ready)}],
+                        },
                     }
-                ready = sum(1 for key, p in self.objects.items() if key[0] == "pods" and key[1] == ns
-                            and p["metadata"]["labels"].get("app") == name
-                            and p["status"]["conditions"][0]["status"] == "True")
-                dep["status"] = {"observedGeneration": dep["metadata"]["generation"], "replicas": want,
-                                 "updatedReplicas": want, "readyReplicas": ready, "availableReplicas": ready}
+                ready = sum(
+                    1
+                    for key, p in self.objects.items()
+                    if key[0] == "pods"
+                    and key[1] == ns
+                    and p["metadata"]["labels"].get("app") == name
+                    and p["status"]["conditions"][0]["status"] == "True"
+                )
+                dep["status"] = {
+                    "observedGeneration": dep["metadata"]["generation"],
+                    "replicas": want,
+                    "updatedReplicas": want,
+                    "readyReplicas": ready,
+                    "availableReplicas": ready,
+                }
 
     def set_pods_ready(self, namespace: str, ready: bool) -> None:
         with self.lock:
@@ -321,8 +391,17 @@ class FakeApiServer:
             headers: dict[str, str] = {}
         except ApiError as err:
             status, content_type, headers = err.code, "application/json", err.headers
-            payload = json.dumps({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                                  "message": err.message, "reason": err.reason, "code": err.code})
+            payload = json.dumps(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": err.message,
+                    "reason": err.reason,
+                    "code": err.code,
+                }
+            )
         entry.status = status
         data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         h.send_response(status)
@@ -351,10 +430,14 @@ class FakeApiServer:
     ]
 
     _RESOURCES: ClassVar[dict[str, tuple[str, str, str]]] = {
-        "list_deployments": ("list", "deployments", "apps"), "get_deployment": ("get", "deployments", "apps"),
-        "patch_deployment": ("patch", "deployments", "apps"), "get_scale": ("get", "deployments/scale", "apps"),
-        "patch_scale": ("patch", "deployments/scale", "apps"), "list_pods": ("list", "pods", ""),
-        "get_pod": ("get", "pods", ""), "resize_pod": ("patch", "pods/resize", ""),
+        "list_deployments": ("list", "deployments", "apps"),
+        "get_deployment": ("get", "deployments", "apps"),
+        "patch_deployment": ("patch", "deployments", "apps"),
+        "get_scale": ("get", "deployments/scale", "apps"),
+        "patch_scale": ("patch", "deployments/scale", "apps"),
+        "list_pods": ("list", "pods", ""),
+        "get_pod": ("get", "pods", ""),
+        "resize_pod": ("patch", "pods/resize", ""),
         "list_hpas": ("list", "horizontalpodautoscalers", "autoscaling"),
         "list_vpas": ("list", "verticalpodautoscalers", "autoscaling.k8s.io"),
         "node_proxy": ("get", "nodes/proxy", ""),
@@ -377,18 +460,31 @@ class FakeApiServer:
             verb, resource, group = self._RESOURCES.get(handler, ("get", "pods/metrics", ""))
             if (verb, resource) in self.faults.deny:
                 where = f' in the namespace "{args["ns"]}"' if "ns" in args else ""
-                raise ApiError(403, "Forbidden", (
-                    f'{resource} "{args.get("name", "")}" is forbidden: User "system:serviceaccount:aware-ray:'
-                    f'controller" cannot {verb} resource "{resource}" in API group "{group}"{where}'))
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    (
+                        f'{resource} "{args.get("name", "")}" is forbidden: User "system:serviceaccount:aware-ray:'
+                        f'controller" cannot {verb} resource "{resource}" in API group "{group}"{where}'
+                    ),
+                )
             if self.faults.throttle > 0:
                 self.faults.throttle -= 1
-                raise ApiError(429, "TooManyRequests", "Too many requests, please try again later.",
-                               {"Retry-After": str(self.faults.retry_after_s)})
+                raise ApiError(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests, please try again later.",
+                    {"Retry-After": str(self.faults.retry_after_s)},
+                )
             if method == "PATCH":
                 if self.faults.conflicts > 0:
                     self.faults.conflicts -= 1
-                    raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource} "{args["name"]}": '
-                                   "the object has been modified; please apply your changes to the latest version")
+                    raise ApiError(
+                        409,
+                        "Conflict",
+                        f'Operation cannot be fulfilled on {resource} "{args["name"]}": '
+                        "the object has been modified; please apply your changes to the latest version",
+                    )
                 if ctype not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
                     raise ApiError(400, "BadRequest", f"unsupported patch type {ctype!r} for a mapping body")
                 if not isinstance(body, dict):
@@ -414,15 +510,27 @@ class FakeApiServer:
             if key != "spec.nodeName":
                 raise ApiError(400, "BadRequest", f"field selector {key!r} not supported")
             items = [o for o in items if o["spec"].get("nodeName") == value]
-        return 200, {"apiVersion": api_version, "kind": list_kind, "metadata": {"resourceVersion": str(self._rv)},
-                     "items": items}, "application/json"
+        return (
+            200,
+            {
+                "apiVersion": api_version,
+                "kind": list_kind,
+                "metadata": {"resourceVersion": str(self._rv)},
+                "items": items,
+            },
+            "application/json",
+        )
 
     @staticmethod
     def _check_rv(obj: dict[str, Any], body: dict[str, Any]) -> None:
         sent = (body.get("metadata") or {}).get("resourceVersion")
         if sent is not None and sent != obj["metadata"]["resourceVersion"]:
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on "{obj["metadata"]["name"]}": the object '
-                           "has been modified; please apply your changes to the latest version and try again")
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on "{obj["metadata"]["name"]}": the object '
+                "has been modified; please apply your changes to the latest version and try again",
+            )
 
     def _h_list_deployments(self, a, q, c, b):
         return self._list("deployments", a["ns"], q, "apps/v1", "DeploymentList")
@@ -445,11 +553,17 @@ class FakeApiServer:
         return 200, copy.deepcopy(new), "application/json"
 
     def _scale_of(self, dep: dict[str, Any]) -> dict[str, Any]:
-        return {"apiVersion": "autoscaling/v1", "kind": "Scale",
-                "metadata": {"name": dep["metadata"]["name"], "namespace": dep["metadata"]["namespace"],
-                             "resourceVersion": dep["metadata"]["resourceVersion"]},
-                "spec": {"replicas": dep["spec"]["replicas"]},
-                "status": {"replicas": dep["status"].get("replicas", 0), "selector": f"app={dep['metadata']['name']}"}}
+        return {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": {
+                "name": dep["metadata"]["name"],
+                "namespace": dep["metadata"]["namespace"],
+                "resourceVersion": dep["metadata"]["resourceVersion"],
+            },
+            "spec": {"replicas": dep["spec"]["replicas"]},
+            "status": {"replicas": dep["status"].get("replicas", 0), "selector": f"app={dep['metadata']['name']}"},
+        }
 
     def _h_get_scale(self, a, q, c, b):
         return 200, self._scale_of(self._get("deployments", a["ns"], a["name"])), "application/json"
@@ -488,8 +602,12 @@ class FakeApiServer:
                 raise ApiError(422, "Invalid", "pods/resize may only change spec.containers[*].resources")
         new = _merge(pod, {"spec": body["spec"]}, strategic=True)
         if _qos(new) != _qos(pod):
-            raise ApiError(422, "Invalid", f'Pod "{a["name"]}" is invalid: spec: Invalid value: "{_qos(new)}": '
-                           f"Pod QOS Class may not change as a result of resizing (was {_qos(pod)})")
+            raise ApiError(
+                422,
+                "Invalid",
+                f'Pod "{a["name"]}" is invalid: spec: Invalid value: "{_qos(new)}": '
+                f"Pod QOS Class may not change as a result of resizing (was {_qos(pod)})",
+            )
         if q.get("dryRun") == "All":
             return 200, new, "application/json"
         new["metadata"]["resourceVersion"] = self.next_rv()
@@ -501,8 +619,14 @@ class FakeApiServer:
             for s in new["status"]["containerStatuses"]:
                 s["resources"] = copy.deepcopy(by_name[s["name"]].get("resources", {}))
         else:
-            conditions.append({"type": "PodResizePending", "status": "True", "reason": outcome,
-                               "message": f"resize is {outcome.lower()}"})
+            conditions.append(
+                {
+                    "type": "PodResizePending",
+                    "status": "True",
+                    "reason": outcome,
+                    "message": f"resize is {outcome.lower()}",
+                }
+            )
         new["status"]["conditions"] = conditions
         self.objects[("pods", a["ns"], a["name"])] = new
         return 200, copy.deepcopy(new), "application/json"

@@ -30,15 +30,23 @@ class PodCounters:
 class FakeKubelet:
     """Per-pod counters keyed by (namespace, pod name)."""
 
-    def __init__(self, request_metric: str = "http_requests_total",
-                 latency_metric: str = "http_request_duration_seconds"):
+    def __init__(
+        self, request_metric: str = "http_requests_total", latency_metric: str = "http_request_duration_seconds"
+    ):
         self.pods: dict[tuple[str, str], PodCounters] = {}
         self.request_metric = request_metric
         self.latency_metric = latency_metric
 
     def feed(
-        self, namespace: str, pod: str, seconds: float, cpu_cores: float, mem_mib: float,
-        throttled_share: float = 0.0, rps: float = 0.0, latencies_s: list[float] | None = None,
+        self,
+        namespace: str,
+        pod: str,
+        seconds: float,
+        cpu_cores: float,
+        mem_mib: float,
+        throttled_share: float = 0.0,
+        rps: float = 0.0,
+        latencies_s: list[float] | None = None,
     ) -> None:
         """Advance one pod's counters by ``seconds`` of the given use; ``latencies_s`` is spread over the requests."""
         c = self.pods.setdefault((namespace, pod), PodCounters())
@@ -64,28 +72,44 @@ class FakeKubelet:
             if c is None:
                 continue
             ctr = p["spec"]["containers"][0]["name"]
-            cpu = {"time": "2026-01-01T00:00:00Z", "usageNanoCores": int(c.usage_nano_cores),
-                   "usageCoreNanoSeconds": int(c.cpu_core_ns)}
-            mem = {"time": "2026-01-01T00:00:00Z", "workingSetBytes": int(c.working_set_bytes),
-                   "usageBytes": int(c.working_set_bytes * 1.1)}
-            out.append({"podRef": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
-                        "startTime": "2026-01-01T00:00:00Z", "cpu": cpu, "memory": mem,
-                        "containers": [{"name": ctr, "cpu": cpu, "memory": mem}]})
+            cpu = {
+                "time": "2026-01-01T00:00:00Z",
+                "usageNanoCores": int(c.usage_nano_cores),
+                "usageCoreNanoSeconds": int(c.cpu_core_ns),
+            }
+            mem = {
+                "time": "2026-01-01T00:00:00Z",
+                "workingSetBytes": int(c.working_set_bytes),
+                "usageBytes": int(c.working_set_bytes * 1.1),
+            }
+            out.append(
+                {
+                    "podRef": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+                    "startTime": "2026-01-01T00:00:00Z",
+                    "cpu": cpu,
+                    "memory": mem,
+                    "containers": [{"name": ctr, "cpu": cpu, "memory": mem}],
+                }
+            )
         return {"node": {"nodeName": node, "cpu": {}, "memory": {}}, "pods": out}
 
     def cadvisor(self, pods: list[dict[str, Any]]) -> str:
-        lines = ["# HELP container_cpu_cfs_periods_total Number of elapsed enforcement period intervals.",
-                 "# TYPE container_cpu_cfs_periods_total counter",
-                 "# HELP container_cpu_cfs_throttled_periods_total Number of throttled period intervals.",
-                 "# TYPE container_cpu_cfs_throttled_periods_total counter"]
+        lines = [
+            "# HELP container_cpu_cfs_periods_total Number of elapsed enforcement period intervals.",
+            "# TYPE container_cpu_cfs_periods_total counter",
+            "# HELP container_cpu_cfs_throttled_periods_total Number of throttled period intervals.",
+            "# TYPE container_cpu_cfs_throttled_periods_total counter",
+        ]
         for p in pods:
             meta = p["metadata"]
             c = self.pods.get((meta["namespace"], meta["name"]))
             if c is None:
                 continue
             ctr = p["spec"]["containers"][0]["name"]
-            labels = f'container="{ctr}",image="sampleapp",name="k8s_{ctr}",namespace="{meta["namespace"]}",' \
-                     f'pod="{meta["name"]}"'
+            labels = (
+                f'container="{ctr}",image="sampleapp",name="k8s_{ctr}",namespace="{meta["namespace"]}",'
+                f'pod="{meta["name"]}"'
+            )
             lines.append(f"container_cpu_cfs_periods_total{{{labels}}} {c.cfs_periods:.0f} 1767225600000")
             lines.append(f"container_cpu_cfs_throttled_periods_total{{{labels}}} {c.cfs_throttled:.0f} 1767225600000")
             # A pod-level (pause) line without a container label, as cAdvisor also emits: must be ignored.
@@ -96,8 +120,12 @@ class FakeKubelet:
         meta = pod["metadata"]
         c = self.pods.get((meta["namespace"], meta["name"]), PodCounters())
         m, h = self.request_metric, self.latency_metric
-        lines = [f"# TYPE {m} counter", f'{m}{{code="200",method="GET"}} {c.requests}',
-                 f'{m}{{code="500",method="GET"}} 0', f"# TYPE {h} histogram"]
+        lines = [
+            f"# TYPE {m} counter",
+            f'{m}{{code="200",method="GET"}} {c.requests}',
+            f'{m}{{code="500",method="GET"}} 0',
+            f"# TYPE {h} histogram",
+        ]
         cum = 0.0
         for le, n in zip((*BUCKETS, float("inf")), c.buckets):
             cum += n

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from aware_ray.probe import PROBE_FAMILIES, ridge_probe
+from aware_ray.evaluation.probe import PROBE_FAMILIES, ridge_probe
 from envs.load_context import load_context
 from envs.synthetic import generate
 

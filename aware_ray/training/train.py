@@ -26,15 +26,17 @@ import numpy as np
 import yaml
 from ray import tune
 
-from aware_ray.policy_registry import FRONTIER_TARGETS
-from aware_ray.train_config import TrainConfig, build_train_config
-
-VALIDATION_BASELINES = (*(f"hpa@{t}" for t in FRONTIER_TARGETS), "oracle")
+from aware_ray.training.config import TrainConfig, build_train_config
+from aware_ray.training.dashboard import write_layout
+from aware_ray.training.run_folder import check_resume, load_or_score_baselines
+from aware_ray.training.validation import validate
+from envs.atomic_write import write_json
+from envs.errors import ConfigError
 
 
 def build_algo_config(cfg: TrainConfig) -> Any:
     """The DDPGConfig of a training config."""
-    from aware_ray.callbacks import ScoreboardCallbacks
+    from aware_ray.training.callbacks import ScoreboardCallbacks
     from envs.autoscale_env import AutoscaleEnv
     from policies.ddpg import DDPGConfig
     from policies.ddpg.layout import autoscale_layout
@@ -69,92 +71,11 @@ def build_algo_config(cfg: TrainConfig) -> Any:
     )
 
 
-def eval_env_config(cfg: TrainConfig) -> dict[str, Any]:
-    """The env validation runs in: the training env without its workloads, and without its rules,
-    which belong to the policy (it acts behind them) and not to the baselines."""
-    d = cfg.env.to_dict()
-    d.pop("workloads", None)
-    d.pop("rules", None)
-    return d
-
-
-def validation_rows(
-    policy: Any, cfg: TrainConfig, names: list[str] | None = None, wrap: Any = None
-) -> list[dict[str, Any]]:
-    """Scoreboard rows of `policy` (or of named baselines) on the run's validation workloads;
-    ``wrap(policy, env)``, when given, is what acts (the policy behind a controller's rule)."""
-    from aware_ray import policy_registry
-    from aware_ray.evaluate import EvalPlan, run_job
-
-    run = cfg.run
-    env = eval_env_config(cfg)
-    plan = EvalPlan(policies=[], app=env.pop("app"), env=env, max_hours=run.eval_hours, timeseries="none")
-    specs = [f"trace:{t}" for t in run.eval_traces] + [f"family:{f}" for f in run.eval_families]
-    rows = []
-    for spec in specs:
-        for seed in range(run.eval_seeds):
-            if names is None:
-                rows.append(run_job(plan, spec, seed, lambda e, r: acting(policy, e, wrap)).summary)
-            for name in names or []:
-                make = lambda e, r, n=name: policy_registry.make_policy(n, e, r)  # noqa: E731
-                rows.append(run_job(plan, spec, seed, make).summary)
-    return rows
-
-
-def acting(policy: Any, env: Any, wrap: Any = None) -> Any:
-    """What acts for `policy` in `env`: the policy behind the rules it trained under, and
-    ``wrap(...)`` of that when given."""
-    from aware_ray.policy_registry import trained_behind_rules
-    from policies.base import EnvContext
-
-    inner = trained_behind_rules(policy, EnvContext.of(env))
-    return wrap(inner, env) if wrap else inner
-
-
-def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], policy: str) -> dict[str, Any]:
-    """Mean over validation workloads of the scoreboard's risk-weighted gap closed (``risk_gap``
-    in aware_ray.scoreboard): the gap closed, and past the riskiest HPA target a charge for the
-    violations above it. Plain gap closed gave a policy riskier than every target 0, as good as
-    a tuned HPA, so one that cut to the minimum at idle and violated a fifth of the time outscored
-    safer policies on its busy workloads, then failed held-out sparse load."""
-    from aware_ray.scoreboard import goal_met, scores
-
-    mine = [s for s in scores(baselines + rows) if s["policy"] == policy]
-    # No figure counts as 0, no better than the tuned HPA: where the frontier is no dearer than
-    # the oracle there is nothing to close.
-    risk = {s["trace"]: float(s["risk_gap"] or 0.0) for s in mine}
-    return {
-        "score": float(np.mean(list(risk.values()))),
-        "risk_gap": risk,
-        "gap_closed": {s["trace"]: float(s["gap_closed"] or 0.0) for s in mine},
-        # The quality goal's own test per workload (half the gap, or half the violations at the
-        # same cost), reported beside the score: a policy that trades cost for far fewer
-        # violations can meet it with a lower score.
-        "goal_met": {s["trace"]: goal_met(s) for s in mine},
-        "violations": {s["trace"]: float(s["slo_violation_rate"]) for s in mine},
-        "violation_rate": float(np.mean([s["slo_violation_rate"] for s in mine])),
-        "cpu_core_hours": float(np.mean([s["cpu_core_hours"] for s in mine])),
-    }
-
-
-def validate(policy: Any, cfg: TrainConfig, baselines: list[dict[str, Any]], wrap: Any = None) -> dict[str, Any]:
-    """One validation pass: the score on the run's validation workloads and, with a meta-learner,
-    the embedding probe's accuracy. Training and ``aware-ray reselect`` both judge by it; ``wrap``
-    as in ``validation_rows`` (the probe reads the policy's own embedding)."""
-    from aware_ray.probe import probe_accuracy
-
-    rows = validation_rows(policy, cfg, wrap=wrap)
-    val = validation_score(rows, baselines, rows[0]["policy"] if rows else policy.name)
-    if cfg.env.history_window:
-        val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
-    return val
-
-
 def _trainable(params: dict[str, Any]) -> None:
     """The Tune trainable: train, validate, checkpoint; runs in a Ray worker process."""
     import torch
 
-    from aware_ray.callbacks import CPU_CORE_HOURS, GUARD_CLAMPS, SLO_VIOLATION_RATE
+    from aware_ray.training.callbacks import CPU_CORE_HOURS, GUARD_CLAMPS, SLO_VIOLATION_RATE
     from policies.ddpg.policy import DDPGPolicy, export_policy
 
     cfg = build_train_config(params["raw"], params["source"], [])
@@ -240,13 +161,6 @@ def _trainable(params: dict[str, Any]) -> None:
     algo.stop()
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file, so a reader never sees half of it."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=float))
-    tmp.replace(path)
-
-
 def _save(algo: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -289,19 +203,18 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
     out = Path(out).resolve()
     if out.exists() and not resume and (out / "train_summary.json").exists():
-        from envs.errors import ConfigError
-
         raise ConfigError(f"{out}: a finished run is there; pass --resume or choose another --out")
+    # Every config error is found before any work: the algorithm config whole, then the resume.
+    try:
+        build_algo_config(cfg).validate()
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: ddpg: {str(exc).strip().splitlines()[0]}") from None
+    if resume:
+        check_resume(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
-    baselines_file = out / "validation_baselines.json"
-    if baselines_file.exists():
-        baselines = json.loads(baselines_file.read_text())
-    else:
-        print(f"aware-ray train: scoring the validation baselines ({', '.join(VALIDATION_BASELINES)})", flush=True)
-        baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
-        baselines_file.write_text(json.dumps(baselines, indent=1))
+    baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
     started_ray = False
     if not ray.is_initialized():
@@ -316,6 +229,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
                 configure_logging=False,
             )
         started_ray = True
+    write_layout(out / "tune")
     try:
         resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
         tuner = tune.Tuner(
@@ -358,7 +272,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
 
 def main_train(config: str, overrides: list[str], out: str, resume: bool) -> int:
-    from aware_ray.train_config import load_train_config
+    from aware_ray.training.config import load_train_config
 
     cfg = load_train_config(config, overrides)
     summary = train(cfg, Path(out), resume)

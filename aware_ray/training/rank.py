@@ -17,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aware_ray.policy_registry import ddpg_path, wrap_chain
-from aware_ray.reselect import run_validation
-from aware_ray.train import validate, write_json
+from aware_ray.training.reselect import run_validation
+from aware_ray.training.validation import validate
+from envs.atomic_write import write_json
 from envs.errors import ConfigError
+from policies.registry import ddpg_path, wrap_chain
 
 
 def _policy_path(name: str) -> Path:

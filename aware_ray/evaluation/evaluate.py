@@ -26,14 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from aware_ray import policy_registry
-from aware_ray.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS, EpisodeResult, run_episode
-from aware_ray.scoreboard import scores
+from aware_ray.evaluation.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS, EpisodeResult, run_episode
+from aware_ray.evaluation.scoreboard import scores
 from envs.app import load_app
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from envs.trace import poisson_noise
 from envs.workload import TraceWorkload, Workload, make_workload
+from policies import registry as policy_registry
 from policies.base import Policy
 
 
@@ -166,7 +166,7 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix=".eval-", dir=out.parent if out.parent.exists() else None))
     try:
         _write(tmp, summary, results)
-        from aware_ray.plots import plot_all
+        from aware_ray.evaluation.plots import plot_all
 
         plot_all(tmp, summary, results)
         (tmp / "report.md").write_text(report_markdown(summary))

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from aware_ray.train import VALIDATION_BASELINES, validation_rows, write_json
-from aware_ray.train_config import TrainConfig, load_train_config
+from aware_ray.training.config import TrainConfig, load_train_config
+from aware_ray.training.run_folder import write_baselines
+from aware_ray.training.validation import VALIDATION_BASELINES, validation_rows
 from envs.errors import ConfigError
 
 
@@ -37,7 +38,7 @@ def build_validation_set(cfg: TrainConfig, out: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
-        write_json(tmp / "validation_baselines.json", baselines)
+        write_baselines(tmp, cfg, baselines)
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,7 +8,7 @@ deterministic policy over 10 episodes, and the wall time.
 the oracle on held-out traces and families (and other apps, zero-shot), several seeds; the
 gap closed per workload.
 ``bootstrap``: heuristic only vs RL from scratch vs bootstrapped RL over one lifecycle
-(see ``aware_ray.bench_bootstrap``).
+(see ``aware_ray.bench.bootstrap``).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def quality_rows(summary: dict[str, Any], policy: str) -> dict[str, dict[str, An
     goal is met against each seed's own frontier. Memory (the policy's and, where it ran, the
     oracle's GiB-hours) is reported beside the goal, which counts CPU only: a policy can meet the
     goal while reserving many times the memory it needs."""
-    from aware_ray.scoreboard import seed_goals
+    from aware_ray.evaluation.scoreboard import seed_goals
 
     per_seed = seed_goals(summary["results"], policy)
     oracle = {s["trace"]: s["mem_gib_hours"] for s in summary["scores"] if s["policy"] == "oracle"}
@@ -166,8 +166,8 @@ def quality_rows(summary: dict[str, Any], policy: str) -> dict[str, dict[str, An
 def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float = 4.0, workers: int = 0):
     from pathlib import Path
 
-    from aware_ray.evaluate import EvalPlan, run
-    from aware_ray.scoreboard import goal_met
+    from aware_ray.evaluation.evaluate import EvalPlan, run
+    from aware_ray.evaluation.scoreboard import goal_met
     from envs.workload import default_split
 
     traces = [s.split(":", 1)[1] for s in default_split()["validation"]]
@@ -190,11 +190,11 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
 
     main = per_app["social-network"]
     probe = probe_raw = probe_short = probe_steps = folds = None
-    from aware_ray import policy_registry
+    from policies import registry as policy_registry
 
     learned_name = policy_registry.inner_name(policy)  # a wrapper does not change the embedding
     if learned_name.startswith("ddpg:"):
-        from aware_ray.probe import RawWindow, probe_accuracy, probe_folds, trained_length
+        from aware_ray.evaluation.probe import RawWindow, probe_accuracy, probe_folds, trained_length
         from policies.ddpg.policy import DDPGPolicy
 
         learned = DDPGPolicy.load(policy_registry.ddpg_path(learned_name))
@@ -231,7 +231,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "ddpg-quality":
         return bench_ddpg_quality(args.policy, args.out or "reports/quality", args.seeds, args.max_hours)
     if name == "bootstrap":
-        from aware_ray.bench_bootstrap import bench_bootstrap
+        from aware_ray.bench.bootstrap import bench_bootstrap
 
         return bench_bootstrap(
             args.config,
@@ -245,7 +245,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
             [a.strip() for a in args.arms.split(",")] if args.arms else None,
         )
     if name == "separability":
-        from aware_ray.separability import bench_separability
+        from aware_ray.bench.separability import bench_separability
 
         return bench_separability(steps=args.probe_steps, train_seeds=args.train_seeds, test_seeds=args.test_seeds)
     raise ValueError(f"unknown benchmark {name!r}")

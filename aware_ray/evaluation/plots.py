@@ -12,8 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from aware_ray.rollout import EpisodeResult
-from aware_ray.scoreboard import frontier, mean_by
+from aware_ray.evaluation.rollout import EpisodeResult
+from aware_ray.evaluation.scoreboard import frontier, mean_by
 
 
 def slug(text: str) -> str:

@@ -22,7 +22,7 @@ Choosing among policies needs one figure per workload even where the gap has non
 riskier end is exactly where a policy that cuts too far lands. ``risk_gap`` gives it one: the
 gap against the cheapest target (which flatters it) less its violations above the riskiest
 target's, relative to them; it meets the gap closed at the frontier's end and falls to -1. Training
-keeps the checkpoint with the best mean of it (``aware_ray.train.validation_score``); the
+keeps the checkpoint with the best mean of it (``aware_ray.training.train.validation_score``); the
 quality goal itself stays on the gap closed and the violation reduction, as the benchmark states it.
 """
 

@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aware_ray.train import validate, write_json
-from aware_ray.train_config import TrainConfig, load_train_config
+from aware_ray.training.config import TrainConfig, load_train_config
+from aware_ray.training.validation import validate
+from envs.atomic_write import write_json
 from envs.errors import ConfigError
 
 MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")

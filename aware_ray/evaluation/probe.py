@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from aware_ray.policy_registry import trained_behind_rules
 from envs.autoscale_env import AutoscaleEnv
 from envs.synthetic import FAMILIES
 from policies.base import EnvContext
+from policies.registry import trained_behind_rules
 
 PROBE_FAMILIES = ("diurnal", "bursty", "flash-crowd", "ramp", "spikes", "step")
 

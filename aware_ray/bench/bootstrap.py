@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from aware_ray.train_config import TrainConfig, build_train_config, load_train_config
+from aware_ray.training.config import TrainConfig, build_train_config, load_train_config
 
 ARMS = ("heuristic", "rl_scratch", "rl_bootstrap")
 NEVER = 10**12
@@ -68,7 +68,7 @@ def run_arm(
     With ``export``, the learning arms' final policy is written there (``policy_<arm>``), so it
     can be evaluated or inspected afterwards (``aware-ray evaluate --policies ddpg:PATH``).
     """
-    from aware_ray.train import build_algo_config
+    from aware_ray.training.train import build_algo_config
     from policies.bootstrap.driver import pull_reports
 
     acfg = arm_config(cfg, arm)
@@ -237,7 +237,7 @@ def bench_bootstrap(
         "wall_s": {arm: runs[arm]["wall_s"] for arm in arms},
     }
     if out:
-        from aware_ray.train import write_json
+        from envs.atomic_write import write_json
 
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
 """Write a model card for an exported policy from its training run and quality benchmark.
 
-``python -m aware_ray.model_card RUN_DIR QUALITY_JSON OUT_DIR`` copies the run's best policy
+``python -m aware_ray.release.model_card RUN_DIR QUALITY_JSON OUT_DIR`` copies the run's best policy
 into OUT_DIR with ``MODEL_CARD.md`` (config, training workloads, env steps, wall time,
 validation scores and the held-out scoreboard) and the training config.
-``python -m aware_ray.model_card --refresh CARD_DIR QUALITY_JSON [NOTE...]`` rewrites only the
+``python -m aware_ray.release.model_card --refresh CARD_DIR QUALITY_JSON [NOTE...]`` rewrites only the
 scoreboard and goal count of an existing card from a new benchmark of the same policy.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from aware_ray.scoreboard import goal_met
+from aware_ray.evaluation.scoreboard import goal_met
 from envs.config import EnvConfig
 
 
@@ -51,7 +51,7 @@ def _probe_split(folds: list[float] | None) -> str:
 
 def _deployed_as(policy: str) -> str:
     """The benchmarked policy name with its folder read as the shipped one: rules in front stay."""
-    from aware_ray.policy_registry import inner_name
+    from policies.registry import inner_name
 
     inner = inner_name(policy)
     return policy[: len(policy) - len(inner)] + "ddpg:pretrained"
@@ -226,7 +226,7 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         ),
         '- "lower bound" gaps: where the policy is safer than every HPA target, it is compared with the',
         "  safest target's cost; where it is riskier than every target, it has no gap (see",
-        "  aware_ray/scoreboard.py).",
+        "  aware_ray/evaluation/scoreboard.py).",
         f"- Trained for {summary['env_steps']:,.0f} env steps: far from converged; the validation score peaked "
         f"at iteration {best['iteration']} of {summary['iterations']}.",
         "",

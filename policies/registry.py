@@ -33,7 +33,7 @@ from policies.vpa import VPAPolicy
 # on chain3 the bound said -0.50 where the HPA at 0.2 and 0.3 put the same policy at 0.43).
 FRONTIER_TARGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 BASELINES = ("hpa-frontier", "vpa", "hpa+vpa", "oracle", "static")
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "policies" / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 """The shipped pretrained DDPG policy (``ddpg:pretrained``)."""
 DEFAULT_HPA_TARGET = 0.6
 """Target of a bare ``hpa`` (and of the HPA inside ``hpa+vpa``)."""
