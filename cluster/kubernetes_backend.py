@@ -209,7 +209,13 @@ class KubernetesBackend:
     # ---- observe --------------------------------------------------------------------------------
 
     def observe(self) -> ServiceMetrics:
-        """Metrics of the interval that just ended; raises ``StaleMetrics`` when any service has none fresh."""
+        """Metrics of the interval that just ended.
+
+        Raises:
+            StaleMetrics: a service has no sample newer than ``staleness_s``, or Redis is unreachable.
+            ClusterError: the API server failed (``ApiUnavailable``, ``RbacDenied`` are subclasses). A
+                controller catches ``ClusterError`` (StaleMetrics included) and falls back.
+        """
         n = self.app.n_services
         replicas, ready, cpu_lim, mem_lim = (np.zeros(n) for _ in range(4))
         samples: list[dict[str, float]] = []
@@ -299,7 +305,16 @@ class KubernetesBackend:
         return np.rint(r).astype(np.int64), c, m
 
     def apply(self, decision: ScalingDecision) -> None:
-        """Ask for ``decision``'s replicas and limits (already checked by the guard)."""
+        """Ask for ``decision``'s replicas and limits (already checked by the guard).
+
+        Idempotent: only what differs is patched. In resize mode each call also resizes pods started
+        since the last call from the old template, so call it every interval.
+
+        Raises:
+            ValueError: the decision has the wrong shape or non-finite values (nothing was sent).
+            NotManaged: a Deployment lacks the label or another autoscaler targets it (checked once).
+            ClusterError: the API server refused or failed (``RbacDenied``, ``ApiUnavailable``).
+        """
         replicas, cpu, mem = self._bounded(decision)
         self._assert_allowed(self.namespace)
         if not self.ownership_checked:

@@ -199,3 +199,18 @@ def test_loadgen_follows_the_backend_instruction(redis_server, tmp_path: Path) -
     finally:
         store.close()
         svc.close()
+
+
+def test_loadgen_survives_a_bad_instruction(redis_server, caplog) -> None:
+    from cluster.loadgen_control import loadgen_key
+    from cluster.metric_store import MetricStore, StoreConfig
+    from cluster.sampleapp.loadgen import watch
+
+    redis_server.start()
+    store = MetricStore(StoreConfig(url=redis_server.url))
+    try:
+        store.set_value(loadgen_key("ns-bad"), LoadInstruction(trace="missing.csv", episode="e1").to_dict())
+        asyncio.run(watch("http://127.0.0.1:9/", store, "ns-bad", poll_s=0.05, max_seconds=0.3))
+        assert any("episode e1" in r.message and "missing.csv" in r.message for r in caplog.records)
+    finally:
+        store.close()
