@@ -432,3 +432,16 @@ def test_fake_server_refuses_a_resize_that_changes_the_qos_class(api) -> None:
             pod, NS, body, _content_type="application/strategic-merge-patch+json"
         )
     assert info.value.status == 422 and "QOS Class may not change" in info.value.body
+
+
+def test_missing_vpa_crd_means_no_vpa_and_ownership_is_checked_once(api, store) -> None:
+    with api.lock:
+        api.objects[("verticalpodautoscalers", "*", "*")] = {}  # the fake answers 404: CRD not installed
+    backend = make_backend(api, store)
+    decision = ScalingDecision(np.array([3, 1]), np.array([0.5, 1.0]), np.array([256.0, 512.0]))
+    backend.apply(decision)
+    backend.apply(decision)
+    hpa_lists = [r for r in api.requests if r.path.endswith("/horizontalpodautoscalers")]
+    vpa_lists = [r for r in api.requests if r.path.endswith("/verticalpodautoscalers")]
+    assert len(hpa_lists) == 1 and [r.status for r in vpa_lists] == [404]
+    assert api.deployment(NS, "front")["spec"]["replicas"] == 3
