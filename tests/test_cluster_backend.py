@@ -435,8 +435,7 @@ def test_fake_server_refuses_a_resize_that_changes_the_qos_class(api) -> None:
 
 
 def test_missing_vpa_crd_means_no_vpa_and_ownership_is_checked_once(api, store) -> None:
-    with api.lock:
-        api.objects[("verticalpodautoscalers", "*", "*")] = {}  # the fake answers 404: CRD not installed
+    api.faults.vpa_crd_installed = False
     backend = make_backend(api, store)
     decision = ScalingDecision(np.array([3, 1]), np.array([0.5, 1.0]), np.array([256.0, 512.0]))
     backend.apply(decision)
