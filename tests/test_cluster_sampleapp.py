@@ -17,15 +17,16 @@ from cluster.loadgen_control import LoadInstruction
 from cluster.prom_text import parse, total
 from cluster.sampleapp.loadgen import arrival_offsets, replay, window_rates
 from cluster.sampleapp.role import Role
-from cluster.sampleapp.service import SampleService
+from cluster.sampleapp.service import SampleService, burn_cpu
 from tests.cluster_fakes.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_MS = 8.0
 CPU_TOLERANCE = (0.9, 1.6)
 """Measured CPU per request over the spec's: the HTTP server and metrics add ~1-4 ms per request in Python."""
-LATENCY_TOLERANCE_MS = (0.9 * CPU_MS, 3 * CPU_MS + 10.0)
-"""Median latency at low load: at least the CPU time, at most 3x it plus 10 ms (the CPU is shared with the test)."""
+LATENCY_TOLERANCE = (0.9, 2.0, 10.0)
+"""Median latency at low load over the spec's CPU time: at least 0.9x; at most 2x the CPU time as
+stretched by the machine's current contention (measured in the test) plus 10 ms of HTTP overhead."""
 
 
 @pytest.mark.parametrize(
@@ -77,6 +78,16 @@ def test_window_rates_from_a_shipped_trace() -> None:
         window_rates(LoadInstruction(trace="nasa_http_1995-07_1min.csv", start_s=10**9, duration_s=60))
 
 
+def stretched_ms() -> float:
+    """Wall time of CPU_MS of CPU work on this machine right now (median of 5): the spec under today's contention."""
+    walls = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        burn_cpu(CPU_MS)
+        walls.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(walls))
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -121,7 +132,8 @@ def test_service_cost_and_latency_match_the_spec() -> None:
             assert CPU_TOLERANCE[0] * CPU_MS <= cpu_ms <= CPU_TOLERANCE[1] * CPU_MS, (rate, cpu_ms)
         # At utilisation 0.12 the median is the service time itself; on a busy shared CPU it stretches.
         p50_ms = results[15.0][1]
-        assert LATENCY_TOLERANCE_MS[0] <= p50_ms <= LATENCY_TOLERANCE_MS[1], p50_ms
+        lo, factor, overhead_ms = LATENCY_TOLERANCE
+        assert lo * CPU_MS <= p50_ms <= factor * stretched_ms() + overhead_ms, (p50_ms, stretched_ms())
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
         samples = parse(text)
         assert total(samples, "http_requests_total") == 30 + 75
