@@ -204,7 +204,7 @@ def test_hung_redis_blocks_a_write_at_most_the_socket_timeout() -> None:
         t0 = time.monotonic()
         assert not s.append_metrics("ns", "web", {"i": 1})
         assert not s.append_metrics("ns", "web", {"i": 2})  # inside the backoff: memory only
-        assert time.monotonic() - t0 < 0.6
+        assert time.monotonic() - t0 < 1.0  # one socket timeout (0.2 s) plus scheduling slack
         assert s.stats.failures == 1 and s.stats.buffered == 2
         server.proc.send_signal(signal.SIGCONT)
         assert s.flush(force=True) == 0
