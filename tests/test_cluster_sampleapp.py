@@ -193,7 +193,7 @@ def test_loadgen_follows_the_backend_instruction(redis_server, tmp_path: Path) -
 
         async def drive() -> None:
             task = asyncio.create_task(
-                watch(f"http://127.0.0.1:{svc.port}/", store, "ns-0-0", poll_s=0.1, max_seconds=1.3)
+                watch(f"http://127.0.0.1:{svc.port}/", store, "ns-0-0", poll_s=0.1, max_seconds=1.6)
             )
             await asyncio.sleep(0.7)
             counts.append(svc.requests.labels(code="200")._value.get())
