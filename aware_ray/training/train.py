@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from aware_ray.training.config import TrainConfig, build_train_config
 from aware_ray.training.dashboard import write_layout
 from aware_ray.training.run_folder import check_resume, load_or_score_baselines
 from aware_ray.training.validation import validate
-from envs.atomic_write import write_json
+from envs.atomic_write import staged_dir, write_json, write_text
 from envs.errors import ConfigError
 
 
@@ -66,6 +65,14 @@ def build_algo_config(cfg: TrainConfig) -> Any:
             **ddpg,
         )
         .callbacks(ScoreboardCallbacks)
+        # A lost env runner (a killed process, a preempted node) is restarted and training goes
+        # on: the iteration samples its steps from the runners that are up. RLlib's default waits
+        # 60 s between restarts; an env runner here starts in seconds.
+        .fault_tolerance(
+            restart_failed_env_runners=True,
+            max_num_env_runner_restarts=run.max_env_runner_restarts,
+            delay_between_env_runner_restarts_s=5.0,
+        )
         .reporting(min_sample_timesteps_per_iteration=run.steps_per_iteration, min_time_s_per_iteration=0)
         .debugging(seed=run.seed, log_level="ERROR")
     )
@@ -146,7 +153,7 @@ def _trainable(params: dict[str, Any]) -> None:
                     {"iteration": it, "validation": val, "env_steps": metrics["env_steps"]},
                 )
                 _save(algo, out / "checkpoints" / "best")
-            (out / "validation.json").write_text(json.dumps(history, indent=1))
+            write_json(out / "validation.json", history)
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
@@ -162,11 +169,8 @@ def _trainable(params: dict[str, Any]) -> None:
 
 
 def _save(algo: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    algo.save_to_path(str(tmp.resolve()))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with staged_dir(path, replace=True) as tmp:
+        algo.save_to_path(str(tmp.resolve()))
 
 
 class _Progress(tune.Callback):
@@ -212,7 +216,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     if resume:
         check_resume(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
     baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
@@ -267,7 +271,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     }
     if (out / "bootstrap.json").exists():
         summary["bootstrap"] = json.loads((out / "bootstrap.json").read_text())
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    write_json(out / "train_summary.json", summary)
     return summary
 
 
