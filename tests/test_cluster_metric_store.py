@@ -84,6 +84,15 @@ def test_records_round_trip_and_paging(store: MetricStore) -> None:
     assert [r.record["step"] for r in store.last_records("aware:experience:test", 2)] == [5, 6]
 
 
+def test_records_take_numpy_values(store: MetricStore) -> None:
+    import numpy as np
+
+    store.append_record("aware:experience:np", {"obs": np.array([0.5, 1.5], dtype=np.float32), "a": np.int64(3)})
+    assert store.last_records("aware:experience:np")[0].record == {"obs": [0.5, 1.5], "a": 3}
+    with pytest.raises(ValueError, match=r"^record: not JSON-serialisable"):
+        store.append_record("aware:experience:np", {"obs": np.array([np.nan])})
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
