@@ -247,9 +247,14 @@ class KubernetesBackend:
         def col(key: str, default: float = 0.0) -> np.ndarray:
             return np.array([s.get(key, default) for s in samples], dtype=np.float64)
 
+        def own(key: str, fallback: str) -> np.ndarray:
+            # Time at the service itself when the app exports it (what the simulator reports), else the
+            # whole handler's time (downstream calls included).
+            return np.array([s.get(key, s[fallback]) for s in samples], dtype=np.float64)
+
         window = np.where(col(F.WINDOW_S) > 0, col(F.WINDOW_S), self.config.interval_s)
         rps = col(F.RPS)
-        mean_ms = np.array([s.get(F.MEAN_MS, s[F.P50_MS]) for s in samples])
+        mean_ms = np.array([s.get(F.OWN_MEAN_MS, s.get(F.MEAN_MS, s[F.P50_MS])) for s in samples])
         # Without a queue gauge, Little's law gives the requests inside the service (an upper bound of the backlog).
         queue = np.array([s[F.QUEUE] if F.QUEUE in s else r * m / 1000.0 for s, r, m in zip(samples, rps, mean_ms)])
         errors = col(F.ERRORS_RPS) * window
@@ -265,9 +270,9 @@ class KubernetesBackend:
             mem_usage=col(F.MEM_MIB) / np.maximum(col(F.PODS), 1.0),
             request_rate=rps,
             queue=queue,
-            p50_ms=col(F.P50_MS),
-            p95_ms=col(F.P95_MS),
-            p99_ms=col(F.P99_MS),
+            p50_ms=own(F.OWN_P50_MS, F.P50_MS),
+            p95_ms=own(F.OWN_P95_MS, F.P95_MS),
+            p99_ms=own(F.OWN_P99_MS, F.P99_MS),
             dropped=errors,
             oom_kills=col(F.OOM_KILLS),
             throttled=np.clip(col(F.THROTTLED), 0.0, 1.0),

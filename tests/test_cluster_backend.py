@@ -113,6 +113,9 @@ def write_samples(store: MetricStore, ts_offset: float = 0.0) -> None:
             "p50_ms": 5,
             "p95_ms": 9,
             "p99_ms": 12,
+            "own_p50_ms": 2,
+            "own_p95_ms": 4,
+            "own_p99_ms": 6,
             "queue": 3,
             "oom_kills": 1,
         },
@@ -140,6 +143,8 @@ def test_observe_merges_nodes_and_reads_deployments(api, store) -> None:
     assert m.queue[1] == 3 and m.queue[0] == pytest.approx(40 * ((15 * 30 + 35 * 10) / 40) / 1000)  # Little's law
     assert m.dropped == pytest.approx([15, 0]) and m.oom_kills.tolist() == [0, 1]
     assert m.external_rps == 40 and m.e2e_p99_ms == m.p99_ms[0] and m.dropped_total == 15
+    # back exports its own time (without downstream calls): that is its per-service latency, as in the simulator
+    assert (m.p50_ms[1], m.p95_ms[1], m.p99_ms[1]) == (2, 4, 6)
 
 
 def test_observe_reports_stale_or_missing_metrics(api, store, redis_server) -> None:

@@ -138,6 +138,7 @@ def test_service_cost_and_latency_match_the_spec() -> None:
         samples = parse(text)
         assert total(samples, "http_requests_total") == 30 + 75
         assert total(samples, "http_request_duration_seconds_count") == 30 + 75
+        assert total(samples, "app_service_duration_seconds_count") == 30 + 75
         assert total(samples, "app_queue_depth") == 0
     finally:
         proc.kill()
@@ -164,6 +165,8 @@ def test_downstream_calls_follow_the_call_graph() -> None:
         stats = asyncio.run(replay(f"http://127.0.0.1:{front.port}/", np.arange(0, 0.5, 0.05)))
         assert stats.ok == 10
         assert back.requests.labels(code="200")._value.get() == 20
+        # The front's own time leaves out the two downstream calls its whole-handler latency includes.
+        assert front.own_latency._sum.get() < front.latency._sum.get()
         back.close()  # a dead downstream makes the caller fail its requests
         stats = asyncio.run(replay(f"http://127.0.0.1:{front.port}/", np.array([0.0]), timeout_s=3))
         assert stats.failed == 1
