@@ -16,11 +16,29 @@ from envs.errors import ConfigError, TraceError
 EXIT_BAD_INPUT = 2
 
 
+def _scoreboard_args(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--time-compression`` and ``--memory-price``: how traces replay and what memory costs."""
+    p.add_argument(
+        "--time-compression",
+        type=float,
+        default=1.0,
+        help=f"{what}seconds of trace replayed per simulated second (default 1: real time, as a cluster sees it)",
+    )
+    p.add_argument(
+        "--memory-price",
+        type=float,
+        default=None,
+        help=f"{what}cores per GiB: money = CPU core-hours + memory GiB-hours x this (default 1/9, from GKE "
+        "Autopilot and AWS Fargate list prices)",
+    )
+
+
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policies",
-        default="hpa-frontier,vpa,hpa+vpa,oracle,static",
-        help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
+        default="heuristic-frontier,vpa,hpa+vpa,oracle,static",
+        help="comma-separated: heuristic-frontier (hpa, hpa+vpa-inplace and predictive at targets 0.2-0.9), "
+        "hpa-frontier, hpa@X, hpa+vpa[@X], hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
         "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback), "
         "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds), "
         "lean@U:POLICY (POLICY may grow a service only as the HPA at target U would, unless it is throttled, "
@@ -45,10 +63,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peak-rps", type=float, default=None, help="scale workloads to this peak")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _scoreboard_args(p)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aware_ray.evaluation.evaluate import EvalPlan, run, table
+    from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE
     from envs.workload import default_split
 
     traces = list(args.trace)
@@ -69,6 +89,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         env=env,
         timeseries=args.timeseries,
         workers=args.workers,
+        time_compression=args.time_compression,
+        memory_price=DEFAULT_MEMORY_PRICE if args.memory_price is None else args.memory_price,
     )
     summary = run(plan, Path(args.out), progress=not args.quiet)
     print(table(summary))
@@ -97,7 +119,7 @@ def cmd_reselect(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     from aware_ray.training.rank import main_rank
 
-    return main_rank(args.run, args.policies, args.out)
+    return main_rank(args.run, args.policies, args.out, args.time_compression, args.memory_price)
 
 
 def cmd_validation_set(args: argparse.Namespace) -> int:
@@ -221,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ddpg:PATH, ddpg:pretrained, a policy or run folder; stable@S: or lean@U: before any of them",
     )
     rk.add_argument("--out", help="write the ranking as JSON here")
+    _scoreboard_args(rk)
     rk.set_defaults(func=cmd_rank)
     vs = sub.add_parser(
         "validation-set",
@@ -233,14 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability", "serve"],
-        help="sim: simulator throughput; ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
+        choices=["sim", "learner", "sampling", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability", "serve"],
+        help="sim: env, vector env and simulator throughput; learner: DDPG updates/s and where an update's "
+        "time goes; sampling: env runner scale-out and train's end-to-end rates; "
+        "ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
         "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
         "bootstrapped RL over one lifecycle; separability: how well the load itself separates the "
         "workload families (linear probe and MLP, short window and long context); serve: the policy "
         "endpoint's latency and throughput and the controller's overhead",
     )
-    be.add_argument("--seconds", type=float, default=3.0, help="sim: measurement time per figure")
+    be.add_argument("--seconds", type=float, default=3.0, help="sim, sampling: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
     be.add_argument("--env-steps", type=int, default=20_000, help="ddpg-pendulum: env steps to train")
     be.add_argument(
@@ -249,9 +274,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=64.0,
         help="ddpg-pendulum: replayed samples per env step (256 = one 256-batch update per step)",
     )
+    be.add_argument("--seed", type=int, default=0, help="ddpg-pendulum: training seed")
+    be.add_argument(
+        "--replay-buffer",
+        default="FlatReplayBuffer",
+        choices=["FlatReplayBuffer", "EpisodeReplayBuffer"],
+        help="ddpg-pendulum: replay path (EpisodeReplayBuffer: RLlib's, as before the flat buffer)",
+    )
+    be.add_argument(
+        "--config-train",
+        default="experiments/configs/default.yaml",
+        help="learner, sampling: the training config whose model and training intensity are measured",
+    )
+    be.add_argument("--updates", type=int, default=20, help="learner: updates per timed window")
+    be.add_argument(
+        "--e2e-iterations", type=int, default=2, help="sampling: training iterations of the end-to-end figure"
+    )
     be.add_argument("--policy", default="ddpg:pretrained", help="ddpg-quality: the policy to judge")
     be.add_argument("--seeds", type=int, default=3, help="ddpg-quality: seeds per workload")
     be.add_argument("--max-hours", type=float, default=4.0, help="ddpg-quality: simulated hours per episode")
+    be.add_argument("--workers", type=int, default=0, help="ddpg-quality: parallel processes (0: one per core)")
+    _scoreboard_args(be, "ddpg-quality: ")
     be.add_argument(
         "--out", default=None, help="ddpg-quality, bootstrap: output folder (reports/quality, reports/bootstrap)"
     )

@@ -181,6 +181,16 @@ class AutoscaleEnv(gym.Env):
         return obs, {"workload": self.workload_name, "family": self.workload_family, "workload_id": self.workload_id}
 
     def step(self, action: np.ndarray):
+        pending = self.decide(action)
+        self.backend.advance(self.config.interval_s)
+        return self.conclude(*pending)
+
+    def decide(self, action: np.ndarray) -> tuple[np.ndarray, GuardResult, float]:
+        """First half of ``step``: rules, decoding and guard; the decision goes to the backend.
+
+        ``step`` is ``decide``, the backend's interval, then ``conclude``; a vector env runs
+        ``decide`` on each of its envs, one batched interval of the simulator, then ``conclude``.
+        """
         assert self.metrics is not None and self.decision is not None, "call reset() first"
         n = self.app.n_services
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.config.max_services, ACTION_DIMS), -1.0, 1.0)
@@ -194,9 +204,12 @@ class AutoscaleEnv(gym.Env):
             overridden = float(np.abs(ask - a[:n]).sum(axis=1).mean())
         want = decode(a[:n], self.decision, self.config.guard)
         result = guard(want, self.decision, self.metrics.mem_usage, self.app, self.config.guard)
-        new = result.decision
-        self.backend.apply(new)
-        self.backend.advance(self.config.interval_s)
+        self.backend.apply(result.decision)
+        return a, result, overridden
+
+    def conclude(self, a: np.ndarray, result: GuardResult, overridden: float):
+        """Second half of ``step``, after the interval ran: observe, score, return the five-tuple."""
+        assert self.metrics is not None and self.decision is not None, "call reset() first"
         self.metrics = self.backend.observe()
         # What the backend actually runs: a backend may not apply all of a decision (limits a
         # Recreate-mode updater may not change yet), and the next action is relative to it.

@@ -11,6 +11,7 @@ from envs.guard import GuardConfig
 from envs.reward import RewardWeights
 from envs.rules import parse_rules
 from envs.simulator import SimConfig
+from envs.typed_config import from_mapping
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class EnvConfig:
     """Reward weights (see envs.reward)."""
     guard: GuardConfig = field(default_factory=GuardConfig)
     """Guard limits (see envs.guard)."""
+    memory_price: float = 1.0 / 9.0
+    """Cores per GiB: validation's money is CPU core-hours + memory GiB-hours x this (cloud list prices)."""
     rules: str = ""
     """Controller rules between the policy and the guard, e.g. ``"lean@0.1:stable@120"`` (see
     envs.rules): a policy trained with them meets the env it will be deployed in. Empty: none."""
@@ -83,6 +86,8 @@ class EnvConfig:
             raise ConfigError(f"level_min: must be in (0, 1], got {self.level_min}")
         if not self.time_compression > 0:
             raise ConfigError(f"time_compression: must be > 0, got {self.time_compression}")
+        if not self.memory_price >= 0:
+            raise ConfigError(f"memory_price: must be >= 0 (cores per GiB), got {self.memory_price}")
         if not (isinstance(self.max_services, int) and self.max_services >= 1):
             raise ConfigError(f"max_services: must be an integer >= 1, got {self.max_services!r}")
         if not (isinstance(self.history_window, int) and 0 <= self.history_window <= 512):
@@ -106,69 +111,11 @@ class EnvConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any] | None) -> EnvConfig:
-        """Build from a plain mapping (YAML, RLlib env_config); unknown keys and bad types name the key."""
-        d = dict(d or {})
-        fields = {f.name: f for f in dataclasses.fields(EnvConfig)}
-        for key in d:
-            if key not in fields:
-                raise ConfigError(f"env config: unknown key '{key}' (known: {', '.join(sorted(fields))})")
-        out: dict[str, Any] = {}
-        for key, value in d.items():
-            if key == "reward":
-                out[key] = _sub(RewardWeights, value, "reward")
-            elif key == "guard":
-                out[key] = _sub(GuardConfig, value, "guard")
-            elif key == "workloads":
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                    raise ConfigError(f"env config: 'workloads' must be a list of strings, got {value!r}")
-                out[key] = tuple(value)
-            else:
-                out[key] = _typed(key, value, fields[key].type)
-        return EnvConfig(**out)
+        """Build from a plain mapping (YAML, RLlib env_config); errors name the key relative to the
+        env section (``reward.memroy: unknown key ...``), as every EnvConfig error does."""
+        return from_mapping(EnvConfig, d)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["workloads"] = list(self.workloads)
         return d
-
-
-def _typed(key: str, value: Any, annotation: Any) -> Any:
-    ann = str(annotation)
-    if ann.startswith("float"):
-        if value is None and "None" in ann:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"env config: '{key}' must be a number, got {value!r}")
-        return float(value)
-    if ann == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"env config: '{key}' must be an integer, got {value!r}")
-        return value
-    if ann == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"env config: '{key}' must be true or false, got {value!r}")
-        return value
-    if ann == "str":
-        if not isinstance(value, str):
-            raise ConfigError(f"env config: '{key}' must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _sub(cls: type, value: Any, name: str) -> Any:
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"env config: '{name}' must be a mapping, got {value!r}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key, v in value.items():
-        if key not in known:
-            raise ConfigError(f"env config: unknown key '{name}.{key}' (known: {', '.join(sorted(known))})")
-        if isinstance(v, bool) != (str(known[key].type) == "bool") or not isinstance(v, int | float):
-            raise ConfigError(f"env config: '{name}.{key}' has the wrong type: {v!r}")
-    try:
-        return cls(**value)
-    except TypeError as exc:
-        raise ConfigError(f"env config: '{name}': {exc}") from None

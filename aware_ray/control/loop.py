@@ -58,7 +58,8 @@ class Controller:
     def __init__(self, cfg: ControlConfig, backends: dict[str, Any] | None = None):
         self.cfg = cfg
         overrides, rules, _ = policy_facts(cfg.policy)
-        self.env_config = {**cfg.env, **overrides}
+        # A simulated app replays its trace at real time, as evaluate does (env: may say otherwise).
+        self.env_config = {"time_compression": 1.0, **cfg.env, **overrides}
         self.bootstrap = BootstrapConfig.from_dict(cfg.bootstrap) if cfg.bootstrap is not None else None
         self.apps: list[AppController] = []
         self.lengths: dict[str, int] = {}

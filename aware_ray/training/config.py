@@ -11,7 +11,6 @@ bootstrap: {heuristic: hpa+vpa@0.5, offline_episodes: 50, window: 40, ...}  # op
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from envs.config import EnvConfig
 from envs.errors import ConfigError
+from envs.typed_config import from_mapping
 from policies.bootstrap.config import BootstrapConfig
 
 SECTIONS = ("env", "ddpg", "run", "bootstrap")
@@ -52,7 +52,6 @@ DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
     "grad_clip": (int, float),
 }
 """DDPG options a config may set, with their types (see DDPGConfig for what each means)."""
-EXPLORATION_KEYS = {"type", "sigma", "final_sigma", "decay_steps", "ou_theta"}
 
 
 @dataclass
@@ -88,6 +87,18 @@ class RunConfig:
     max_env_runner_restarts: int = 100
     """How many times a lost env runner is restarted before the run fails (0: fail at once)."""
 
+    def __post_init__(self) -> None:
+        for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"run.{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("num_env_runners", "eval_every", "checkpoint_every", "max_env_runner_restarts"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"run.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.eval_seeds < 1:
+            raise ConfigError(f"run.eval_seeds: must be >= 1, got {self.eval_seeds}")
+        if not self.eval_hours > 0:
+            raise ConfigError(f"run.eval_hours: must be > 0, got {self.eval_hours}")
+
 
 def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:
     kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -97,73 +108,17 @@ def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:
         raise ConfigError(f"{where}: expected {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
 
 
-def parse_run(d: dict[str, Any], source: str) -> RunConfig:
-    known = {f.name: f for f in dataclasses.fields(RunConfig)}
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if key not in known:
-            raise ConfigError(f"{source}: unknown key 'run.{key}' (known: {', '.join(sorted(known))})")
-        default = getattr(RunConfig(), key)
-        kind: type | tuple[type, ...] = (int, float) if isinstance(default, float) else type(default)
-        _check_type(f"{source}: run.{key}", value, kind)
-        out[key] = value
-    run = RunConfig(**out)
-    for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
-        if getattr(run, key) < 1:
-            raise ConfigError(f"{source}: run.{key} must be >= 1, got {getattr(run, key)}")
-    for key in ("num_env_runners", "eval_every", "checkpoint_every", "max_env_runner_restarts"):
-        if getattr(run, key) < 0:
-            raise ConfigError(f"{source}: run.{key} must be >= 0, got {getattr(run, key)}")
-    if run.eval_seeds < 1 or run.eval_hours <= 0:
-        raise ConfigError(f"{source}: run.eval_seeds must be >= 1 and run.eval_hours > 0")
-    return run
-
-
 def parse_ddpg(d: dict[str, Any], source: str) -> dict[str, Any]:
     for key, value in d.items():
         if key not in DDPG_KEYS:
             raise ConfigError(f"{source}: unknown key 'ddpg.{key}' (known: {', '.join(sorted(DDPG_KEYS))})")
         _check_type(f"{source}: ddpg.{key}", value, DDPG_KEYS[key])
-    for key in ("actor_lr", "critic_lr", "tau", "gamma"):
-        if key in d and not 0 < d[key] <= 1:
-            raise ConfigError(f"{source}: ddpg.{key} must be in (0, 1], got {d[key]}")
-    for key in (
-        "policy_delay",
-        "n_step",
-        "train_batch_size_per_learner",
-        "embedding_dim",
-        "meta_hidden",
-        "workload_code_dim",
-    ):
-        if key in d and d[key] < 1:
-            raise ConfigError(f"{source}: ddpg.{key} must be >= 1, got {d[key]}")
-    for key in (
-        "target_noise",
-        "aux_loss_weight",
-        "workload_loss_weight",
-        "saturation_penalty",
-        "synthetic_contexts",
-        "context_renewal",
-        "num_steps_sampled_before_learning_starts",
-    ):
-        if key in d and d[key] < 0:
-            raise ConfigError(f"{source}: ddpg.{key} must be >= 0, got {d[key]}")
-    if "training_intensity" in d and not d["training_intensity"] > 0:
-        raise ConfigError(f"{source}: ddpg.training_intensity must be > 0, got {d['training_intensity']}")
-    for key in ("actor_hiddens", "critic_hiddens"):
-        if key in d and not (d[key] and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in d[key])):
-            raise ConfigError(f"{source}: ddpg.{key} must be a non-empty list of positive integers, got {d[key]!r}")
-    for key in d.get("exploration", {}):
-        if key not in EXPLORATION_KEYS:
-            raise ConfigError(
-                f"{source}: unknown key 'ddpg.exploration.{key}' (known: {', '.join(sorted(EXPLORATION_KEYS))})"
-            )
-    expl = d.get("exploration", {})
-    if "type" in expl and expl["type"] not in ("gaussian", "ou"):
-        raise ConfigError(f"{source}: ddpg.exploration.type must be 'gaussian' or 'ou', got {expl['type']!r}")
-    for key in ("sigma", "final_sigma", "decay_steps"):
-        if key in expl and (isinstance(expl[key], bool) or not isinstance(expl[key], int | float) or expl[key] < 0):
-            raise ConfigError(f"{source}: ddpg.exploration.{key} must be a number >= 0, got {expl[key]!r}")
+    from policies.ddpg.options import check_options  # the one set of rules DDPGConfig.validate applies too
+
+    try:
+        check_options(d)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: ddpg.{exc}") from None
     return d
 
 
@@ -241,13 +196,12 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
     try:
         env = EnvConfig.from_dict(raw.get("env", {}))
     except ConfigError as exc:
-        detail = str(exc).removeprefix("env config: ")
-        # Name the key in full: "unknown key 'env.reward.x' (...)", "env.level_prob: must be ...".
-        if detail.startswith("unknown key '"):
-            detail = "unknown key 'env." + detail.removeprefix("unknown key '")
-        else:
-            detail = "env." + detail
-        raise ConfigError(f"{source}: {detail}") from None
+        # EnvConfig names keys within the env section ("reward.memroy: ..."); here they get its name.
+        raise ConfigError(f"{source}: env.{exc}") from None
+    try:
+        run = from_mapping(RunConfig, raw.get("run", {}), "run")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     bootstrap = None
     if "bootstrap" in raw:
         try:
@@ -270,7 +224,7 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
     return TrainConfig(
         env=env,
         ddpg=ddpg,
-        run=parse_run(raw.get("run", {}), source),
+        run=run,
         raw=raw,
         source=source,
         bootstrap=bootstrap,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,14 +29,17 @@ from aware_ray.training.config import TrainConfig, build_train_config
 from aware_ray.training.dashboard import write_layout
 from aware_ray.training.run_folder import check_resume, load_or_score_baselines
 from aware_ray.training.validation import validate
-from envs.atomic_write import write_json
+from envs.atomic_write import staged_dir, write_json, write_text
 from envs.errors import ConfigError
 
 
 def build_algo_config(cfg: TrainConfig) -> Any:
     """The DDPGConfig of a training config."""
+    from ray.tune.registry import register_env
+
     from aware_ray.training.callbacks import ScoreboardCallbacks
-    from envs.autoscale_env import AutoscaleEnv
+    from envs import ENV_ID
+    from envs.vector_env import make_autoscale_env
     from policies.ddpg import DDPGConfig
     from policies.ddpg.layout import autoscale_layout
 
@@ -46,10 +48,15 @@ def build_algo_config(cfg: TrainConfig) -> Any:
     ddpg = dict(cfg.ddpg)
     if cfg.bootstrap is not None:
         ddpg["bootstrap"] = cfg.bootstrap.to_dict()
+    # Registered (not passed as a function, which RLlib refuses) so that env runners build one
+    # AutoscaleVectorEnv per runner under gym_env_vectorize_mode="vector_entry_point".
+    register_env(ENV_ID, make_autoscale_env)
     return (
         DDPGConfig()
-        .environment(AutoscaleEnv, env_config=env_config)
+        .environment(ENV_ID, env_config=env_config)
         .env_runners(
+            # Each runner's envs are one AutoscaleVectorEnv: their simulated clusters step as one batch.
+            gym_env_vectorize_mode="vector_entry_point",
             num_env_runners=run.num_env_runners,
             num_envs_per_env_runner=run.num_envs_per_env_runner,
             rollout_fragment_length=run.rollout_fragment_length,
@@ -158,7 +165,7 @@ def _trainable(params: dict[str, Any]) -> None:
                     {"iteration": it, "validation": val, "env_steps": metrics["env_steps"]},
                 )
                 _save(algo, out / "checkpoints" / "best")
-            (out / "validation.json").write_text(json.dumps(history, indent=1))
+            write_json(out / "validation.json", history)
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
@@ -174,11 +181,8 @@ def _trainable(params: dict[str, Any]) -> None:
 
 
 def _save(algo: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    algo.save_to_path(str(tmp.resolve()))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with staged_dir(path, replace=True) as tmp:
+        algo.save_to_path(str(tmp.resolve()))
 
 
 class _Progress(tune.Callback):
@@ -227,7 +231,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | N
     if resume:
         check_resume(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
     baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
@@ -283,7 +287,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | N
     }
     if (out / "bootstrap.json").exists():
         summary["bootstrap"] = json.loads((out / "bootstrap.json").read_text())
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    write_json(out / "train_summary.json", summary)
     return summary
 
 
