@@ -82,6 +82,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return main_train(args.config, args.set, args.out, args.resume)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from aware_ray.training.sweep import main_tune
+
+    return main_tune(args.config, args.set, args.out, args.resume)
+
+
 def cmd_reselect(args: argparse.Namespace) -> int:
     from aware_ray.training.reselect import main_reselect
 
@@ -139,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
     tr.set_defaults(func=cmd_train)
+    tu = sub.add_parser("tune", help="a Tune sweep (ASHA) of training configs, judged on the validation score")
+    tu.add_argument("--config", required=True, help="sweep YAML (experiments/configs/sweep.yaml)")
+    _set_arg(tu, "run.iterations=8 (applied to the base config of every trial)")
+    tu.add_argument("--out", required=True, help="sweep folder (runs/NAME)")
+    tu.add_argument("--resume", action="store_true", help="continue the sweep in OUT")
+    tu.set_defaults(func=cmd_tune)
     rs = sub.add_parser(
         "reselect", help="score a finished run's checkpoints again with the current scoreboard; export the best"
     )

@@ -11,6 +11,7 @@ from envs.guard import GuardConfig
 from envs.reward import RewardWeights
 from envs.rules import parse_rules
 from envs.simulator import SimConfig
+from envs.typed_config import from_mapping
 
 
 @dataclass(frozen=True)
@@ -106,69 +107,11 @@ class EnvConfig:
 
     @staticmethod
     def from_dict(d: dict[str, Any] | None) -> EnvConfig:
-        """Build from a plain mapping (YAML, RLlib env_config); unknown keys and bad types name the key."""
-        d = dict(d or {})
-        fields = {f.name: f for f in dataclasses.fields(EnvConfig)}
-        for key in d:
-            if key not in fields:
-                raise ConfigError(f"env config: unknown key '{key}' (known: {', '.join(sorted(fields))})")
-        out: dict[str, Any] = {}
-        for key, value in d.items():
-            if key == "reward":
-                out[key] = _sub(RewardWeights, value, "reward")
-            elif key == "guard":
-                out[key] = _sub(GuardConfig, value, "guard")
-            elif key == "workloads":
-                if isinstance(value, str):
-                    value = [value]
-                if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-                    raise ConfigError(f"env config: 'workloads' must be a list of strings, got {value!r}")
-                out[key] = tuple(value)
-            else:
-                out[key] = _typed(key, value, fields[key].type)
-        return EnvConfig(**out)
+        """Build from a plain mapping (YAML, RLlib env_config); errors name the key relative to the
+        env section (``reward.memroy: unknown key ...``), as every EnvConfig error does."""
+        return from_mapping(EnvConfig, d)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["workloads"] = list(self.workloads)
         return d
-
-
-def _typed(key: str, value: Any, annotation: Any) -> Any:
-    ann = str(annotation)
-    if ann.startswith("float"):
-        if value is None and "None" in ann:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"env config: '{key}' must be a number, got {value!r}")
-        return float(value)
-    if ann == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"env config: '{key}' must be an integer, got {value!r}")
-        return value
-    if ann == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"env config: '{key}' must be true or false, got {value!r}")
-        return value
-    if ann == "str":
-        if not isinstance(value, str):
-            raise ConfigError(f"env config: '{key}' must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _sub(cls: type, value: Any, name: str) -> Any:
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, dict):
-        raise ConfigError(f"env config: '{name}' must be a mapping, got {value!r}")
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key, v in value.items():
-        if key not in known:
-            raise ConfigError(f"env config: unknown key '{name}.{key}' (known: {', '.join(sorted(known))})")
-        if isinstance(v, bool) != (str(known[key].type) == "bool") or not isinstance(v, int | float):
-            raise ConfigError(f"env config: '{name}.{key}' has the wrong type: {v!r}")
-    try:
-        return cls(**value)
-    except TypeError as exc:
-        raise ConfigError(f"env config: '{name}': {exc}") from None

@@ -1,11 +1,36 @@
-"""Controller rules in front of a policy's decisions: the scale-down stabilization window
-(``stable@S``) and growth no further than the HPA at target U would allow (``lean@U``).
+"""Controller rules in front of a policy's decisions, and their grammar (``kind@X``).
 
-A controller applies them between the policy and the guard (``policies.stabilized``,
-``policies.lean``). The env applies the same rules when its config names them (``rules:
-"lean@0.1:stable@120"``), so a policy can train under the rules it will be deployed behind:
-DESIGN's rule that training and the live controller run the same decoding and guard, extended to
-the rules. Both paths go through ``RuleChain.effective_action``: the policy's ask is decoded, the
+``stable@S``, the HPA's scale-down stabilization window. The HPA never scales down to a single
+low recommendation: it takes the highest recommendation of the last
+``behavior.scaleDown.stabilizationWindowSeconds`` (300 s by default), while scale-up follows at
+once. A learned policy that cuts CPU the interval load drops pays for it on load that alternates
+faster than it can react (every rise lands on a cut-down limit). The rule applies the same window
+to each of the three outputs (replicas, CPU limit, memory limit) over the last S seconds:
+increases pass, a decrease goes no lower than the highest of the policy's own asks in the window,
+and never above the current setting. A learned policy asks in steps from the current setting,
+which the window itself holds up, so a policy that keeps asking to halve comes down one such step
+per window (the HPA's recommendations are absolute counts and fall at once). That slower descent
+is part of the rule as measured: comparing asks as ratios to the setting they were made from
+instead was tried, and on held load it let the policy's small upward asks block every cut and
+cost more.
+
+``lean@U``, growth no further than the HPA at target U would allow. The HPA cannot add pods to a
+service whose utilisation is below its target: ``ceil(replicas x utilisation / target)`` never
+exceeds the current count there. A learned policy has no such floor under its reasoning. Where
+its observations leave what it saw in training (a service with no requests for hours), it can
+double a CPU limit or add pods with nothing to serve, then cut them again, interval after
+interval. The rule lets a service's CPU capacity (replicas x CPU limit) grow only to where it
+would run at utilisation U, utilisation counted over every desired pod as the HPA counts a pod
+that is not ready yet. A service that is throttled, drops requests or queues may grow as asked;
+so may a CPU limit below one core, up to one core, while the app's end-to-end p99 is past its SLO
+(such a limit slows every request, however idle the pod). Decreases and memory pass as asked.
+
+Where they run: a controller puts them in front of any policy (``policies.base.PolicyRule``, built
+by the registry from names such as ``lean@0.1:stable@120:ddpg:pretrained``), and the env applies
+the same rules when its config names them (``rules: "lean@0.1:stable@120"``), so a policy can
+train under the rules it will be deployed behind: DESIGN's rule that training and the live
+controller run the same decoding and guard, extended to the rules. Both paths parse names with
+``parse_rule`` and go through ``RuleChain.effective_action``: the policy's ask is decoded, the
 rules may change it, and only the services they changed are re-encoded, so the action the env
 applies (and shows in the next observation) is the one a controller would have sent.
 
@@ -142,19 +167,43 @@ def check_rule(kind: str, value: float, where: str) -> Rule:
     return Rule(kind, float(value))
 
 
+USAGE = {
+    "stable": "stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained",
+    "lean": "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained",
+}
+"""How a rule is written in front of a policy name, for errors."""
+
+
+def parse_rule(part: str, where: str) -> Rule:
+    """One rule written ``kind@X`` (``lean@0.1``, ``stable@120``), or a one-line ConfigError that
+    starts with `where`. The only parser of the grammar: the env's ``rules`` key and the policy
+    names of the command line both come through here."""
+    kind, sep, number = part.partition("@")
+    if not sep:
+        raise ConfigError(f"{where}: {part!r} is not a rule (write e.g. lean@0.1:stable@120)")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ConfigError(f"{where}: {part!r} needs a number after '@', got {number!r}") from None
+    return check_rule(kind, value, where)
+
+
 def parse_rules(text: str, where: str = "rules") -> tuple[Rule, ...]:
     """``"lean@0.1:stable@120"`` -> its rules, outermost first; "" -> none."""
-    rules = []
-    for part in (p.strip() for p in text.split(":")) if text.strip() else ():
-        kind, sep, number = part.partition("@")
-        if not sep:
-            raise ConfigError(f"{where}: {part!r} is not a rule (write e.g. lean@0.1:stable@120)")
-        try:
-            value = float(number)
-        except ValueError:
-            raise ConfigError(f"{where}: {part!r} needs a number after '@', got {number!r}") from None
-        rules.append(check_rule(kind, value, where))
-    return tuple(rules)
+    parts = (p.strip() for p in text.split(":")) if text.strip() else ()
+    return tuple(parse_rule(part, where) for part in parts)
+
+
+def leading_rule(name: str, where: str) -> tuple[Rule, str] | None:
+    """The rule a policy name starts with and the name it wraps (``lean@0.1:ddpg:pretrained`` ->
+    ``lean@0.1``, ``ddpg:pretrained``); None when the name starts with no rule (``hpa@0.6``)."""
+    kind, sep, _ = name.partition("@")
+    if not sep or kind not in KINDS:
+        return None
+    part, sep, inner = name.partition(":")
+    if not sep or not inner:
+        raise ConfigError(f"{where}: write {USAGE[kind]}")
+    return parse_rule(part, where), inner
 
 
 def override_actions(

@@ -81,12 +81,14 @@ class HeuristicPolicy:
 
 
 class PolicyRule:
-    """Base for a rule a controller puts in front of any policy (``stable@S:``, ``lean@U:``).
+    """Any policy behind one controller rule (``stable@S:POLICY``, ``lean@U:POLICY``): the one
+    wrapper for every rule of ``envs.rules``.
 
     The policy acts; its asks are read back from its action with the env's own decoding, the rule
     (``envs.rules``, which an env can also apply in training) may change them, and only the
-    services it changed are re-encoded. ``behind_rules`` builds one for any rule; the subclasses
-    (``StabilizedPolicy``, ``LeanPolicy``) check and keep their rule's parameter.
+    services it changed are re-encoded. ``behind_rules`` stacks several; the registry builds one
+    per rule a policy name starts with. (``vpa-mem:`` is not such a rule: see
+    ``policies.vpa_memory``.)
     """
 
     rule: Rule

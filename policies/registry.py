@@ -3,9 +3,10 @@
 ``hpa-frontier`` expands to the HPA at target utilisations 0.2 .. 0.9 (``hpa@0.6`` ...), the
 tuned-HPA frontier every learned policy is judged against. ``safe:POLICY`` runs POLICY behind
 the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
-``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds
-(``policies.stabilized``), as the HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow
-a service no further than the HPA at target U would (``policies.lean``); ``vpa-mem:POLICY`` keeps
+``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds, as the
+HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow a service no further than the HPA
+at target U would (both rules: ``envs.rules``, parsed there, wrapped by
+``policies.base.PolicyRule``); ``vpa-mem:POLICY`` keeps
 POLICY's replicas and CPU limits and lets the VPA set memory limits (``policies.vpa_memory``).
 Such rules nest (``vpa-mem:lean@0.1:stable@120:ddpg:pretrained``). A ``ddpg:PATH`` policy trained under
 rules (``env.rules``) always acts behind them; rules named here go in front of those.
@@ -20,8 +21,8 @@ import numpy as np
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
-from envs.rules import check_rule
-from policies.base import EnvContext, Policy, behind_rules
+from envs.rules import leading_rule
+from policies.base import EnvContext, Policy, PolicyRule, behind_rules
 from policies.hpa import HPAPolicy
 from policies.hpa_vpa import HPAVPAPolicy
 from policies.oracle import OraclePolicy
@@ -106,20 +107,6 @@ Wrap = Callable[[Policy, EnvContext], Policy]
 """Puts a rule in front of a built policy: what the live controller would apply to its decisions."""
 
 
-def _number(name: str, kind: str, what: str, number: str, example: str) -> tuple[float, str]:
-    """The number after ``KIND@`` in ``KIND@X:POLICY`` and the name it wraps; one-line errors (the
-    range is the rule's own, ``envs.rules.check_rule``)."""
-    text, sep, inner = name[len(kind) + 1 :].partition(":")
-    if not sep or not inner:
-        raise ConfigError(f"policy '{name}': write {example}")
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"policy '{name}': {what} must be {number}, got {text!r}") from None
-    check_rule(kind, value, f"policy '{name}'")
-    return value, inner
-
-
 def split_wrapper(name: str) -> tuple[Wrap, str] | None:
     """The rule a name puts in front of another policy (``safe:``, ``stable@S:``, ``lean@U:``, ``vpa-mem:``) and
     the name it wraps; None for a policy that wraps none."""
@@ -131,18 +118,9 @@ def split_wrapper(name: str) -> tuple[Wrap, str] | None:
         from policies.vpa_memory import VPAMemoryPolicy
 
         return (lambda policy, ctx: VPAMemoryPolicy(policy, ctx)), name[len("vpa-mem:") :]
-    if name.startswith("stable@"):
-        from policies.stabilized import StabilizedPolicy
-
-        example = "stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained"
-        window_s, inner = _number(name, "stable", "stabilization window", "a number of seconds", example)
-        return (lambda policy, ctx: StabilizedPolicy(policy, ctx, window_s)), inner
-    if name.startswith("lean@"):
-        from policies.lean import LeanPolicy
-
-        example = "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained"
-        threshold, inner = _number(name, "lean", "utilisation threshold", "a number", example)
-        return (lambda policy, ctx: LeanPolicy(policy, ctx, threshold)), inner
+    if (lead := leading_rule(name, f"policy '{name}'")) is not None:
+        rule, inner = lead
+        return (lambda policy, ctx: PolicyRule(policy, ctx, rule)), inner
     return None
 
 

@@ -13,6 +13,12 @@ keeps POLICY's replicas and CPU limits and replaces its memory asks with what ``
 decides for memory alone, as ``hpa+vpa`` pairs the HPA with it. The policy still sees the limits
 in its observation; only the memory output is overridden, and services whose memory the VPA left
 as POLICY had it keep POLICY's action bit for bit.
+
+Why it is not one of the rules in ``envs.rules`` (wrapped by ``policies.base.PolicyRule``): those
+are pure functions of the observation, so the env can apply them in training and envs/ stays free
+of policies. ``vpa-mem:`` runs a whole recommender (``policies.vpa``, with its histograms), which
+lives in policies/; envs/ may not import it. It shares the rules' decode, change and re-encode step
+(``envs.rules.rewrite_actions``), so it changes actions exactly as they do.
 """
 
 from __future__ import annotations

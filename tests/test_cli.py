@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from aware_ray.cli import main
@@ -63,33 +64,47 @@ def test_evaluate_writes_the_scoreboard(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_same_arrivals_for_every_policy(tmp_path: Path) -> None:
+    """Every policy replays the same arrival series of a (workload, seed): the rates each saw at
+    every step are those ``episode_rates`` draws, not merely the same timestamps."""
+    from aware_ray.evaluation.evaluate import EvalPlan, _env, episode_rates
+    from envs.workload import make_workload
+
     out = tmp_path / "ev"
-    main(
-        [
-            "evaluate",
-            "--policies",
-            "hpa@0.5,static",
-            "--app",
-            "single",
-            "--family",
-            "bursty",
-            "--max-hours",
-            "0.1",
-            "--seeds",
-            "1",
-            "--workers",
-            "1",
-            "--out",
-            str(out),
-            "--quiet",
-        ]
-    )
+    args = ["--app", "single", "--family", "bursty", "--max-hours", "0.1", "--seeds", "1", "--workers", "1"]
+    main(["evaluate", "--policies", "hpa@0.5,static,vpa", *args, "--out", str(out), "--quiet"])
     with open(out / "timeseries.csv") as fh:
         rows = list(csv.DictReader(fh))
-    by = {}
+    rates: dict[str, list[float]] = {}
+    times: dict[str, list[float]] = {}
     for r in rows:
-        by.setdefault(r["policy"], []).append(float(r["t_seconds"]))
-    assert by["hpa@0.5"] == by["static"]
+        rates.setdefault(r["policy"], []).append(float(r["requests_per_second"]))
+        times.setdefault(r["policy"], []).append(float(r["t_seconds"]))
+    assert times["hpa@0.5"] == times["static"] == times["vpa"]
+    assert rates["hpa@0.5"] == rates["static"] == rates["vpa"]
+    plan = EvalPlan(policies=["static"], app="single", families=["bursty"], max_hours=0.1, seeds=1)
+    env = _env(plan, "in-place")
+    drawn = episode_rates(make_workload("family:bursty", env.peak_rps, env.config.time_compression), 0, env, 0.1)
+    np.testing.assert_allclose(rates["static"], drawn, atol=1e-4)
+    assert np.std(drawn) > 0  # a varying series, so equal columns mean equal arrivals
+    other = episode_rates(make_workload("family:bursty", env.peak_rps, env.config.time_compression), 1, env, 0.1)
+    assert not np.allclose(drawn, other)  # and another seed is another series
+
+
+def test_two_workers_give_the_same_summary_as_one(tmp_path: Path) -> None:
+    """Parallel evaluation changes nothing but the wall time: same rows, same scores, same order."""
+    args = ["--policies", "hpa@0.5,hpa@0.8,vpa,oracle", "--app", "chain3", "--family", "step"]
+    args += ["--family", "bursty", "--max-hours", "0.1", "--seeds", "2", "--quiet"]
+    summaries = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        assert main(["evaluate", *args, "--workers", workers, "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        summary.pop("wall_s")
+        summaries.append(summary)
+        assert len(summary["results"]) == 4 * 2 * 2
+    assert summaries[0] == summaries[1]
+    for name in ("summary.csv", "timeseries.csv"):
+        assert (tmp_path / "w1" / name).read_text() == (tmp_path / "w2" / name).read_text()
 
 
 @pytest.mark.parametrize(

@@ -245,29 +245,29 @@ def test_reset_names_the_workload() -> None:
 
 BAD_CONFIGS = [
     # unknown keys
-    ({"episodes": 3}, "'episodes'"),
-    ({"reward": {"x": 1.0}}, "'reward.x'"),
-    ({"guard": {"x": 1}}, "'guard.x'"),
+    ({"episodes": 3}, "episodes: "),
+    ({"reward": {"x": 1.0}}, "reward.x: "),
+    ({"guard": {"x": 1}}, "guard.x: "),
     # wrong types
-    ({"episode_steps": "240"}, "'episode_steps'"),
-    ({"episode_steps": 2.0}, "'episode_steps'"),
-    ({"episode_steps": True}, "'episode_steps'"),
-    ({"max_services": 16.0}, "'max_services'"),
-    ({"interval_s": "15"}, "'interval_s'"),
-    ({"noise": None}, "'noise'"),
-    ({"peak_rps": "high"}, "'peak_rps'"),
-    ({"peak_rps": False}, "'peak_rps'"),
-    ({"arrival_noise": 1}, "'arrival_noise'"),
-    ({"app": 3}, "'app'"),
-    ({"vertical_mode": 1}, "'vertical_mode'"),
-    ({"workloads": 5}, "'workloads'"),
-    ({"workloads": ["family:diurnal", 3]}, "'workloads'"),
-    ({"reward": 1.0}, "'reward'"),
-    ({"guard": "strict"}, "'guard'"),
-    ({"reward": {"slo": "1"}}, "'reward.slo'"),
-    ({"reward": {"violation": True}}, "'reward.violation'"),
-    ({"guard": {"max_up_pods": "4"}}, "'guard.max_up_pods'"),
-    ({"guard": {"node_capacity": 1}}, "'guard.node_capacity'"),
+    ({"episode_steps": "240"}, "episode_steps: "),
+    ({"episode_steps": 2.0}, "episode_steps: "),
+    ({"episode_steps": True}, "episode_steps: "),
+    ({"max_services": 16.0}, "max_services: "),
+    ({"interval_s": "15"}, "interval_s: "),
+    ({"noise": None}, "noise: "),
+    ({"peak_rps": "high"}, "peak_rps: "),
+    ({"peak_rps": False}, "peak_rps: "),
+    ({"arrival_noise": 1}, "arrival_noise: "),
+    ({"app": 3}, "app: "),
+    ({"vertical_mode": 1}, "vertical_mode: "),
+    ({"workloads": 5}, "workloads: "),
+    ({"workloads": ["family:diurnal", 3]}, "workloads: "),
+    ({"reward": 1.0}, "reward: "),
+    ({"guard": "strict"}, "guard: "),
+    ({"reward": {"slo": "1"}}, "reward.slo: "),
+    ({"reward": {"violation": True}}, "reward.violation: "),
+    ({"guard": {"max_up_pods": "4"}}, "guard.max_up_pods: "),
+    ({"guard": {"node_capacity": 1}}, "guard.node_capacity: "),
     # bad values
     ({"episode_steps": 0}, "episode_steps"),
     ({"peak_rps": -1.0}, "peak_rps"),
@@ -290,7 +290,7 @@ def test_env_config_rejects(config: dict[str, Any], key: str) -> None:
         EnvConfig.from_dict(config)
     msg = str(err.value)
     assert "\n" not in msg
-    assert key in msg, msg
+    assert msg.startswith(key), msg  # the full key first, as every config error starts
 
 
 SIM_KEYS = [

@@ -63,49 +63,104 @@ def _run(tmp_path: Path) -> tuple[Path, dict, dict]:
     return run, summary, quality
 
 
+SECTIONS = ["What it is", "Training", "Held-out scoreboard (`aware-ray bench ddpg-quality`)", "Limits"]
+
+
+def _sections(text: str) -> dict[str, str]:
+    """The card's ``## `` sections by heading, each body on one line (wrapping removed)."""
+    out: dict[str, str] = {}
+    for block in text.split("\n## ")[1:]:
+        heading, _, body = block.partition("\n")
+        out[heading] = " ".join(body.split())
+    return out
+
+
+def _table(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """The scoreboard's rows by (app, workload): column heading -> cell."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = [dict(zip(head, (c.strip() for c in line.strip("|").split("|")), strict=True)) for line in lines[1:]]
+    return {(r["app"], r["workload"]): r for r in rows}
+
+
+def _goal_counts(quality: dict) -> str:
+    return ", ".join(
+        f"{sum(goal_met(r) for r in rows.values())} of {len(rows)} on {app}" for app, rows in quality["results"].items()
+    )
+
+
+def _check_scoreboard(text: str, quality: dict) -> None:
+    """Every benchmarked row is in the table with its figures, and the goal count is the bench's."""
+    table = _table(text)
+    assert set(table) == {(app, w) for app, rows in quality["results"].items() for w in rows}
+    for app, rows in quality["results"].items():
+        for workload, r in rows.items():
+            cells = table[(app, workload)]
+            assert cells["violations"] == f"{100 * r['slo_violation_rate']:.2f} %"
+            assert cells["CPU core-h"] == f"{r['cpu_core_hours']:.2f}"
+            assert cells["gap closed"] == ("–" if r["gap_closed"] is None else f"{r['gap_closed']:.2f}")
+    assert f"is met on {_goal_counts(quality)} " in _sections(text)["Limits"]
+
+
 def test_card_from_a_run(tmp_path: Path) -> None:
     run, summary, quality = _run(tmp_path)
-    card = " ".join(write_card(run, quality, tmp_path / "out").read_text().split())
-    assert "a summary of the load over the last 128" in card
-    assert "trained to tell the training workloads apart" in card
-    assert "25 % of training episodes scaled down" in card
-    assert "15 % of training episodes have stretches of no load" in card
-    assert "25 % of training episodes have interval-to-interval noise (log-normal, spread drawn in [0, 1.0])" in card
-    assert "Reward weights changed from the defaults (`envs/reward.py`): violation 4.0." in card
-    assert "Trained under the controller rules `lean@0.1:stable@120` (`envs/rules.py`)" in card
-    assert "met on 1 of 2 on social-network, 1 of 1 on chain3" in card
-    assert "Selected: iteration 12 by validation gap closed (0.60)" in card  # validated before the risk charge
-    assert "on the six synthetic families: 0.83 on episodes of the trained length" in card
-    assert "fitted on two seeds per family and scored on a third" in card  # no folds given
+    text = write_card(run, quality, tmp_path / "out").read_text()
+    card = _sections(text)
+    assert list(card) == SECTIONS
+    assert "last 32 intervals" in card["What it is"] and "last 128" in card["What it is"]
+    training = card["Training"]
+    for fact in ("`family:ramp`", "`trace:a.csv`", "25 %", "0.02", "15 %", "violation 4.0", "`lean@0.1:stable@120`"):
+        assert fact in training, fact
+    assert "Iterations: 24; env steps: 49,152; wall time 50.0 min" in training
+    assert "iteration 12" in training and "(0.60)" in training and "2.00 %" in training
+    assert "`aware-ray reselect`" in training and "charged for risk" not in training  # validated before the charge
+    _check_scoreboard(text, quality)
+    assert _goal_counts(quality) == "1 of 2 on social-network, 1 of 1 on chain3"
+    probe = card["Held-out scoreboard (`aware-ray bench ddpg-quality`)"]
+    assert "0.83" in probe and "0.50" in probe and "0.17" in probe
+    assert "peaked at iteration 12 of 24" in card["Limits"]
+    assert (tmp_path / "out" / "policy.pt").read_text() == "x"
+    assert yaml.safe_load((tmp_path / "out" / "train_config.yaml").read_text())["env"]["history_window"] == 32
+    assert "Benchmarked as" not in text  # a bare policy
+
+    # Later benchmarks add figures; each lands in the card.
     quality["probe_accuracy_folds"] = [0.74, 0.91, 0.84]
-    card = " ".join(write_card(run, quality, tmp_path / "out2").read_text().split())
-    assert "fitted on 2 seeds per family and scored on the remaining one, each of the 3 in turn; folds" in card
-    assert "folds from 0.74 to 0.91" in card
-    assert "peaked at iteration 12 of 24" in card
-    assert "Selection redone after training by `aware-ray reselect`" in card
     summary["validation"][0]["risk_gap"] = {"a": 0.6}
     (run / "train_summary.json").write_text(json.dumps(summary))
-    assert "Benchmarked as" not in card  # a bare policy
     quality["policy"] = "lean@0.1:ddpg:runs/x/policy"
-    card = " ".join(write_card(run, quality, tmp_path / "out3", "Chosen with the table in view.").read_text().split())
-    assert "by validation score (gap closed, charged for risk past the HPA frontier) (0.60)" in card
-    assert "Benchmarked as `lean@0.1:ddpg:pretrained` (the policy behind those rules)." in card
-    assert "neither in training nor in selection. Chosen with the table in view." in card
-    assert (tmp_path / "out" / "policy.pt").exists() and (tmp_path / "out" / "train_config.yaml").exists()
-    assert "goal met on seeds" not in card  # benchmarks before the per-seed count
-    quality["results"]["social-network"]["a"]["seeds_goal_met"] = 2
-    card = (write_card(run, quality, tmp_path / "out4").read_text()).splitlines()
-    assert any(line.endswith("| fewer violations than frontier at same cost | goal met on seeds |") for line in card)
-    assert any(line.startswith("| social-network | a |") and line.endswith("| 2 of 3 |") for line in card)
-    assert any(line.startswith("| chain3 | a |") and line.endswith("| ? of 3 |") for line in card)
-    assert "memory GiB-h" not in " ".join(card)  # benchmarks before memory was reported
-    quality["results"]["social-network"]["a"].update(mem_gib_hours=123.44, oracle_mem_gib_hours=11.81)
-    card = (write_card(run, quality, tmp_path / "out5").read_text()).splitlines()
-    assert any(line.endswith("| goal met on seeds | memory GiB-h (oracle) |") for line in card)
-    assert any(
-        line.startswith("| social-network | a |") and line.endswith("| 2 of 3 | 123.4 (11.8) |") for line in card
-    )
-    assert any(line.startswith("| chain3 | a |") and line.endswith("| ? of 3 | – (–) |") for line in card)
+    quality["results"]["social-network"]["a"].update(seeds_goal_met=2, mem_gib_hours=123.44, oracle_mem_gib_hours=11.81)
+    text = write_card(run, quality, tmp_path / "out2", "Chosen with the table in view.").read_text()
+    card = _sections(text)
+    assert list(card) == SECTIONS
+    scoreboard = card["Held-out scoreboard (`aware-ray bench ddpg-quality`)"]
+    assert "0.74 to 0.91" in scoreboard and "3 in turn" in scoreboard
+    assert "`lean@0.1:ddpg:pretrained`" in scoreboard  # the benchmarked deployment, named as shipped
+    assert "Chosen with the table in view." in card["Limits"]
+    assert "charged for risk" in card["Training"]
+    _check_scoreboard(text, quality)
+    table = _table(text)
+    assert table[("social-network", "a")]["goal met on seeds"] == "2 of 3"
+    assert table[("chain3", "a")]["goal met on seeds"] == "? of 3"
+    assert table[("social-network", "a")]["memory GiB-h (oracle)"] == "123.4 (11.8)"
+    assert table[("chain3", "a")]["memory GiB-h (oracle)"] == "– (–)"
+
+
+def test_the_shipped_card_states_its_benchmark() -> None:
+    """policies/pretrained/MODEL_CARD.md carries the figures of the quality.json beside it."""
+    from policies.registry import PRETRAINED_DIR
+
+    text = (PRETRAINED_DIR / "MODEL_CARD.md").read_text()
+    quality = json.loads((PRETRAINED_DIR / "quality.json").read_text())
+    assert list(_sections(text)) == SECTIONS
+    _check_scoreboard(text, quality)
+    table = _table(text)
+    for app, rows in quality["results"].items():
+        for workload, r in rows.items():
+            assert table[(app, workload)]["goal met on seeds"] == f"{r['seeds_goal_met']} of {quality['seeds']}"
+    train_config = yaml.safe_load((PRETRAINED_DIR / "train_config.yaml").read_text())
+    policy = json.loads((PRETRAINED_DIR / "policy.json").read_text())
+    for key in ("history_window", "context_span", "max_services"):
+        assert policy["env"][key] == train_config["env"][key], key
 
 
 def test_refresh_rewrites_only_the_scoreboard_and_goal(tmp_path: Path) -> None:

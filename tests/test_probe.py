@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aware_ray.evaluation.probe import PROBE_FAMILIES, RawWindow, collect, probe_accuracy, probe_folds
+from aware_ray.evaluation.probe import (
+    PROBE_FAMILIES,
+    RawWindow,
+    collect,
+    probe_accuracy,
+    probe_folds,
+    ridge_probe,
+)
 from envs.observation import N_HISTORY_FEATURES
 
 CFG = {"app": "chain3", "history_window": 8, "max_services": 4}
@@ -20,7 +27,10 @@ def test_raw_window_embeds_the_history_the_gru_reads() -> None:
 
 def test_probe_accuracy_is_a_held_out_rate() -> None:
     folds = probe_folds(RawWindow(CFG), CFG, seeds=3, steps=48)
-    assert len(folds) == 3 and all(0.0 <= f <= 1.0 for f in folds)
+    # Each fold scores only the held-out seed's episodes: 6 families x 5 windows (t = 8, 16, .., 40).
+    held_out = len(PROBE_FAMILIES) * 5
+    assert len(folds) == 3
+    assert all(abs(f * held_out - round(f * held_out)) < 1e-9 for f in folds), folds
     assert probe_accuracy(RawWindow(CFG), CFG, seeds=3, steps=48) == pytest.approx(np.mean(folds))
 
     # Constant embeddings carry nothing: the probe then predicts a single family everywhere.
@@ -31,3 +41,15 @@ def test_probe_accuracy_is_a_held_out_rate() -> None:
     assert probe_accuracy(Blind(CFG), CFG, seeds=2, steps=48) == pytest.approx(1 / len(PROBE_FAMILIES))
     with pytest.raises(ValueError, match="probe seeds"):
         probe_folds(Blind(CFG), CFG, seeds=1)
+
+
+def test_ridge_probe_scores_what_it_did_not_fit() -> None:
+    """Separable classes are told apart on held-out points; a probe fitted on swapped labels gets
+    every held-out point wrong; so the accuracy is the held-out one, and it can be low."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    y_tr, y_te = np.repeat(np.arange(3), 20), np.repeat(np.arange(3), 10)
+    x_tr = centres[y_tr] + rng.normal(0, 0.5, (60, 2))
+    x_te = centres[y_te] + rng.normal(0, 0.5, (30, 2))
+    assert ridge_probe(x_tr, y_tr, x_te, y_te) == 1.0
+    assert ridge_probe(x_tr, (y_tr + 1) % 3, x_te, y_te) == 0.0

@@ -197,3 +197,19 @@ def test_bad_trained_rules_name_the_policy_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         DDPGPolicy.load(tmp_path / "p")
     assert str(err.value) == f"{meta_file}: env.rules: 'stable@forever' needs a number after '@', got 'forever'"
+
+
+@pytest.mark.parametrize("rule", ["stable@x", "stable@-1", "lean@1.5", "lean@0.1"])
+def test_the_registry_and_the_env_read_rules_with_one_parser(rule: str) -> None:
+    """``env.rules`` and a policy name on the command line accept and reject the same rules alike."""
+    from policies.registry import expand
+
+    name = f"{rule}:hpa@0.6"
+    try:
+        EnvConfig.from_dict({"rules": rule})
+    except ConfigError as env_err:
+        with pytest.raises(ConfigError) as err:
+            expand([name])
+        assert str(err.value).removeprefix(f"policy '{name}': ") == str(env_err).removeprefix("rules: ")
+    else:
+        assert expand([name]) == [name]

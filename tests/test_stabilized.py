@@ -12,11 +12,9 @@ from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from envs.metrics import ScalingDecision
 from envs.observation import F
-from envs.rules import latency_limit
-from policies.base import EnvContext
-from policies.lean import LeanPolicy, growth_room, hold_growth
+from envs.rules import Rule, growth_room, hold_growth, latency_limit, stabilize, window_intervals
+from policies.base import EnvContext, PolicyRule
 from policies.registry import expand, inner_name, make_policy
-from policies.stabilized import StabilizedPolicy, stabilize, window_intervals
 
 
 def _d(r: list[int], c: list[float], m: list[float]) -> ScalingDecision:
@@ -91,7 +89,7 @@ def test_a_flapping_policy_is_held_up_and_a_lasting_cut_goes_through_after_the_w
     script = [1.0] + [-1.0] * 12
     env = AutoscaleEnv({"app": "single", "max_services": 1})
     bare = _cpu_limits(Scripted(script), 10)
-    held = _cpu_limits(StabilizedPolicy(Scripted(script), EnvContext.of(env), 60.0), 10)
+    held = _cpu_limits(PolicyRule(Scripted(script), EnvContext.of(env), Rule("stable", 60.0)), 10)
     assert bare == [2.0, 1.0, 0.5, 0.25, 0.125, 0.1, 0.1, 0.1, 0.1, 0.1]
     assert held == [2.0, 2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
 
@@ -100,7 +98,7 @@ def test_flapping_every_interval_never_cuts() -> None:
     """Load that alternates faster than the window: the limit stays at its high."""
     script = [1.0, -1.0] * 10
     env = AutoscaleEnv({"app": "single", "max_services": 1})
-    held = _cpu_limits(StabilizedPolicy(Scripted(script), EnvContext.of(env), 60.0), 12)
+    held = _cpu_limits(PolicyRule(Scripted(script), EnvContext.of(env), Rule("stable", 60.0)), 12)
     assert held == sorted(held)
 
 
@@ -108,7 +106,8 @@ def test_registry_builds_and_names_the_wrapper() -> None:
     assert expand(["stable@120:hpa@0.6", "stable@300:safe:oracle"]) == ["stable@120:hpa@0.6", "stable@300:safe:oracle"]
     env = AutoscaleEnv({"app": "single", "max_services": 1})
     policy = make_policy("stable@120:hpa@0.6", env, np.full(10, 100.0))
-    assert isinstance(policy, StabilizedPolicy) and policy.intervals == 8
+    assert isinstance(policy, PolicyRule) and policy.rule == Rule("stable", 120.0)
+    assert window_intervals(policy.rule.value, env.config.interval_s) == 8
     assert policy.name == "stable@120:hpa@0.6"
     assert inner_name("stable@60:safe:ddpg:runs/x") == "ddpg:runs/x"
     assert inner_name("hpa@0.6") == "hpa@0.6"
@@ -118,7 +117,7 @@ def test_registry_builds_and_names_the_wrapper() -> None:
     ("name", "message"),
     [
         ("stable@120", "policy 'stable@120': write stable@SECONDS:POLICY"),
-        ("stable@x:hpa", "policy 'stable@x:hpa': stabilization window must be a number of seconds, got 'x'"),
+        ("stable@x:hpa", "policy 'stable@x:hpa': 'stable@x' needs a number after '@', got 'x'"),
         ("stable@-5:hpa", "policy 'stable@-5:hpa': stabilization window must be in [0, 3600] s, got -5"),
         ("stable@9000:hpa", "must be in [0, 3600] s, got 9000"),
         ("stable@60:ppo", "unknown policy 'ppo'"),
@@ -228,9 +227,9 @@ def test_lean_policy_at_no_load_never_grows_and_under_load_follows() -> None:
     replicas where they are; under load the asks pass."""
     always_up = Scripted([1.0])
     env = AutoscaleEnv({"app": "single", "max_services": 1})
-    idle = _cpu_limits(LeanPolicy(always_up, EnvContext.of(env), 0.1), 6, rps=0.0)
+    idle = _cpu_limits(PolicyRule(always_up, EnvContext.of(env), Rule("lean", 0.1)), 6, rps=0.0)
     assert idle == [1.0] * 6
-    busy = _cpu_limits(LeanPolicy(always_up, EnvContext.of(env), 0.1), 3, rps=200.0)
+    busy = _cpu_limits(PolicyRule(always_up, EnvContext.of(env), Rule("lean", 0.1)), 3, rps=200.0)
     assert busy == [1.0, 2.0, 4.0]  # the first observation, before any interval, shows no load
 
 
@@ -241,7 +240,7 @@ def test_lean_policy_raises_a_limit_that_loses_the_slo_at_low_utilisation() -> N
     env = AutoscaleEnv({"app": "single", "max_services": 1})
     down_then_up = Scripted([-1.0] * 6 + [1.0])
     bare = _cpu_limits(down_then_up, 14, rps=2.0)
-    lean = _cpu_limits(LeanPolicy(down_then_up, EnvContext.of(env), 0.5), 14, rps=2.0)
+    lean = _cpu_limits(PolicyRule(down_then_up, EnvContext.of(env), Rule("lean", 0.5)), 14, rps=2.0)
     assert bare[5] == lean[5] == 0.1 and bare[-1] == 4.0
     assert lean[6] > 0.1 and max(lean) <= 1.0
     assert lean[-1] == lean[-4]  # held once the SLO is met
@@ -250,11 +249,11 @@ def test_lean_policy_raises_a_limit_that_loses_the_slo_at_low_utilisation() -> N
 def test_registry_builds_lean_and_rejects_bad_thresholds() -> None:
     env = AutoscaleEnv({"app": "single", "max_services": 1})
     policy = make_policy("lean@0.1:stable@60:hpa@0.6", env, np.full(10, 100.0))
-    assert isinstance(policy, LeanPolicy) and isinstance(policy.policy, StabilizedPolicy)
+    assert policy.rule == Rule("lean", 0.1) and policy.policy.rule == Rule("stable", 60.0)
     assert inner_name("lean@0.1:stable@60:hpa@0.6") == "hpa@0.6"
     for name, message in [
         ("lean@0.1", "write lean@UTILISATION:POLICY"),
-        ("lean@x:hpa", "utilisation threshold must be a number, got 'x'"),
+        ("lean@x:hpa", "'lean@x' needs a number after '@', got 'x'"),
         ("lean@2:hpa", "utilisation threshold must be in [0, 1], got 2"),
     ]:
         with pytest.raises(ConfigError) as err:

@@ -39,11 +39,11 @@ def test_set_overrides_are_typed() -> None:
         ({"ddpg": {"tau": "fast"}}, [], "ddpg.tau: expected"),
         ({"ddpg": {"tau": 2.0}}, [], "ddpg.tau: must be in (0, 1]"),
         ({"ddpg": {"exploration": {"kind": "ou"}}}, [], "ddpg.exploration.kind: unknown key"),
-        ({"run": {"iterations": 0}}, [], "run.iterations must be >= 1"),
-        ({"run": {"iteration": 3}}, [], "unknown key 'run.iteration'"),
-        ({"env": {"app": 3}}, [], "env.'app' must be a string"),
-        ({"env": {"apps": "x"}}, [], "unknown key 'env.apps' (known: "),
-        ({}, ["env.reward.memroy=1"], "unknown key 'env.reward.memroy' (known: cost, flapping, memory, "),
+        ({"run": {"iterations": 0}}, [], "run.iterations: must be >= 1"),
+        ({"run": {"iteration": 3}}, [], "run.iteration: unknown key"),
+        ({"env": {"app": 3}}, [], "env.app: expected a string"),
+        ({"env": {"apps": "x"}}, [], "env.apps: unknown key (known: "),
+        ({}, ["env.reward.memroy=1"], "env.reward.memroy: unknown key (known: cost, flapping, memory, "),
         ({}, ["env.reward.memory=-1"], "env.reward.memory: must be a finite number >= 0"),
         ({"env": {"history_window": -1}}, [], "history_window"),
         ({"ddpg": {"workload_loss_weight": 1.0}}, [], "ddpg.workload_loss_weight needs a meta-learner"),
@@ -271,7 +271,7 @@ def test_rank_needs_a_finished_run_and_matching_observations(
     assert f"{tmp_path / 'nope'}: not a policy folder" in capsys.readouterr().err
     assert main(["rank", str(tmp_path), "stable@x:ddpg:pretrained"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.endswith("policy 'stable@x:ddpg:pretrained': stabilization window must be a number of seconds, got 'x'")
+    assert err.endswith("policy 'stable@x:ddpg:pretrained': 'stable@x' needs a number after '@', got 'x'")
 
 
 def test_validation_set_writes_the_baselines_whole_or_not_at_all(
@@ -281,7 +281,11 @@ def test_validation_set_writes_the_baselines_whole_or_not_at_all(
     path.write_text(yaml.safe_dump(_tiny()))
     out = tmp_path / "sets" / "v"
     assert main(["validation-set", "--config", str(path), "--set", "run.eval_seeds=2", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "validation_baselines.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "validation_baselines.json",
+        "validation_baselines.meta.json",
+    ]
     assert sorted(p.name for p in out.parent.iterdir()) == ["v"]  # no temporary folder left
     rows = json.loads((out / "validation_baselines.json").read_text())
     from aware_ray.training.validation import VALIDATION_BASELINES
@@ -294,7 +298,7 @@ def test_validation_set_writes_the_baselines_whole_or_not_at_all(
     assert main(["validation-set", "--config", str(path), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().endswith(f"{out}: already exists; choose another --out")
     for bad, message in [
-        (["--set", "run.eval_seedz=2"], "unknown key 'run.eval_seedz'"),
+        (["--set", "run.eval_seedz=2"], "run.eval_seedz: unknown key"),
         (["--set", "run.eval_families=[]"], "run.eval_traces and run.eval_families are both empty"),
     ]:
         other = tmp_path / "sets" / "w"

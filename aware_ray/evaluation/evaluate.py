@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from aware_ray.evaluation.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS, EpisodeResult, run_episode
 from aware_ray.evaluation.scoreboard import scores
@@ -132,17 +133,17 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
     workers = plan.workers or os.cpu_count() or 1
     results: list[EpisodeResult] = []
     started = time.time()
-    bar = _Progress(len(jobs), enabled=progress)
+    bar = tqdm(total=len(jobs), disable=not progress, unit="episode", file=sys.stderr, dynamic_ncols=True)
     if workers <= 1:
         for job in jobs:
             results.append(_job(plan, *job))
-            bar.tick(job)
+            _tick(bar, job)
     else:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
             futures = {pool.submit(_job, plan, *job): job for job in jobs}
             for fut in as_completed(futures):
                 results.append(fut.result())
-                bar.tick(futures[fut])
+                _tick(bar, futures[fut])
     bar.close()
     order = {j: i for i, j in enumerate((p, s, seed) for p, s, seed in jobs)}
     names = {w.name: spec for w, spec in zip(workloads, specs, strict=True)}
@@ -244,28 +245,8 @@ def report_markdown(summary: dict[str, Any]) -> str:
     )
 
 
-class _Progress:
-    """One line on stderr, redrawn per finished job, with an ETA."""
-
-    def __init__(self, total: int, enabled: bool):
-        self.total, self.done, self.enabled = total, 0, enabled and total > 0
-        self.t0 = time.time()
-
-    def tick(self, job: tuple) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        el = time.time() - self.t0
-        eta = el / self.done * (self.total - self.done)
-        width = 24
-        fill = int(width * self.done / self.total)
-        policy, spec, seed = job
-        sys.stderr.write(
-            f"\r[{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} {policy} {spec.split(':', 1)[1][:30]} "
-            f"seed {seed}  {el:.0f}s elapsed, ~{eta:.0f}s left   "
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+def _tick(bar: tqdm, job: tuple[str, str, int]) -> None:
+    """One finished (policy, workload, seed) episode on the progress bar."""
+    policy, spec, seed = job
+    bar.set_postfix_str(f"{policy} {spec.split(':', 1)[1][:30]} seed {seed}", refresh=False)
+    bar.update()

@@ -10,7 +10,6 @@ scoreboard and goal count of an existing card from a new benchmark of the same p
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import yaml
 
 from aware_ray.evaluation.scoreboard import goal_met
+from envs.atomic_write import write_files
 from envs.config import EnvConfig
 
 
@@ -132,9 +132,9 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
     summary = json.loads((run_dir / "train_summary.json").read_text())
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     out.mkdir(parents=True, exist_ok=True)
-    for f in ("policy.pt", "policy.json"):
-        shutil.copy2(run_dir / "policy" / f, out / f)
-    (out / "train_config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    # The policy, its config and its card are written together: never a card beside another policy.
+    files: dict[str, str | bytes] = {f: (run_dir / "policy" / f).read_bytes() for f in ("policy.pt", "policy.json")}
+    files["train_config.yaml"] = yaml.safe_dump(cfg, sort_keys=False)
     best = summary["best"]
     val = next((v for v in summary["validation"] if v["iteration"] == best["iteration"]), {})
     env, ddpg = cfg["env"], cfg.get("ddpg", {})
@@ -231,7 +231,8 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         f"at iteration {best['iteration']} of {summary['iterations']}.",
         "",
     ]
-    (out / "MODEL_CARD.md").write_text("\n".join(lines))
+    files["MODEL_CARD.md"] = "\n".join(lines)
+    write_files(out, files)
     return out / "MODEL_CARD.md"
 
 
@@ -265,10 +266,7 @@ def refresh_card(card_dir: Path, quality: dict[str, Any], note: str = "") -> Pat
     extra = textwrap.wrap(REBENCHED + note, 100, subsequent_indent="  ") if note else old_note
     new = [*lines[:top], *_scoreboard(quality, env), *lines[limits:goal], *_goal(quality), *extra, *lines[end:]]
     files = {"quality.json": json.dumps(quality, indent=1) + "\n", "MODEL_CARD.md": "\n".join(new)}
-    for name, text in files.items():
-        (card_dir / f".{name}.tmp").write_text(text)
-    for name in files:
-        (card_dir / f".{name}.tmp").replace(card_dir / name)
+    write_files(card_dir, files)
     return path
 
 

@@ -11,7 +11,6 @@ bootstrap: {heuristic: hpa+vpa@0.5, offline_episodes: 50, window: 40, ...}  # op
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import yaml
 
 from envs.config import EnvConfig
 from envs.errors import ConfigError
+from envs.typed_config import from_mapping
 from policies.bootstrap.config import BootstrapConfig
 
 SECTIONS = ("env", "ddpg", "run", "bootstrap")
@@ -84,6 +84,20 @@ class RunConfig:
     """Seed of the run (env runners derive theirs from it)."""
     torch_threads: int = 1
     """Torch intra-op threads in the learner."""
+    max_env_runner_restarts: int = 100
+    """How many times a lost env runner is restarted before the run fails (0: fail at once)."""
+
+    def __post_init__(self) -> None:
+        for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"run.{key}: must be >= 1, got {getattr(self, key)}")
+        for key in ("num_env_runners", "eval_every", "checkpoint_every", "max_env_runner_restarts"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"run.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.eval_seeds < 1:
+            raise ConfigError(f"run.eval_seeds: must be >= 1, got {self.eval_seeds}")
+        if not self.eval_hours > 0:
+            raise ConfigError(f"run.eval_hours: must be > 0, got {self.eval_hours}")
 
 
 def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:
@@ -92,28 +106,6 @@ def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:
         raise ConfigError(f"{where}: expected {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
     if not isinstance(value, kinds):
         raise ConfigError(f"{where}: expected {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
-
-
-def parse_run(d: dict[str, Any], source: str) -> RunConfig:
-    known = {f.name: f for f in dataclasses.fields(RunConfig)}
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if key not in known:
-            raise ConfigError(f"{source}: unknown key 'run.{key}' (known: {', '.join(sorted(known))})")
-        default = getattr(RunConfig(), key)
-        kind: type | tuple[type, ...] = (int, float) if isinstance(default, float) else type(default)
-        _check_type(f"{source}: run.{key}", value, kind)
-        out[key] = value
-    run = RunConfig(**out)
-    for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
-        if getattr(run, key) < 1:
-            raise ConfigError(f"{source}: run.{key} must be >= 1, got {getattr(run, key)}")
-    for key in ("num_env_runners", "eval_every", "checkpoint_every"):
-        if getattr(run, key) < 0:
-            raise ConfigError(f"{source}: run.{key} must be >= 0, got {getattr(run, key)}")
-    if run.eval_seeds < 1 or run.eval_hours <= 0:
-        raise ConfigError(f"{source}: run.eval_seeds must be >= 1 and run.eval_hours > 0")
-    return run
 
 
 def parse_ddpg(d: dict[str, Any], source: str) -> dict[str, Any]:
@@ -178,8 +170,12 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
@@ -200,13 +196,12 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
     try:
         env = EnvConfig.from_dict(raw.get("env", {}))
     except ConfigError as exc:
-        detail = str(exc).removeprefix("env config: ")
-        # Name the key in full: "unknown key 'env.reward.x' (...)", "env.level_prob: must be ...".
-        if detail.startswith("unknown key '"):
-            detail = "unknown key 'env." + detail.removeprefix("unknown key '")
-        else:
-            detail = "env." + detail
-        raise ConfigError(f"{source}: {detail}") from None
+        # EnvConfig names keys within the env section ("reward.memroy: ..."); here they get its name.
+        raise ConfigError(f"{source}: env.{exc}") from None
+    try:
+        run = from_mapping(RunConfig, raw.get("run", {}), "run")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     bootstrap = None
     if "bootstrap" in raw:
         try:
@@ -229,7 +224,7 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
     return TrainConfig(
         env=env,
         ddpg=ddpg,
-        run=parse_run(raw.get("run", {}), source),
+        run=run,
         raw=raw,
         source=source,
         bootstrap=bootstrap,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,8 +26,11 @@ import yaml
 from ray import tune
 
 from aware_ray.training.config import TrainConfig, build_train_config
-from aware_ray.training.validation import VALIDATION_BASELINES, validate, validation_rows
-from envs.atomic_write import write_json
+from aware_ray.training.dashboard import write_layout
+from aware_ray.training.run_folder import check_resume, load_or_score_baselines
+from aware_ray.training.validation import validate
+from envs.atomic_write import staged_dir, write_json, write_text
+from envs.errors import ConfigError
 
 
 def build_algo_config(cfg: TrainConfig) -> Any:
@@ -71,6 +73,14 @@ def build_algo_config(cfg: TrainConfig) -> Any:
             **ddpg,
         )
         .callbacks(ScoreboardCallbacks)
+        # A lost env runner (a killed process, a preempted node) is restarted and training goes
+        # on: the iteration samples its steps from the runners that are up. RLlib's default waits
+        # 60 s between restarts; an env runner here starts in seconds.
+        .fault_tolerance(
+            restart_failed_env_runners=True,
+            max_num_env_runner_restarts=run.max_env_runner_restarts,
+            delay_between_env_runner_restarts_s=5.0,
+        )
         .reporting(min_sample_timesteps_per_iteration=run.steps_per_iteration, min_time_s_per_iteration=0)
         .debugging(seed=run.seed, log_level="ERROR")
     )
@@ -151,7 +161,7 @@ def _trainable(params: dict[str, Any]) -> None:
                     {"iteration": it, "validation": val, "env_steps": metrics["env_steps"]},
                 )
                 _save(algo, out / "checkpoints" / "best")
-            (out / "validation.json").write_text(json.dumps(history, indent=1))
+            write_json(out / "validation.json", history)
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
@@ -167,11 +177,8 @@ def _trainable(params: dict[str, Any]) -> None:
 
 
 def _save(algo: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    algo.save_to_path(str(tmp.resolve()))
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+    with staged_dir(path, replace=True) as tmp:
+        algo.save_to_path(str(tmp.resolve()))
 
 
 class _Progress(tune.Callback):
@@ -208,19 +215,18 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
 
     out = Path(out).resolve()
     if out.exists() and not resume and (out / "train_summary.json").exists():
-        from envs.errors import ConfigError
-
         raise ConfigError(f"{out}: a finished run is there; pass --resume or choose another --out")
+    # Every config error is found before any work: the algorithm config whole, then the resume.
+    try:
+        build_algo_config(cfg).validate()
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: ddpg: {str(exc).strip().splitlines()[0]}") from None
+    if resume:
+        check_resume(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
+    write_text(out / "config.yaml", yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
-    baselines_file = out / "validation_baselines.json"
-    if baselines_file.exists():
-        baselines = json.loads(baselines_file.read_text())
-    else:
-        print(f"aware-ray train: scoring the validation baselines ({', '.join(VALIDATION_BASELINES)})", flush=True)
-        baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
-        baselines_file.write_text(json.dumps(baselines, indent=1))
+    baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
     started_ray = False
     if not ray.is_initialized():
@@ -235,6 +241,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
                 configure_logging=False,
             )
         started_ray = True
+    write_layout(out / "tune")
     try:
         resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
         tuner = tune.Tuner(
@@ -272,7 +279,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     }
     if (out / "bootstrap.json").exists():
         summary["bootstrap"] = json.loads((out / "bootstrap.json").read_text())
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    write_json(out / "train_summary.json", summary)
     return summary
 
 

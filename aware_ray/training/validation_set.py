@@ -14,15 +14,14 @@ first, then renamed into place.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
 
 from aware_ray.training.config import TrainConfig, load_train_config
+from aware_ray.training.run_folder import write_baselines
 from aware_ray.training.validation import VALIDATION_BASELINES, validation_rows
-from envs.atomic_write import write_json
+from envs.atomic_write import staged_dir
 from envs.errors import ConfigError
 
 
@@ -35,14 +34,9 @@ def build_validation_set(cfg: TrainConfig, out: Path) -> Path:
         raise ConfigError(f"{cfg.source}: run.eval_traces and run.eval_families are both empty: nothing to validate on")
     out.parent.mkdir(parents=True, exist_ok=True)
     baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
-        write_json(tmp / "validation_baselines.json", baselines)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_baselines(tmp, cfg, baselines)
     return out
 
 

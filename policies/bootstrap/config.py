@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envs.errors import ConfigError
+from envs.typed_config import from_mapping
 from policies.bootstrap.phase import Phase
 
 TEACHERS = ("hpa", "hpa+vpa")
@@ -124,24 +125,7 @@ class BootstrapConfig:
     @staticmethod
     def from_dict(d: dict[str, Any] | None) -> BootstrapConfig:
         """Build from a mapping; unknown keys and wrong types give one line naming the key."""
-        if d is None:
-            return BootstrapConfig()
-        if not isinstance(d, dict):
-            raise ConfigError(f"bootstrap: expected a mapping, got {d!r}")
-        fields = {f.name: f for f in dataclasses.fields(BootstrapConfig)}
-        for key, value in d.items():
-            if key not in fields:
-                raise ConfigError(f"bootstrap.{key}: unknown key (known: {', '.join(sorted(fields))})")
-            default = fields[key].default
-            if isinstance(default, str):
-                if not isinstance(value, str):
-                    raise ConfigError(f"bootstrap.{key}: expected a string, got {value!r}")
-            elif isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"bootstrap.{key}: expected an integer, got {value!r}")
-            elif isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"bootstrap.{key}: expected a number, got {value!r}")
-        return BootstrapConfig(**d)
+        return from_mapping(BootstrapConfig, d, "bootstrap")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
