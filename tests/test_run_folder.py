@@ -76,7 +76,7 @@ def test_bad_config_files_exit_2_before_any_work(tmp_path: Path, capsys, make, m
 def test_out_of_range_ddpg_keys_exit_2_before_baselines(tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     assert main(["train", "--config", str(TINY), "--out", str(out), "--set", "ddpg.gamma=1.5"]) == 2
-    assert "ddpg.gamma must be in (0, 1], got 1.5" in capsys.readouterr().err
+    assert "ddpg.gamma: must be in (0, 1], got 1.5" in capsys.readouterr().err
     assert not out.exists()
 
 
