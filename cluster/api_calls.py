@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,26 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRYABLE = {409, 429, 500, 502, 503, 504}
+
+
+def api_client_from_environment() -> Any:
+    """An ApiClient for the pod's service account in a cluster, else for ``$KUBECONFIG`` (or ~/.kube/config).
+
+    Each call builds its own Configuration rather than the client's global default, and reads
+    ``KUBECONFIG`` now rather than when the kubernetes package was imported.
+    """
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=cfg)
+        return client.ApiClient(cfg)
+    except config.ConfigException:
+        path = os.environ.get("KUBECONFIG", "").split(os.pathsep)[0] or os.path.expanduser("~/.kube/config")
+        try:
+            return config.new_client_from_config(config_file=path)
+        except (config.ConfigException, OSError) as exc:
+            raise ClusterError(f"kubeconfig: no cluster configuration (in-cluster or {path}): {exc}") from None
 
 
 def _message(exc: Any) -> str:

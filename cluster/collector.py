@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from cluster import prom_text
-from cluster.api_calls import call_api
+from cluster.api_calls import api_client_from_environment, call_api
 from cluster.collector_math import PodWindow, aggregate, bucket_increase, counter_increase, deployment_of
 from cluster.errors import ClusterError
 from cluster.metric_store import MetricStore, StoreConfig
@@ -74,7 +74,10 @@ class CollectorConfig:
     request_metric: str = "http_requests_total"
     """Counter of served requests in the pods' /metrics."""
     latency_metric: str = "http_request_duration_seconds"
-    """Histogram of request latency, seconds (its _bucket, _sum and _count series)."""
+    """Histogram of request latency, seconds (its _bucket, _sum and _count series), downstream calls included."""
+    own_latency_metric: str = "app_service_duration_seconds"
+    """Optional histogram of the time at the service itself (queue + own work, without downstream calls);
+    the simulator's per-service latency. Without it the backend uses ``latency_metric`` per service too."""
     queue_metric: str = "app_queue_depth"
     """Gauge of requests waiting for a worker; optional (the backend estimates the queue without it)."""
     status_label: str = "code"
@@ -99,7 +102,7 @@ class CollectorConfig:
                 raise ValueError(f"{name}: must be a positive number of seconds, got {value!r}")
         if not (isinstance(self.metrics_port, int) and 0 < self.metrics_port < 65536):
             raise ValueError(f"metrics_port: must be a TCP port, got {self.metrics_port!r}")
-        for name in ("request_metric", "latency_metric", "queue_metric", "status_label"):
+        for name in ("request_metric", "latency_metric", "own_latency_metric", "queue_metric", "status_label"):
             if not getattr(self, name):
                 raise ValueError(f"{name}: must not be empty")
 
@@ -115,6 +118,9 @@ class _PodState:
     buckets: dict[float, float] | None = None
     lat_sum: float | None = None
     lat_count: float | None = None
+    own_buckets: dict[float, float] | None = None
+    own_sum: float | None = None
+    own_count: float | None = None
     restarts: dict[str, int] = field(default_factory=dict)
 
 
@@ -150,9 +156,7 @@ class Collector:
 
         self.config = config
         if api_client is None:
-            from cluster.kubernetes_backend import _api_client_from_environment
-
-            api_client = _api_client_from_environment()
+            api_client = api_client_from_environment()
         self.core_api = client.CoreV1Api(api_client)
         self.store = store or MetricStore(
             StoreConfig(url=config.redis_url, password=config.redis_password, buffer_size=config.buffer_size)
@@ -276,8 +280,8 @@ class Collector:
                 prev = _PodState(t=now - (wall - pod.started) if fresh and pod.started else now)
                 if fresh:
                     prev.cpu_ns = prev.periods = prev.throttled = prev.requests = prev.errors = 0.0
-                    prev.lat_sum = prev.lat_count = 0.0
-                    prev.buckets = {}
+                    prev.lat_sum = prev.lat_count = prev.own_sum = prev.own_count = 0.0
+                    prev.buckets, prev.own_buckets = {}, {}
                     prev.restarts = {c: 0 for c in pod.restarts}
             w = PodWindow(pod.namespace, pod.deployment, window_s=now - prev.t if now > prev.t else cfg.interval_s)
             cur = _PodState(t=now, restarts=dict(pod.restarts))
@@ -321,6 +325,9 @@ class Collector:
         cur.buckets = prom_text.buckets(samples, cfg.latency_metric)
         cur.lat_sum = prom_text.total(samples, cfg.latency_metric + "_sum")
         cur.lat_count = prom_text.total(samples, cfg.latency_metric + "_count")
+        cur.own_buckets = prom_text.buckets(samples, cfg.own_latency_metric)
+        cur.own_sum = prom_text.total(samples, cfg.own_latency_metric + "_sum")
+        cur.own_count = prom_text.total(samples, cfg.own_latency_metric + "_count")
         w.queue = prom_text.total(samples, cfg.queue_metric)
         if cur.requests is not None:
             w.requests = counter_increase(prev.requests, cur.requests)
@@ -331,6 +338,10 @@ class Collector:
             w.latency_buckets = bucket_increase(prev.buckets, cur.buckets)
             w.latency_sum_s = counter_increase(prev.lat_sum, cur.lat_sum or 0.0)
             w.latency_count = counter_increase(prev.lat_count, cur.lat_count or 0.0)
+        if cur.own_buckets is not None:
+            w.own_buckets = bucket_increase(prev.own_buckets, cur.own_buckets)
+            w.own_sum_s = counter_increase(prev.own_sum, cur.own_sum or 0.0)
+            w.own_count = counter_increase(prev.own_count, cur.own_count or 0.0)
 
     # ---- prometheus source -------------------------------------------------------------------
 
@@ -361,6 +372,9 @@ class Collector:
             "buckets": f"sum by (namespace, pod, le) (increase({cfg.latency_metric}_bucket{r}))",
             "lat_sum": f"{by} (increase({cfg.latency_metric}_sum{r}))",
             "lat_count": f"{by} (increase({cfg.latency_metric}_count{r}))",
+            "own_buckets": f"sum by (namespace, pod, le) (increase({cfg.own_latency_metric}_bucket{r}))",
+            "own_sum": f"{by} (increase({cfg.own_latency_metric}_sum{r}))",
+            "own_count": f"{by} (increase({cfg.own_latency_metric}_count{r}))",
             "queue": f"{by} ({cfg.queue_metric})",
         }
         results: dict[str, dict[tuple[str, ...], float]] = {}
@@ -380,15 +394,16 @@ class Collector:
             w.requests = results["requests"].get(key)
             if w.requests is not None:
                 w.errors = results["errors"].get(key, 0.0)
-            bks = {
-                (math.inf if k[2] in ("+Inf", "Inf") else float(k[2])): v
-                for k, v in results["buckets"].items()
-                if k[:2] == key[:2]
-            }
+            bks = _pod_buckets(results["buckets"], key)
             if bks:
                 w.latency_buckets = bks
                 w.latency_sum_s = results["lat_sum"].get(key)
                 w.latency_count = results["lat_count"].get(key)
+            own = _pod_buckets(results["own_buckets"], key)
+            if own:
+                w.own_buckets = own
+                w.own_sum_s = results["own_sum"].get(key)
+                w.own_count = results["own_count"].get(key)
             w.queue = results["queue"].get(key)
             prev = self.state.get(pod.uid)
             if prev is not None:
@@ -454,6 +469,11 @@ class Collector:
             self.sleep(max(0.0, next_t - self.clock()))
 
 
+def _pod_buckets(vector: dict[tuple[str, ...], float], key: tuple[str, ...]) -> dict[float, float]:
+    """One pod's ``le`` -> count from a PromQL vector keyed by (namespace, pod, le)."""
+    return {(math.inf if k[2] in ("+Inf", "Inf") else float(k[2])): v for k, v in vector.items() if k[:2] == key[:2]}
+
+
 def exporter(collector: Collector) -> Any:
     """A prometheus_client registry exporting the collector's own counters (written, dropped, errors)."""
     from prometheus_client import CollectorRegistry
@@ -488,6 +508,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[CollectorConfig, argparse.Na
     p.add_argument("--namespaces", default="", help="comma-separated namespaces (default: all)")
     p.add_argument("--request-metric", default="http_requests_total")
     p.add_argument("--latency-metric", default="http_request_duration_seconds")
+    p.add_argument("--own-latency-metric", default="app_service_duration_seconds")
     p.add_argument("--queue-metric", default="app_queue_depth")
     p.add_argument("--status-label", default="code")
     p.add_argument("--metrics-port", type=int, default=8080, help="pods' /metrics port without an annotation")
@@ -513,6 +534,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[CollectorConfig, argparse.Na
             namespaces=tuple(n for n in a.namespaces.split(",") if n),
             request_metric=a.request_metric,
             latency_metric=a.latency_metric,
+            own_latency_metric=a.own_latency_metric,
             queue_metric=a.queue_metric,
             status_label=a.status_label,
             metrics_port=a.metrics_port,
@@ -526,7 +548,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[CollectorConfig, argparse.Na
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg, args = parse_args(argv)
-    collector = Collector(cfg)
+    try:
+        collector = Collector(cfg)
+    except ClusterError as exc:
+        print(f"collector: {exc}", file=sys.stderr)
+        return 2
     if args.exporter_port:
         from prometheus_client import start_http_server
 

@@ -87,6 +87,10 @@ class PodWindow:
     """Per-bucket increase of the latency histogram in the window (cumulative in ``le``), seconds."""
     latency_sum_s: float | None = None
     latency_count: float | None = None
+    own_buckets: dict[float, float] | None = None
+    """The same for the optional own-time histogram (queue + own work, downstream calls excluded)."""
+    own_sum_s: float | None = None
+    own_count: float | None = None
     queue: float | None = None
     oom_kills: float = 0.0
 
@@ -106,6 +110,9 @@ class _Acc:
     buckets: dict[float, float] = field(default_factory=dict)
     lat_sum: float = 0.0
     lat_count: float = 0.0
+    own_buckets: dict[float, float] = field(default_factory=dict)
+    own_sum: float = 0.0
+    own_count: float = 0.0
     queue: float = 0.0
     has_queue: bool = False
     oom: float = 0.0
@@ -138,6 +145,11 @@ def aggregate(windows: Iterable[PodWindow]) -> dict[tuple[str, str], dict[str, f
                 a.buckets[le] = a.buckets.get(le, 0.0) + n
             a.lat_sum += w.latency_sum_s or 0.0
             a.lat_count += w.latency_count or 0.0
+        if w.own_buckets is not None:
+            for le, n in w.own_buckets.items():
+                a.own_buckets[le] = a.own_buckets.get(le, 0.0) + n
+            a.own_sum += w.own_sum_s or 0.0
+            a.own_count += w.own_count or 0.0
         if w.queue is not None:
             a.queue += w.queue
             a.has_queue = True
@@ -154,18 +166,38 @@ def aggregate(windows: Iterable[PodWindow]) -> dict[tuple[str, str], dict[str, f
         if a.request_pods == a.pods and a.window_s > 0:
             s[F.RPS] = a.requests / a.window_s
             s[F.ERRORS_RPS] = a.errors / a.window_s
-            if a.requests == 0:
-                # No request in the window: nothing waited. Zero is the measurement here, not a gap.
-                s[F.P50_MS] = s[F.P95_MS] = s[F.P99_MS] = s[F.MEAN_MS] = 0.0
-            elif a.buckets:
-                qs = [histogram_quantile(q, a.buckets) for q in (0.5, 0.95, 0.99)]
-                if all(v is not None for v in qs):
-                    s[F.P50_MS], s[F.P95_MS], s[F.P99_MS] = (1000.0 * v for v in qs)  # type: ignore[operator]
-                    if a.lat_count > 0:
-                        s[F.MEAN_MS] = 1000.0 * a.lat_sum / a.lat_count
+            s.update(_latency(a.requests, a.buckets, a.lat_sum, a.lat_count, (F.P50_MS, F.P95_MS, F.P99_MS, F.MEAN_MS)))
+            if a.own_buckets:
+                s.update(
+                    _latency(
+                        a.requests,
+                        a.own_buckets,
+                        a.own_sum,
+                        a.own_count,
+                        (F.OWN_P50_MS, F.OWN_P95_MS, F.OWN_P99_MS, F.OWN_MEAN_MS),
+                    )
+                )
         if a.has_queue:
             s[F.QUEUE] = a.queue
         out[key] = s
+    return out
+
+
+def _latency(
+    requests: float, buckets: dict[float, float], total_s: float, count: float, names: tuple[str, str, str, str]
+) -> dict[str, float]:
+    """p50, p95, p99 and mean (ms, under ``names``) of one histogram's increase over a window."""
+    if requests == 0:
+        # No request in the window: nothing waited. Zero is the measurement here, not a gap.
+        return dict.fromkeys(names, 0.0)
+    if not buckets:
+        return {}
+    qs = [histogram_quantile(q, buckets) for q in (0.5, 0.95, 0.99)]
+    if any(v is None for v in qs):
+        return {}
+    out = {name: 1000.0 * v for name, v in zip(names[:3], qs)}  # type: ignore[operator]
+    if count > 0:
+        out[names[3]] = 1000.0 * total_s / count
     return out
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from cluster import sample_schema as F
-from cluster.api_calls import call_api
+from cluster.api_calls import api_client_from_environment, call_api
 from cluster.backend_config import MANAGED_LABEL, RESOURCES_ANNOTATION, KubernetesBackendConfig
 from cluster.errors import ClusterError, NotManaged, StaleMetrics
 from cluster.loadgen_control import LoadInstruction, loadgen_key
@@ -55,19 +55,6 @@ class Change:
     """For a pod resize: "" when applied, else the PodResizePending reason (Deferred, Infeasible)."""
 
 
-def _api_client_from_environment() -> Any:
-    import os
-
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        # $KUBECONFIG read now: the client reads it once, when its module is first imported.
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
-    return client.ApiClient()
-
-
 class KubernetesBackend:
     """One app in one namespace of a real cluster."""
 
@@ -86,7 +73,7 @@ class KubernetesBackend:
 
         self.app = app
         self.config = config
-        self.api_client = api_client if api_client is not None else _api_client_from_environment()
+        self.api_client = api_client if api_client is not None else api_client_from_environment()
         self.apps_api = client.AppsV1Api(self.api_client)
         self.core_api = client.CoreV1Api(self.api_client)
         self.autoscaling_api = client.AutoscalingV2Api(self.api_client)
@@ -222,7 +209,13 @@ class KubernetesBackend:
     # ---- observe --------------------------------------------------------------------------------
 
     def observe(self) -> ServiceMetrics:
-        """Metrics of the interval that just ended; raises ``StaleMetrics`` when any service has none fresh."""
+        """Metrics of the interval that just ended.
+
+        Raises:
+            StaleMetrics: a service has no sample newer than ``staleness_s``, or Redis is unreachable.
+            ClusterError: the API server failed (``ApiUnavailable``, ``RbacDenied`` are subclasses). A
+                controller catches ``ClusterError`` (StaleMetrics included) and falls back.
+        """
         n = self.app.n_services
         replicas, ready, cpu_lim, mem_lim = (np.zeros(n) for _ in range(4))
         samples: list[dict[str, float]] = []
@@ -254,9 +247,14 @@ class KubernetesBackend:
         def col(key: str, default: float = 0.0) -> np.ndarray:
             return np.array([s.get(key, default) for s in samples], dtype=np.float64)
 
+        def own(key: str, fallback: str) -> np.ndarray:
+            # Time at the service itself when the app exports it (what the simulator reports), else the
+            # whole handler's time (downstream calls included).
+            return np.array([s.get(key, s[fallback]) for s in samples], dtype=np.float64)
+
         window = np.where(col(F.WINDOW_S) > 0, col(F.WINDOW_S), self.config.interval_s)
         rps = col(F.RPS)
-        mean_ms = np.array([s.get(F.MEAN_MS, s[F.P50_MS]) for s in samples])
+        mean_ms = np.array([s.get(F.OWN_MEAN_MS, s.get(F.MEAN_MS, s[F.P50_MS])) for s in samples])
         # Without a queue gauge, Little's law gives the requests inside the service (an upper bound of the backlog).
         queue = np.array([s[F.QUEUE] if F.QUEUE in s else r * m / 1000.0 for s, r, m in zip(samples, rps, mean_ms)])
         errors = col(F.ERRORS_RPS) * window
@@ -272,9 +270,9 @@ class KubernetesBackend:
             mem_usage=col(F.MEM_MIB) / np.maximum(col(F.PODS), 1.0),
             request_rate=rps,
             queue=queue,
-            p50_ms=col(F.P50_MS),
-            p95_ms=col(F.P95_MS),
-            p99_ms=col(F.P99_MS),
+            p50_ms=own(F.OWN_P50_MS, F.P50_MS),
+            p95_ms=own(F.OWN_P95_MS, F.P95_MS),
+            p99_ms=own(F.OWN_P99_MS, F.P99_MS),
             dropped=errors,
             oom_kills=col(F.OOM_KILLS),
             throttled=np.clip(col(F.THROTTLED), 0.0, 1.0),
@@ -312,7 +310,16 @@ class KubernetesBackend:
         return np.rint(r).astype(np.int64), c, m
 
     def apply(self, decision: ScalingDecision) -> None:
-        """Ask for ``decision``'s replicas and limits (already checked by the guard)."""
+        """Ask for ``decision``'s replicas and limits (already checked by the guard).
+
+        Idempotent: only what differs is patched. In resize mode each call also resizes pods started
+        since the last call from the old template, so call it every interval.
+
+        Raises:
+            ValueError: the decision has the wrong shape or non-finite values (nothing was sent).
+            NotManaged: a Deployment lacks the label or another autoscaler targets it (checked once).
+            ClusterError: the API server refused or failed (``RbacDenied``, ``ApiUnavailable``).
+        """
         replicas, cpu, mem = self._bounded(decision)
         self._assert_allowed(self.namespace)
         if not self.ownership_checked:

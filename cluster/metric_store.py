@@ -223,11 +223,14 @@ class MetricStore:
         return self._write(_Pending(metrics_key(namespace, deployment), fields, maxlen))
 
     def append_record(self, stream_key: str, record: Mapping[str, Any], maxlen: int = DEFAULT_RECORDS_MAXLEN) -> bool:
-        """Queue one JSON-serialisable record on ``stream_key`` and try to flush; True when Redis has it now."""
+        """Queue one JSON-serialisable record on ``stream_key`` and try to flush; True when Redis has it now.
+
+        numpy scalars and arrays are stored as numbers and lists; NaN and infinity are refused (not JSON).
+        """
         if not stream_key:
             raise ValueError("stream_key: must not be empty")
         try:
-            body = json.dumps(record, allow_nan=False, separators=(",", ":"))
+            body = json.dumps(record, allow_nan=False, separators=(",", ":"), default=_numpy_to_json)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"record: not JSON-serialisable ({exc})") from None
         return self._write(_Pending(stream_key, {"schema": str(SCHEMA_VERSION), "json": body}, maxlen))
@@ -423,6 +426,17 @@ class MetricStore:
             self._buffer.clear()
             self.stats.buffered = 0
         self._redis.close()
+
+
+def _numpy_to_json(value: Any) -> Any:
+    """numpy scalars and arrays (what observations and actions are) as plain JSON numbers and lists."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _parse_sample(entry_id: str, fields: dict[str, str]) -> MetricSample | None:

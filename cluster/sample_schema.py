@@ -22,7 +22,8 @@ RPS = "rps"
 ERRORS_RPS = "errors_rps"
 """Requests per second answered with a 5xx status."""
 P50_MS, P95_MS, P99_MS = "p50_ms", "p95_ms", "p99_ms"
-"""Latency percentiles at the service from its histogram over the window, ms."""
+"""Latency percentiles of the service's requests over the window, ms: the whole handler, downstream
+calls included (at the entry service this is the end-to-end latency)."""
 MEAN_MS = "mean_ms"
 """Mean latency over the window (histogram sum / count), ms."""
 QUEUE = "queue"
@@ -30,7 +31,13 @@ QUEUE = "queue"
 OOM_KILLS = "oom_kills"
 """Containers restarted after an OOM kill during the window."""
 
-LATENCY_FIELDS = (P50_MS, P95_MS, P99_MS, MEAN_MS)
+OWN_P50_MS, OWN_P95_MS, OWN_P99_MS = "own_p50_ms", "own_p95_ms", "own_p99_ms"
+"""Percentiles of the time a request spends at the service itself (queue + own work, downstream calls
+excluded), from the optional own-time histogram; the simulator's per-service latency means this."""
+OWN_MEAN_MS = "own_mean_ms"
+"""Mean of that time, ms."""
+
+LATENCY_FIELDS = (P50_MS, P95_MS, P99_MS, MEAN_MS, OWN_P50_MS, OWN_P95_MS, OWN_P99_MS, OWN_MEAN_MS)
 
 SUMMED = (PODS, CPU_CORES, MEM_MIB, RPS, ERRORS_RPS, QUEUE, OOM_KILLS)
 """Fields that add up over nodes."""

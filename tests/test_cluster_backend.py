@@ -113,6 +113,9 @@ def write_samples(store: MetricStore, ts_offset: float = 0.0) -> None:
             "p50_ms": 5,
             "p95_ms": 9,
             "p99_ms": 12,
+            "own_p50_ms": 2,
+            "own_p95_ms": 4,
+            "own_p99_ms": 6,
             "queue": 3,
             "oom_kills": 1,
         },
@@ -140,6 +143,8 @@ def test_observe_merges_nodes_and_reads_deployments(api, store) -> None:
     assert m.queue[1] == 3 and m.queue[0] == pytest.approx(40 * ((15 * 30 + 35 * 10) / 40) / 1000)  # Little's law
     assert m.dropped == pytest.approx([15, 0]) and m.oom_kills.tolist() == [0, 1]
     assert m.external_rps == 40 and m.e2e_p99_ms == m.p99_ms[0] and m.dropped_total == 15
+    # back exports its own time (without downstream calls): that is its per-service latency, as in the simulator
+    assert (m.p50_ms[1], m.p95_ms[1], m.p99_ms[1]) == (2, 4, 6)
 
 
 def test_observe_reports_stale_or_missing_metrics(api, store, redis_server) -> None:
@@ -432,3 +437,15 @@ def test_fake_server_refuses_a_resize_that_changes_the_qos_class(api) -> None:
             pod, NS, body, _content_type="application/strategic-merge-patch+json"
         )
     assert info.value.status == 422 and "QOS Class may not change" in info.value.body
+
+
+def test_missing_vpa_crd_means_no_vpa_and_ownership_is_checked_once(api, store) -> None:
+    api.faults.vpa_crd_installed = False
+    backend = make_backend(api, store)
+    decision = ScalingDecision(np.array([3, 1]), np.array([0.5, 1.0]), np.array([256.0, 512.0]))
+    backend.apply(decision)
+    backend.apply(decision)
+    hpa_lists = [r for r in api.requests if r.path.endswith("/horizontalpodautoscalers")]
+    vpa_lists = [r for r in api.requests if r.path.endswith("/verticalpodautoscalers")]
+    assert len(hpa_lists) == 1 and [r.status for r in vpa_lists] == [404]
+    assert api.deployment(NS, "front")["spec"]["replicas"] == 3

@@ -31,7 +31,7 @@ def shared():
 
 
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(steps=st.lists(decisions, min_size=1, max_size=3))
 def test_requests_stay_inside_allow_list_and_guard_bounds(shared, steps) -> None:

@@ -48,6 +48,7 @@ def feed_all(api: FakeApiServer, seconds: float = 15.0) -> None:
                 throttled_share=0.2 if app == "api" else 0.0,
                 rps=20.0,
                 latencies_s=[0.004, 0.02, 0.02, 0.07],
+                own_latencies_s=[0.004, 0.004, 0.008, 0.008] if app == "web" else None,
             )
 
 
@@ -81,7 +82,10 @@ def test_collects_per_deployment_into_redis(cluster: FakeApiServer, redis_server
     # rank 0.5 sits halfway through (10 ms, 25 ms] -> 17.5 ms
     assert v["p50_ms"] == pytest.approx(17.5) and v["mean_ms"] == pytest.approx(28.5)
     assert 50 < v["p99_ms"] <= 100
+    # own time (queue + work): half in (2.5, 5] ms, half in (5, 10] ms -> the median is the 5 ms edge
+    assert v["own_p50_ms"] == pytest.approx(5.0) and v["own_mean_ms"] == pytest.approx(6.0)
     api_sample = col.store.read_metrics("shop", "api")[0].values
+    assert "own_p50_ms" not in api_sample  # api does not export the own-time histogram
     assert api_sample["throttled"] == pytest.approx(0.2) and api_sample["cpu_cores"] == pytest.approx(0.5)
     assert col.scrape_errors == 0
 

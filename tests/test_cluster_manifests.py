@@ -7,6 +7,7 @@ PodTemplates.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import kubernetes_validate.utils
 import numpy as np
 import pytest
 import yaml
@@ -28,6 +30,10 @@ from envs.metrics import ScalingDecision
 from tests.cluster_fakes.fake_apiserver import FakeApiServer
 from tests.cluster_fakes.kuberay_schema import SCHEMAS, pod_templates
 from tests.cluster_fakes.two_services import APP, NS
+
+# kubernetes-validate reads its schema files again on every call; the definitions file alone is
+# megabytes. Caching the parsed files makes validating ~60 documents fast (jsonschema does not modify them).
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(kubernetes_validate.utils.schema_contents)
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "cluster" / "manifests"

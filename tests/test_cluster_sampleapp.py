@@ -17,15 +17,16 @@ from cluster.loadgen_control import LoadInstruction
 from cluster.prom_text import parse, total
 from cluster.sampleapp.loadgen import arrival_offsets, replay, window_rates
 from cluster.sampleapp.role import Role
-from cluster.sampleapp.service import SampleService
+from cluster.sampleapp.service import SampleService, burn_cpu
 from tests.cluster_fakes.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU_MS = 8.0
 CPU_TOLERANCE = (0.9, 1.6)
 """Measured CPU per request over the spec's: the HTTP server and metrics add ~1-4 ms per request in Python."""
-LATENCY_TOLERANCE_MS = (0.9 * CPU_MS, 3 * CPU_MS + 10.0)
-"""Median latency at low load: at least the CPU time, at most 3x it plus 10 ms (the CPU is shared with the test)."""
+LATENCY_TOLERANCE = (0.9, 2.0, 10.0)
+"""Median latency at low load over the spec's CPU time: at least 0.9x; at most 2x the CPU time as
+stretched by the machine's current contention (measured in the test) plus 10 ms of HTTP overhead."""
 
 
 @pytest.mark.parametrize(
@@ -77,6 +78,16 @@ def test_window_rates_from_a_shipped_trace() -> None:
         window_rates(LoadInstruction(trace="nasa_http_1995-07_1min.csv", start_s=10**9, duration_s=60))
 
 
+def stretched_ms() -> float:
+    """Wall time of CPU_MS of CPU work on this machine right now (median of 5): the spec under today's contention."""
+    walls = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        burn_cpu(CPU_MS)
+        walls.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(walls))
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -121,11 +132,13 @@ def test_service_cost_and_latency_match_the_spec() -> None:
             assert CPU_TOLERANCE[0] * CPU_MS <= cpu_ms <= CPU_TOLERANCE[1] * CPU_MS, (rate, cpu_ms)
         # At utilisation 0.12 the median is the service time itself; on a busy shared CPU it stretches.
         p50_ms = results[15.0][1]
-        assert LATENCY_TOLERANCE_MS[0] <= p50_ms <= LATENCY_TOLERANCE_MS[1], p50_ms
+        lo, factor, overhead_ms = LATENCY_TOLERANCE
+        assert lo * CPU_MS <= p50_ms <= factor * stretched_ms() + overhead_ms, (p50_ms, stretched_ms())
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
         samples = parse(text)
         assert total(samples, "http_requests_total") == 30 + 75
         assert total(samples, "http_request_duration_seconds_count") == 30 + 75
+        assert total(samples, "app_service_duration_seconds_count") == 30 + 75
         assert total(samples, "app_queue_depth") == 0
     finally:
         proc.kill()
@@ -152,6 +165,8 @@ def test_downstream_calls_follow_the_call_graph() -> None:
         stats = asyncio.run(replay(f"http://127.0.0.1:{front.port}/", np.arange(0, 0.5, 0.05)))
         assert stats.ok == 10
         assert back.requests.labels(code="200")._value.get() == 20
+        # The front's own time leaves out the two downstream calls its whole-handler latency includes.
+        assert front.own_latency._sum.get() < front.latency._sum.get()
         back.close()  # a dead downstream makes the caller fail its requests
         stats = asyncio.run(replay(f"http://127.0.0.1:{front.port}/", np.array([0.0]), timeout_s=3))
         assert stats.failed == 1
@@ -181,7 +196,7 @@ def test_loadgen_follows_the_backend_instruction(redis_server, tmp_path: Path) -
 
         async def drive() -> None:
             task = asyncio.create_task(
-                watch(f"http://127.0.0.1:{svc.port}/", store, "ns-0-0", poll_s=0.1, max_seconds=1.3)
+                watch(f"http://127.0.0.1:{svc.port}/", store, "ns-0-0", poll_s=0.1, max_seconds=1.6)
             )
             await asyncio.sleep(0.7)
             counts.append(svc.requests.labels(code="200")._value.get())
@@ -193,9 +208,24 @@ def test_loadgen_follows_the_backend_instruction(redis_server, tmp_path: Path) -
             counts.append(svc.requests.labels(code="200")._value.get())
 
         asyncio.run(drive())
-        # e1: ~0.6 s at 40 rps (~24); e2 restarts at 200 rps for ~0.6 s (~120 more). Without the restart: ~48 in all.
+        # e1: ~0.6 s at 40 rps (~24); e2 restarts at 200 rps for ~0.9 s (~180 more). Without the restart: ~60 in all.
         assert 8 <= counts[0] <= 45, counts
         assert counts[1] - counts[0] >= 60, counts
     finally:
         store.close()
         svc.close()
+
+
+def test_loadgen_survives_a_bad_instruction(redis_server, caplog) -> None:
+    from cluster.loadgen_control import loadgen_key
+    from cluster.metric_store import MetricStore, StoreConfig
+    from cluster.sampleapp.loadgen import watch
+
+    redis_server.start()
+    store = MetricStore(StoreConfig(url=redis_server.url))
+    try:
+        store.set_value(loadgen_key("ns-bad"), LoadInstruction(trace="missing.csv", episode="e1").to_dict())
+        asyncio.run(watch("http://127.0.0.1:9/", store, "ns-bad", poll_s=0.05, max_seconds=0.3))
+        assert any("episode e1" in r.message and "missing.csv" in r.message for r in caplog.records)
+    finally:
+        store.close()

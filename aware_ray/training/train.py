@@ -97,6 +97,10 @@ def _trainable(params: dict[str, Any]) -> None:
     out = Path(params["out"])
     torch.set_num_threads(cfg.run.torch_threads)
     algo = build_algo_config(cfg).build_algo()
+    if params.get("experience") and not params["resume"]:
+        from aware_ray.control.experience_reader import seed_replay
+
+        seed_replay(algo, params["experience"])
     state_file = out / "train_state.json"
     bootstrap_file = out / "bootstrap.json"
     start_iter, best = 0, {"score": -np.inf, "iteration": None}
@@ -209,8 +213,11 @@ class _Progress(tune.Callback):
         )
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    """Run training; returns the summary also written to OUT/train_summary.json."""
+def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | None = None) -> dict[str, Any]:
+    """Run training; returns the summary also written to OUT/train_summary.json.
+
+    ``experience``: controller records (``redis://...`` or a JSONL export) added to the replay buffer
+    before the first iteration (``aware_ray.control.experience_reader``)."""
     import ray
 
     out = Path(out).resolve()
@@ -252,6 +259,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
                 "out": str(out),
                 "resume": resume,
                 "baselines": baselines,
+                "experience": experience,
             },
             run_config=tune.RunConfig(
                 name="tune", storage_path=str(out), verbose=0, callbacks=[_Progress(run.iterations)]
@@ -283,11 +291,15 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
-def main_train(config: str, overrides: list[str], out: str, resume: bool) -> int:
+def main_train(config: str, overrides: list[str], out: str, resume: bool, experience: str | None = None) -> int:
     from aware_ray.training.config import load_train_config
 
     cfg = load_train_config(config, overrides)
-    summary = train(cfg, Path(out), resume)
+    if experience:
+        from aware_ray.control.experience_reader import read_records
+
+        read_records(experience)  # a bad source fails here, in one line, before Ray starts
+    summary = train(cfg, Path(out), resume, experience)
     best = summary["best"]
     print(
         f"aware-ray train: {summary['iterations']} iterations, {summary['env_steps']:,.0f} env steps in "

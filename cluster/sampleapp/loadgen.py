@@ -170,7 +170,11 @@ async def watch(
             if ins is not None and (current is None or current[0] != ins.episode):
                 if current is not None:
                     current[2].set()
-                offsets = arrival_offsets(window_rates(ins), 1.0, rng)
+                try:
+                    offsets = arrival_offsets(window_rates(ins), 1.0, rng)
+                except (ValueError, OSError) as exc:  # a bad trace stops this episode's load, not the watcher
+                    log.error("episode %s: %s", ins.episode, exc)
+                    offsets = np.zeros(0)
                 stop = asyncio.Event()
                 log.info("episode %s: %d arrivals from %s", ins.episode, len(offsets), ins.trace)
                 current = (ins.episode, asyncio.create_task(replay(target, offsets, stop=stop)), stop)

@@ -66,6 +66,12 @@ class SampleService:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.own_latency = Histogram(
+            "app_service_duration_seconds",
+            "Time at this service itself: queue + own work, downstream calls excluded",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.queue = Gauge("app_queue_depth", "Requests waiting for a worker", registry=self.registry)
         self.inflight = Gauge("app_inflight_requests", "Requests inside this replica", registry=self.registry)
         self.base_memory = bytearray(int(role.mem_base_mib * 2**20))
@@ -94,6 +100,7 @@ class SampleService:
 
     def work(self) -> int:
         """One request: wait for a worker, burn CPU holding memory, call downstream; returns the HTTP status."""
+        t0 = time.perf_counter()
         self.queue.inc()
         got = self.workers.acquire(timeout=self.role.timeout_s)
         self.queue.dec()
@@ -108,6 +115,7 @@ class SampleService:
             burn_cpu(ms)
         finally:
             self.workers.release()
+            self.own_latency.observe(time.perf_counter() - t0)
         calls = self._calls()
         if not calls:
             return 200

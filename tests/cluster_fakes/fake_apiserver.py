@@ -62,6 +62,8 @@ class Faults:
     """The next N PATCH requests get 409 Conflict (another writer got there first)."""
     down: bool = False
     """Every request gets 503."""
+    vpa_crd_installed: bool = True
+    """False: listing VerticalPodAutoscalers answers 404, as on a cluster without the VPA CRD."""
     resize_outcome: str = "done"
     """What the kubelet does with a pod resize: "done", "Deferred" or "Infeasible"."""
 
@@ -635,7 +637,7 @@ class FakeApiServer:
         return self._list("horizontalpodautoscalers", a["ns"], q, "autoscaling/v2", "HorizontalPodAutoscalerList")
 
     def _h_list_vpas(self, a, q, c, b):
-        if ("verticalpodautoscalers", "*", "*") in self.objects:
+        if not self.faults.vpa_crd_installed:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return self._list("verticalpodautoscalers", a["ns"], q, "autoscaling.k8s.io/v1", "VerticalPodAutoscalerList")
 

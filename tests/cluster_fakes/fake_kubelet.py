@@ -25,6 +25,8 @@ class PodCounters:
     requests: float = 0.0
     latency_sum_s: float = 0.0
     buckets: list[float] = field(default_factory=lambda: [0.0] * (len(BUCKETS) + 1))
+    own_sum_s: float = 0.0
+    own_buckets: list[float] | None = None
 
 
 class FakeKubelet:
@@ -47,6 +49,7 @@ class FakeKubelet:
         throttled_share: float = 0.0,
         rps: float = 0.0,
         latencies_s: list[float] | None = None,
+        own_latencies_s: list[float] | None = None,
     ) -> None:
         """Advance one pod's counters by ``seconds`` of the given use; ``latencies_s`` is spread over the requests."""
         c = self.pods.setdefault((namespace, pod), PodCounters())
@@ -63,6 +66,13 @@ class FakeKubelet:
             weight = n / len(lat)
             c.buckets[bisect.bisect_left(BUCKETS, x)] += weight
             c.latency_sum_s += weight * x
+        if own_latencies_s:
+            if c.own_buckets is None:
+                c.own_buckets = [0.0] * (len(BUCKETS) + 1)
+            for x in own_latencies_s:
+                weight = n / len(own_latencies_s)
+                c.own_buckets[bisect.bisect_left(BUCKETS, x)] += weight
+                c.own_sum_s += weight * x
 
     def summary(self, node: str, pods: list[dict[str, Any]]) -> dict[str, Any]:
         out = []
@@ -132,4 +142,13 @@ class FakeKubelet:
             le_text = "+Inf" if le == float("inf") else repr(le)
             lines.append(f'{h}_bucket{{le="{le_text}"}} {cum}')
         lines += [f"{h}_sum {c.latency_sum_s}", f"{h}_count {cum}"]
+        if c.own_buckets is not None:
+            o = "app_service_duration_seconds"
+            lines.append(f"# TYPE {o} histogram")
+            cum = 0.0
+            for le, n in zip((*BUCKETS, float("inf")), c.own_buckets):
+                cum += n
+                le_text = "+Inf" if le == float("inf") else repr(le)
+                lines.append(f'{o}_bucket{{le="{le_text}"}} {cum}')
+            lines += [f"{o}_sum {c.own_sum_s}", f"{o}_count {cum}"]
         return "\n".join(lines) + "\n"
