@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="learner, sampling: the training config whose model and training intensity are measured",
     )
     be.add_argument("--updates", type=int, default=20, help="learner: updates per timed window")
+    be.add_argument("--gpu", action="store_true", help="learner: the learner on a CUDA GPU")
     be.add_argument(
         "--e2e-iterations", type=int, default=2, help="sampling: training iterations of the end-to-end figure"
     )

@@ -142,6 +142,10 @@ def test_bench_sim_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> N
     assert result["env_steps_per_s"] > 0
     assert result["service_steps_per_s_batched"] > 0
     assert result["batch"] == 16 and result["cores"] >= 1
+    assert sorted(result["vector_env_steps_per_cpu_s"], key=int) == ["1", "8", "32", "128"]
+    sizes = result["step_cost_by_app"]
+    assert sizes["generated-64"]["services"] == 64 and sizes["chain3"]["services"] == 3
+    assert all(v["vector32_env_steps_per_cpu_s"] > 0 for v in sizes.values())
 
 
 @pytest.mark.slow
