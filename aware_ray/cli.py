@@ -16,11 +16,29 @@ from envs.errors import ConfigError, TraceError
 EXIT_BAD_INPUT = 2
 
 
+def _scoreboard_args(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--time-compression`` and ``--memory-price``: how traces replay and what memory costs."""
+    p.add_argument(
+        "--time-compression",
+        type=float,
+        default=1.0,
+        help=f"{what}seconds of trace replayed per simulated second (default 1: real time, as a cluster sees it)",
+    )
+    p.add_argument(
+        "--memory-price",
+        type=float,
+        default=None,
+        help=f"{what}cores per GiB: money = CPU core-hours + memory GiB-hours x this (default 1/9, from GKE "
+        "Autopilot and AWS Fargate list prices)",
+    )
+
+
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--policies",
-        default="hpa-frontier,vpa,hpa+vpa,oracle,static",
-        help="comma-separated: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
+        default="heuristic-frontier,vpa,hpa+vpa,oracle,static",
+        help="comma-separated: heuristic-frontier (hpa, hpa+vpa-inplace and predictive at targets 0.2-0.9), "
+        "hpa-frontier, hpa@X, hpa+vpa[@X], hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
         "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback), "
         "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds), "
         "lean@U:POLICY (POLICY may grow a service only as the HPA at target U would, unless it is throttled, "
@@ -45,10 +63,12 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peak-rps", type=float, default=None, help="scale workloads to this peak")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _scoreboard_args(p)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from aware_ray.evaluation.evaluate import EvalPlan, run, table
+    from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE
     from envs.workload import default_split
 
     traces = list(args.trace)
@@ -69,6 +89,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         env=env,
         timeseries=args.timeseries,
         workers=args.workers,
+        time_compression=args.time_compression,
+        memory_price=DEFAULT_MEMORY_PRICE if args.memory_price is None else args.memory_price,
     )
     summary = run(plan, Path(args.out), progress=not args.quiet)
     print(table(summary))
@@ -79,7 +101,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from aware_ray.training.train import main_train
 
-    return main_train(args.config, args.set, args.out, args.resume)
+    return main_train(args.config, args.set, args.out, args.resume, args.experience)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -97,7 +119,7 @@ def cmd_reselect(args: argparse.Namespace) -> int:
 def cmd_rank(args: argparse.Namespace) -> int:
     from aware_ray.training.rank import main_rank
 
-    return main_rank(args.run, args.policies, args.out)
+    return main_rank(args.run, args.policies, args.out, args.time_compression, args.memory_price)
 
 
 def cmd_validation_set(args: argparse.Namespace) -> int:
@@ -109,6 +131,11 @@ def cmd_validation_set(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from aware_ray.bench import runner as bench
 
+    if args.name == "serve":
+        from aware_ray.bench.serve import bench_serve
+
+        print(json.dumps(bench_serve(args.seconds if args.seconds != 3.0 else 10.0)))
+        return 0
     result = bench.run(args.name, args)
     print(json.dumps(result))
     return 0
@@ -118,6 +145,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from aware_ray.demo import run_demo
 
     return run_demo(Path(args.out), quick=args.quick, train=not args.no_train)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aware_ray.serving.launch import main_serve
+
+    return main_serve(args)
+
+
+def cmd_control(args: argparse.Namespace) -> int:
+    from aware_ray.control.main import main_control
+
+    return main_control(args)
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a policy over HTTP (and gRPC) as a Ray Serve application")
+    p.add_argument("--config", default=None, help="a Serve config YAML (experiments/configs/serve.yaml)")
+    p.add_argument("--policy", default=None, help="policy spec (default lean@0.1:ddpg:pretrained)")
+    p.add_argument("--apps", default=None, help="comma-separated app names served (default: all shipped)")
+    p.add_argument("--host", default="127.0.0.1", help="HTTP host")
+    p.add_argument("--port", type=int, default=8000, help="HTTP port")
+    p.add_argument("--grpc-port", type=int, default=0, help="gRPC port (0: no gRPC proxy)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--seconds", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
+    p.set_defaults(func=cmd_serve)
+
+
+def _control_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("control", help="the live controller: metrics -> endpoint -> rules -> guard -> apply")
+    p.add_argument("--config", default=None, help="controller YAML (experiments/configs/control.yaml)")
+    p.add_argument("--backend", choices=["sim"], default=None, help="where metrics come from (sim: the simulator)")
+    p.add_argument("--app", default=None, help="one app to control (replaces the config's apps)")
+    p.add_argument("--trace", default=None, help="sim: trace to replay")
+    p.add_argument("--family", default=None, help="sim: synthetic family instead of a trace")
+    p.add_argument("--seed", type=int, default=None, help="sim: seed (as evaluate's)")
+    p.add_argument("--max-hours", type=float, default=None, help="sim: simulated hours (as evaluate's)")
+    p.add_argument("--speed", default=None, help="sim: N times real time, or max")
+    p.add_argument("--endpoint", default=None, help="policy endpoint URL")
+    p.add_argument("--timeout-ms", type=float, default=None, help="endpoint timeout per interval (default 300)")
+    p.add_argument("--policy", default=None, help="the spec the endpoint serves")
+    p.add_argument("--mode", choices=["shadow", "canary", "active"], default=None)
+    p.add_argument("--canary", default=None, help="canary mode: comma-separated apps where the policy acts")
+    p.add_argument("--experience", default=None, help="redis://host:port/db for experience records")
+    p.add_argument("--experience-file", default=None, help="JSONL file experience records are appended to")
+    p.add_argument("--intervals", type=int, default=None, help="stop after this many intervals")
+    p.add_argument("--out", default=None, help="report folder (default runs/control)")
+    p.set_defaults(func=cmd_control)
 
 
 def _set_arg(p: argparse.ArgumentParser, example: str) -> None:
@@ -144,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     _set_arg(tr, "run.iterations=10 or ddpg.tau=0.01")
     tr.add_argument("--out", required=True, help="run folder (runs/NAME)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    tr.add_argument(
+        "--experience", default=None, help="controller experience (redis://host:port/db or a JSONL export) to replay"
+    )
     tr.set_defaults(func=cmd_train)
     tu = sub.add_parser("tune", help="a Tune sweep (ASHA) of training configs, judged on the validation score")
     tu.add_argument("--config", required=True, help="sweep YAML (experiments/configs/sweep.yaml)")
@@ -166,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ddpg:PATH, ddpg:pretrained, a policy or run folder; stable@S: or lean@U: before any of them",
     )
     rk.add_argument("--out", help="write the ranking as JSON here")
+    _scoreboard_args(rk)
     rk.set_defaults(func=cmd_rank)
     vs = sub.add_parser(
         "validation-set",
@@ -178,13 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability"],
-        help="sim: simulator throughput; ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
+        choices=["sim", "learner", "sampling", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability", "serve"],
+        help="sim: env, vector env and simulator throughput; learner: DDPG updates/s and where an update's "
+        "time goes; sampling: env runner scale-out and train's end-to-end rates; "
+        "ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
         "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
         "bootstrapped RL over one lifecycle; separability: how well the load itself separates the "
-        "workload families (linear probe and MLP, short window and long context)",
+        "workload families (linear probe and MLP, short window and long context); serve: the policy "
+        "endpoint's latency and throughput and the controller's overhead",
     )
-    be.add_argument("--seconds", type=float, default=3.0, help="sim: measurement time per figure")
+    be.add_argument("--seconds", type=float, default=3.0, help="sim, sampling: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
     be.add_argument("--env-steps", type=int, default=20_000, help="ddpg-pendulum: env steps to train")
     be.add_argument(
@@ -193,9 +274,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=64.0,
         help="ddpg-pendulum: replayed samples per env step (256 = one 256-batch update per step)",
     )
+    be.add_argument("--seed", type=int, default=0, help="ddpg-pendulum: training seed")
+    be.add_argument(
+        "--replay-buffer",
+        default="FlatReplayBuffer",
+        choices=["FlatReplayBuffer", "EpisodeReplayBuffer"],
+        help="ddpg-pendulum: replay path (EpisodeReplayBuffer: RLlib's, as before the flat buffer)",
+    )
+    be.add_argument(
+        "--config-train",
+        default="experiments/configs/default.yaml",
+        help="learner, sampling: the training config whose model and training intensity are measured",
+    )
+    be.add_argument("--updates", type=int, default=20, help="learner: updates per timed window")
+    be.add_argument(
+        "--e2e-iterations", type=int, default=2, help="sampling: training iterations of the end-to-end figure"
+    )
     be.add_argument("--policy", default="ddpg:pretrained", help="ddpg-quality: the policy to judge")
     be.add_argument("--seeds", type=int, default=3, help="ddpg-quality: seeds per workload")
     be.add_argument("--max-hours", type=float, default=4.0, help="ddpg-quality: simulated hours per episode")
+    be.add_argument("--workers", type=int, default=0, help="ddpg-quality: parallel processes (0: one per core)")
+    _scoreboard_args(be, "ddpg-quality: ")
     be.add_argument(
         "--out", default=None, help="ddpg-quality, bootstrap: output folder (reports/quality, reports/bootstrap)"
     )
@@ -229,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
     de.add_argument("--no-train", action="store_true", help="skip training: the shipped policy and the baselines only")
     de.set_defaults(func=cmd_demo)
+    _serve_parser(sub)
+    _control_parser(sub)
     return parser
 
 

@@ -41,7 +41,7 @@ DEFAULT_METRICS_MAXLEN = 5760
 """Samples kept per Deployment: one day at the collector's default 15 s period."""
 DEFAULT_RECORDS_MAXLEN = 100_000
 
-_RESERVED_FIELDS = ("schema", "ts")
+_RESERVED_FIELDS = ("schema", "ts", "source")
 
 
 def metrics_key(namespace: str, deployment: str) -> str:
@@ -134,6 +134,8 @@ class MetricSample:
     """Metric name -> value."""
     entry_id: str = ""
     """Redis stream entry id."""
+    source: str = ""
+    """Who wrote it (a collector's node name), empty when not given."""
 
 
 @dataclass(frozen=True)
@@ -201,12 +203,17 @@ class MetricStore:
         sample: Mapping[str, float],
         ts: float | None = None,
         maxlen: int = DEFAULT_METRICS_MAXLEN,
+        source: str = "",
     ) -> bool:
         """Queue one sample of a Deployment's series and try to flush; True when Redis has it now.
 
         ``sample`` maps metric names to finite numbers; ``ts`` defaults to the wall clock now.
+        ``source`` names the writer (a collector's node), so a reader can merge the samples of several
+        writers of one Deployment.
         """
         fields = {"schema": str(SCHEMA_VERSION), "ts": repr(float(self.wall_clock() if ts is None else ts))}
+        if source:
+            fields["source"] = source
         for name, value in sample.items():
             if name in _RESERVED_FIELDS:
                 raise ValueError(f"sample.{name}: reserved field name")
@@ -216,11 +223,14 @@ class MetricStore:
         return self._write(_Pending(metrics_key(namespace, deployment), fields, maxlen))
 
     def append_record(self, stream_key: str, record: Mapping[str, Any], maxlen: int = DEFAULT_RECORDS_MAXLEN) -> bool:
-        """Queue one JSON-serialisable record on ``stream_key`` and try to flush; True when Redis has it now."""
+        """Queue one JSON-serialisable record on ``stream_key`` and try to flush; True when Redis has it now.
+
+        numpy scalars and arrays are stored as numbers and lists; NaN and infinity are refused (not JSON).
+        """
         if not stream_key:
             raise ValueError("stream_key: must not be empty")
         try:
-            body = json.dumps(record, allow_nan=False, separators=(",", ":"))
+            body = json.dumps(record, allow_nan=False, separators=(",", ":"), default=_numpy_to_json)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"record: not JSON-serialisable ({exc})") from None
         return self._write(_Pending(stream_key, {"schema": str(SCHEMA_VERSION), "json": body}, maxlen))
@@ -418,6 +428,17 @@ class MetricStore:
         self._redis.close()
 
 
+def _numpy_to_json(value: Any) -> Any:
+    """numpy scalars and arrays (what observations and actions are) as plain JSON numbers and lists."""
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _parse_sample(entry_id: str, fields: dict[str, str]) -> MetricSample | None:
     if fields.get("schema") != str(SCHEMA_VERSION):
         return None
@@ -426,7 +447,7 @@ def _parse_sample(entry_id: str, fields: dict[str, str]) -> MetricSample | None:
         values = {k: float(v) for k, v in fields.items() if k not in _RESERVED_FIELDS}
     except (KeyError, ValueError):
         return None
-    return MetricSample(ts=ts, values=values, entry_id=entry_id)
+    return MetricSample(ts=ts, values=values, entry_id=entry_id, source=fields.get("source", ""))
 
 
 def _one_line(exc: BaseException) -> str:

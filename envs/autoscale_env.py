@@ -13,9 +13,10 @@ from envs.app import AppSpec, load_app
 from envs.backend import Backend
 from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
-from envs.load_context import load_context, partly_idle
+from envs.load_context import partly_idle
 from envs.metrics import ScalingDecision, ServiceMetrics
-from envs.observation import N_HISTORY_FEATURES, N_SERVICE_FEATURES, A, ObservationLayout, build, history_row
+from envs.observation import ObservationLayout
+from envs.observation_builder import ObservationBuilder
 from envs.reward import reward
 from envs.rules import RuleChain, parse_rules
 from envs.sim_backend import SimBackend
@@ -128,14 +129,11 @@ class AutoscaleEnv(gym.Env):
         self.workload_name = ""
         self.workload_family = ""
         self.workload_id = -1
-        self.load_log: list[float] = []
+        self.builder = ObservationBuilder(self.app, self.layout, cfg.interval_s)
         self.metrics: ServiceMetrics | None = None
         self.decision: ScalingDecision | None = None
-        self.last_action = np.zeros((n, ACTION_DIMS))
         self.last_guard: GuardResult | None = None
         self.rule_chain = RuleChain(parse_rules(cfg.rules), cfg.interval_s) if cfg.rules else None
-        self._services = np.zeros((self.app.n_services, N_SERVICE_FEATURES))
-        self._e2e_latency = 0.0
         self.steps = 0
         self.episode_steps = cfg.episode_steps
 
@@ -176,17 +174,23 @@ class AutoscaleEnv(gym.Env):
             self.backend.reset(rates, seed=int(rng.integers(2**63 - 1)))
         self.metrics = self.backend.observe()
         self.decision = ScalingDecision.of(self.metrics)
-        self.last_action = np.zeros((self.config.max_services, ACTION_DIMS))
         self.steps = 0
-        self.prev_external = 0.0
-        self.history = np.zeros((self.config.history_window, N_HISTORY_FEATURES), dtype=np.float32)
-        self.load_log = []
         if self.rule_chain is not None:
             self.rule_chain.reset()
-        obs = self._obs()
+        obs = self.builder.reset(self.metrics)
         return obs, {"workload": self.workload_name, "family": self.workload_family, "workload_id": self.workload_id}
 
     def step(self, action: np.ndarray):
+        pending = self.decide(action)
+        self.backend.advance(self.config.interval_s)
+        return self.conclude(*pending)
+
+    def decide(self, action: np.ndarray) -> tuple[np.ndarray, GuardResult, float]:
+        """First half of ``step``: rules, decoding and guard; the decision goes to the backend.
+
+        ``step`` is ``decide``, the backend's interval, then ``conclude``; a vector env runs
+        ``decide`` on each of its envs, one batched interval of the simulator, then ``conclude``.
+        """
         assert self.metrics is not None and self.decision is not None, "call reset() first"
         n = self.app.n_services
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.config.max_services, ACTION_DIMS), -1.0, 1.0)
@@ -195,15 +199,17 @@ class AutoscaleEnv(gym.Env):
         if self.rule_chain is not None:
             ask = a[:n].copy()
             a[:n] = self.rule_chain.effective_action(
-                a[:n], self.decision, self._services, self.config.guard, self._e2e_latency
+                a[:n], self.decision, self.builder.services, self.config.guard, self.builder.e2e_latency
             )
             overridden = float(np.abs(ask - a[:n]).sum(axis=1).mean())
         want = decode(a[:n], self.decision, self.config.guard)
         result = guard(want, self.decision, self.metrics.mem_usage, self.app, self.config.guard)
-        new = result.decision
-        self.backend.apply(new)
-        self.backend.advance(self.config.interval_s)
-        self.prev_external = self.metrics.external_rps
+        self.backend.apply(result.decision)
+        return a, result, overridden
+
+    def conclude(self, a: np.ndarray, result: GuardResult, overridden: float):
+        """Second half of ``step``, after the interval ran: observe, score, return the five-tuple."""
+        assert self.metrics is not None and self.decision is not None, "call reset() first"
         self.metrics = self.backend.observe()
         # What the backend actually runs: a backend may not apply all of a decision (limits a
         # Recreate-mode updater may not change yet), and the next action is relative to it.
@@ -216,111 +222,125 @@ class AutoscaleEnv(gym.Env):
             ).sum()
         )
         self.decision = applied
-        self.last_action = a
         self.last_guard = result
         self.steps += 1
         record = self._record(changed, result, overridden)
-        base = self._base_obs()
-        if self.config.context_span:
-            self.load_log.append(float(np.log1p(max(self.metrics.external_rps, 0.0))))
-            del self.load_log[: -self.config.context_span]
-        if self.config.history_window:
-            self.history[:-1] = self.history[1:]
-            self.history[-1] = history_row(base, self.app.n_services, self.layout, a, record.reward)
+        obs = self.builder.step(self.metrics, a, record.reward)
         truncated = self.steps >= self.episode_steps
         info = {"scoreboard": record, "guard_reasons": result.counts(), "workload_id": self._label()}
-        return self._compose(base), record.reward, False, truncated, info
+        return obs, record.reward, False, truncated, info
+
+    def resume(self, metrics: ServiceMetrics) -> np.ndarray:
+        """Take fresh `metrics` as the current state after intervals whose metrics were stale.
+
+        A live controller's backend may fail to report an interval (``observe`` raising); what ran
+        meanwhile is unknown, so the next observation starts from what runs now, as if the stale
+        intervals had held (zero action, zero reward in the history).
+        """
+        self.metrics = metrics
+        self.decision = ScalingDecision.of(metrics)
+        self.steps += 1
+        return self.builder.step(metrics, np.zeros_like(self.builder.last_action), 0.0)
 
     # ------------------------------------------------------------------------------ helpers
+
+    @property
+    def last_action(self) -> np.ndarray:
+        """The action applied in the last interval (after the rules), (max_services, 3)."""
+        return self.builder.last_action
+
+    @property
+    def history(self) -> np.ndarray:
+        """The history window, (history_window, N_HISTORY_FEATURES), oldest first."""
+        return self.builder.history
+
+    @property
+    def load_log(self) -> list[float]:
+        """log1p of the external rate of the intervals run so far (at most context_span)."""
+        return self.builder.load_log
 
     def _label(self) -> int:
         """The workload label of the current observation: none while its load context is mostly
         idle, since that context no longer shows the workload."""
-        if self.config.context_span and partly_idle(self.load_log, self.config.context_span):
+        if self.config.context_span and partly_idle(self.builder.load_log, self.config.context_span):
             return -1
         return self.workload_id
 
-    def _base_obs(self) -> np.ndarray:
-        """Services and app blocks of the current observation."""
-        assert self.metrics is not None
-        obs = build(self.metrics, self.app, self.layout, self.last_action, self.prev_external, self.config.interval_s)
-        obs = np.clip(obs, -10.0, 10.0)
-        self._services = self.layout.services(obs)[: self.app.n_services]  # what the rules read
-        self._e2e_latency = float(self.layout.app(obs)[A["e2e_latency"]])
-        return obs
-
-    def _obs(self) -> np.ndarray:
-        return self._compose(self._base_obs())
-
-    def _compose(self, base: np.ndarray) -> np.ndarray:
-        """The full observation: the current blocks, then the history window and the load context
-        when configured."""
-        parts = [base]
-        if self.config.history_window:
-            parts.append(self.history.ravel())
-        span = self.config.context_span
-        if span:
-            # The external rates of the intervals run so far (none at reset: no interval has been
-            # measured yet, and a zero there would read as a surge from nothing).
-            ctx = load_context(np.asarray(self.load_log), span, self.config.context_buckets)
-            parts.append(np.clip(ctx, -10.0, 10.0).astype(np.float32))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
     def _record(self, changed: int, result: GuardResult, overridden: float = 0.0) -> StepRecord:
         """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""
-        m = self.metrics
-        assert m is not None
+        assert self.metrics is not None and self.decision is not None
         truth = getattr(self.backend, "truth", None)
-        hours = self.config.interval_s / 3600.0
-        if truth is not None:
-            p99 = float(truth.e2e_p99_ms[0])
-            dropped = float(truth.dropped_total[0])
-            external = float(truth.external_requests[0])
-            cap = float((truth.ready_avg[0] * self.decision.cpu_limit).sum())
-            used = float(truth.cpu_usage[0].sum())
-            core_h = float(truth.cpu_core_hours[0])
-            mem_h = float(truth.mem_gib_hours[0])
-        else:
-            p99, dropped = m.e2e_p99_ms, m.dropped_total
-            external = m.external_rps * self.config.interval_s
-            cap = float((m.ready_replicas * m.cpu_limit).sum())
-            used = float(m.cpu_usage.sum())
-            alloc = m.replicas - m.pending_replicas
-            core_h = float((alloc * m.cpu_limit).sum() * hours)
-            mem_h = float((alloc * m.mem_limit).sum() / 1024.0 * hours)
-        util = used / cap if cap > 0 else 0.0
-        d = self.decision
-        reserved = float((d.replicas * d.cpu_limit).sum())
-        reserved_mem = float((d.replicas * d.mem_limit).sum())
-        violated = p99 > self.app.slo_ms or dropped >= DROP_VIOLATION
-        drop_share = dropped / external if external > 0 else 0.0
-        r = reward(
-            e2e_p99_ms=p99,
-            slo_ms=self.app.slo_ms,
-            drop_share=drop_share,
-            violated=violated,
-            cpu_utilization=util,
-            changed_services=changed,
-            n_services=self.app.n_services,
-            weights=self.config.reward,
-            reserved_share=reserved / self.app.node_cores,
-            reserved_mem_share=reserved_mem / self.app.node_mem_mib,
-            overridden=overridden,
+        return interval_record(
+            self.metrics, truth, self.decision, self.app, self.config, changed, result.clamped, overridden
         )
-        return StepRecord(
-            t_seconds=m.t_seconds,
-            external_rps=external / self.config.interval_s,
-            e2e_p99_ms=p99,
-            violated=violated,
-            dropped=dropped,
-            cpu_core_hours=core_h,
-            mem_gib_hours=mem_h,
-            cpu_utilization=util,
-            scaling_actions=changed,
-            guard_clamps=result.clamped,
-            reward=r,
-            reserved_cores=reserved,
-        )
+
+
+def interval_record(
+    m: ServiceMetrics,
+    truth: Any,
+    decision: ScalingDecision,
+    app: AppSpec,
+    config: EnvConfig,
+    changed: int,
+    guard_clamps: int,
+    overridden: float = 0.0,
+) -> StepRecord:
+    """Scoreboard figures and reward of one interval that ended with metrics `m` under `decision`.
+
+    ``truth``: the simulator's ground truth of the interval (``StepTruth``), or None on a cluster,
+    where the observed metrics stand in for it. The env, the endpoint (``/v1/decide`` rebuilds the
+    history's rewards) and the controller all score intervals with this one function.
+    """
+    hours = config.interval_s / 3600.0
+    if truth is not None:
+        p99 = float(truth.e2e_p99_ms[0])
+        dropped = float(truth.dropped_total[0])
+        external = float(truth.external_requests[0])
+        cap = float((truth.ready_avg[0] * decision.cpu_limit).sum())
+        used = float(truth.cpu_usage[0].sum())
+        core_h = float(truth.cpu_core_hours[0])
+        mem_h = float(truth.mem_gib_hours[0])
+    else:
+        p99, dropped = m.e2e_p99_ms, m.dropped_total
+        external = m.external_rps * config.interval_s
+        cap = float((m.ready_replicas * m.cpu_limit).sum())
+        used = float(m.cpu_usage.sum())
+        alloc = m.replicas - m.pending_replicas
+        core_h = float((alloc * m.cpu_limit).sum() * hours)
+        mem_h = float((alloc * m.mem_limit).sum() / 1024.0 * hours)
+    util = used / cap if cap > 0 else 0.0
+    d = decision
+    reserved = float((d.replicas * d.cpu_limit).sum())
+    reserved_mem = float((d.replicas * d.mem_limit).sum())
+    violated = p99 > app.slo_ms or dropped >= DROP_VIOLATION
+    drop_share = dropped / external if external > 0 else 0.0
+    r = reward(
+        e2e_p99_ms=p99,
+        slo_ms=app.slo_ms,
+        drop_share=drop_share,
+        violated=violated,
+        cpu_utilization=util,
+        changed_services=changed,
+        n_services=app.n_services,
+        weights=config.reward,
+        reserved_share=reserved / app.node_cores,
+        reserved_mem_share=reserved_mem / app.node_mem_mib,
+        overridden=overridden,
+    )
+    return StepRecord(
+        t_seconds=m.t_seconds,
+        external_rps=external / config.interval_s,
+        e2e_p99_ms=p99,
+        violated=violated,
+        dropped=dropped,
+        cpu_core_hours=core_h,
+        mem_gib_hours=mem_h,
+        cpu_utilization=util,
+        scaling_actions=changed,
+        guard_clamps=guard_clamps,
+        reward=r,
+        reserved_cores=reserved,
+    )
 
 
 def _checked_rates(value: Any) -> np.ndarray:

@@ -61,6 +61,8 @@ class EnvConfig:
     """Reward weights (see envs.reward)."""
     guard: GuardConfig = field(default_factory=GuardConfig)
     """Guard limits (see envs.guard)."""
+    memory_price: float = 1.0 / 9.0
+    """Cores per GiB: validation's money is CPU core-hours + memory GiB-hours x this (cloud list prices)."""
     rules: str = ""
     """Controller rules between the policy and the guard, e.g. ``"lean@0.1:stable@120"`` (see
     envs.rules): a policy trained with them meets the env it will be deployed in. Empty: none."""
@@ -84,6 +86,8 @@ class EnvConfig:
             raise ConfigError(f"level_min: must be in (0, 1], got {self.level_min}")
         if not self.time_compression > 0:
             raise ConfigError(f"time_compression: must be > 0, got {self.time_compression}")
+        if not self.memory_price >= 0:
+            raise ConfigError(f"memory_price: must be >= 0 (cores per GiB), got {self.memory_price}")
         if not (isinstance(self.max_services, int) and self.max_services >= 1):
             raise ConfigError(f"max_services: must be an integer >= 1, got {self.max_services!r}")
         if not (isinstance(self.history_window, int) and 0 <= self.history_window <= 512):

@@ -295,7 +295,7 @@ class ClusterSim:
         p_kill = _phi((mem_use / self.mem_limit - 1.0) / spread)
         risky = (p_kill > 1e-4) & (self.ready > 0)
         if risky.any():
-            oom = np.where(risky, self.rng.binomial(self.ready.astype(np.int64), np.where(risky, p_kill, 0.0)), 0.0)
+            oom = self._oom_kills(risky, p_kill)
             # A killed pod loses what it held: its share of the backlog and its in-flight requests.
             lost_backlog = self.backlog * oom / np.maximum(self.ready, 1.0)
             self.backlog -= lost_backlog
@@ -336,7 +336,15 @@ class ClusterSim:
         )
         return self.truth
 
+    def _oom_kills(self, risky: np.ndarray, p_kill: np.ndarray) -> np.ndarray:
+        """Pods OOM-killed this interval, per copy and service (a subclass may draw per copy)."""
+        return np.where(risky, self.rng.binomial(self.ready.astype(np.int64), np.where(risky, p_kill, 0.0)), 0.0)
+
     # ----------------------------------------------------------------------------- observation
+
+    def _noise(self, b: int, n: int) -> np.ndarray:
+        """``n`` standard normal draws of measurement noise for copy ``b``'s observation."""
+        return self.noise_rng.standard_normal(n)
 
     def observe(self, b: int = 0) -> ServiceMetrics:
         """What a metrics pipeline would report for copy ``b`` (with measurement noise).
@@ -357,7 +365,7 @@ class ClusterSim:
             )
             e2e = np.array([tr.e2e_p50_ms[b], tr.e2e_p95_ms[b], tr.e2e_p99_ms[b]])
             if self.config.noise > 0:
-                eps = self.noise_rng.standard_normal(noisy.size + 3) * self.config.noise
+                eps = self._noise(b, noisy.size + 3) * self.config.noise
                 noisy = noisy * np.maximum(1.0 + eps[:-3].reshape(noisy.shape), 0.0)
                 e2e = e2e * np.maximum(1.0 + eps[-3:], 0.0)
             dropped, oom, throttled = tr.dropped[b].copy(), tr.oom_kills[b].copy(), tr.throttled[b].copy()

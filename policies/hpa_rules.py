@@ -656,6 +656,7 @@ class HPAController:
             return current_replicas, REASON_FAILED_GET_RESOURCE_METRIC
         self.last_utilization = utilization
         self.last_metric_desired = desired
+        desired = self.adjust_desired(desired, now_s)
 
         if self.behavior is None:
             replicas, reason, self.recommendations = normalize_legacy(
@@ -682,6 +683,11 @@ class HPAController:
         if replicas != current_replicas:
             self._record_scale_event(now_s, current_replicas, replicas)
         return replicas, reason
+
+    def adjust_desired(self, desired: int, now_s: float) -> int:
+        """The metric's replica count as normalization sees it: unchanged here. A predictive HPA
+        (``policies.predictive``) raises it to a forecast, keeping every other step of the HPA."""
+        return desired
 
     def _record_scale_event(self, now_s: float, previous: int, new: int) -> None:
         """``storeScaleEvent``: remember the rescale for the rate policies, forgetting expired ones.

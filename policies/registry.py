@@ -1,7 +1,10 @@
 """Policy names on the command line, and building each policy for an env.
 
-``hpa-frontier`` expands to the HPA at target utilisations 0.2 .. 0.9 (``hpa@0.6`` ...), the
-tuned-HPA frontier every learned policy is judged against. ``safe:POLICY`` runs POLICY behind
+``hpa-frontier`` expands to the HPA at target utilisations 0.2 .. 0.9 (``hpa@0.6`` ...);
+``heuristic-frontier`` to the heuristics users would run, each at those targets: the HPA, the HPA
+with an in-place VPA for memory (``hpa+vpa-inplace@T``) and the predictive HPA (``predictive@T``).
+Their lower-left envelope in money against violations is what every learned policy is judged
+against (``aware_ray.evaluation.scoreboard``). ``safe:POLICY`` runs POLICY behind
 the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds, as the
 HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow a service no further than the HPA
@@ -25,7 +28,9 @@ from envs.rules import leading_rule
 from policies.base import EnvContext, Policy, PolicyRule, behind_rules
 from policies.hpa import HPAPolicy
 from policies.hpa_vpa import HPAVPAPolicy
+from policies.hpa_vpa_inplace import HPAVPAInPlacePolicy
 from policies.oracle import OraclePolicy
+from policies.predictive import PredictivePolicy
 from policies.static import StaticPolicy
 from policies.vpa import VPAPolicy
 
@@ -33,7 +38,9 @@ from policies.vpa import VPAPolicy
 # scoreboard could only bound the gap from below with the safest target's cost (on Twitter load
 # on chain3 the bound said -0.50 where the HPA at 0.2 and 0.3 put the same policy at 0.43).
 FRONTIER_TARGETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-BASELINES = ("hpa-frontier", "vpa", "hpa+vpa", "oracle", "static")
+FRONTIER_FAMILIES = ("hpa", "hpa+vpa-inplace", "predictive")
+"""The heuristic families of ``heuristic-frontier``; ``FAMILY@T`` names one point."""
+BASELINES = ("heuristic-frontier", "vpa", "hpa+vpa", "oracle", "static")
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 """The shipped pretrained DDPG policy (``ddpg:pretrained``)."""
 DEFAULT_HPA_TARGET = 0.6
@@ -60,8 +67,11 @@ def expand(names: list[str]) -> list[str]:
         if name == "hpa-frontier":
             out.extend(f"hpa@{t}" for t in FRONTIER_TARGETS)
             continue
-        if name == "hpa":
-            name = f"hpa@{DEFAULT_HPA_TARGET}"  # the name its results carry
+        if name == "heuristic-frontier":
+            out.extend(f"{f}@{t}" for f in FRONTIER_FAMILIES for t in FRONTIER_TARGETS)
+            continue
+        if name in ("hpa", "hpa+vpa-inplace", "predictive"):
+            name = f"{name}@{DEFAULT_HPA_TARGET}"  # the name its results carry
         _builder(name)
         out.append(name)
     if not out:
@@ -71,11 +81,17 @@ def expand(names: list[str]) -> list[str]:
 
 
 def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Policy]:
-    if name == "hpa":
-        name = f"hpa@{DEFAULT_HPA_TARGET}"
+    if name in ("hpa", "hpa+vpa-inplace", "predictive"):
+        name = f"{name}@{DEFAULT_HPA_TARGET}"
     if name.startswith("hpa@"):
         t = _target(name, name[4:])
         return lambda ctx, env, rates: HPAPolicy(ctx, target_utilization=t)
+    if name.startswith("hpa+vpa-inplace@"):
+        t = _target(name, name[len("hpa+vpa-inplace@") :])
+        return lambda ctx, env, rates: HPAVPAInPlacePolicy(ctx, target_utilization=t)
+    if name.startswith("predictive@"):
+        t = _target(name, name[len("predictive@") :])
+        return lambda ctx, env, rates: PredictivePolicy(ctx, target_utilization=t)
     if name.startswith("hpa+vpa"):
         t = _target(name, name[8:]) if name.startswith("hpa+vpa@") else DEFAULT_HPA_TARGET
         if name not in ("hpa+vpa", f"hpa+vpa@{name[8:]}"):
@@ -98,7 +114,8 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
     if name == "static":
         return lambda ctx, env, rates: StaticPolicy(ctx, float(np.max(rates)) if len(rates) else env.peak_rps)
     raise ConfigError(
-        f"unknown policy '{name}' (known: hpa-frontier, hpa@X, hpa+vpa[@X], vpa, oracle, static, ddpg:PATH, "
+        f"unknown policy '{name}' (known: heuristic-frontier, hpa-frontier, hpa@X, hpa+vpa[@X], "
+        "hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
         "safe:POLICY, stable@S:POLICY, lean@U:POLICY, vpa-mem:POLICY)"
     )
 
@@ -176,5 +193,5 @@ def env_overrides(names: list[str]) -> dict[str, object]:
 def make_policy(name: str, env: AutoscaleEnv, rates: np.ndarray) -> Policy:
     """Build policy `name` for `env`, whose episode will replay `rates`."""
     policy = _builder(name)(EnvContext.of(env), env, rates)
-    policy.name = "hpa@0.6" if name == "hpa" else name
+    policy.name = f"{name}@{DEFAULT_HPA_TARGET}" if name in ("hpa", "hpa+vpa-inplace", "predictive") else name
     return policy

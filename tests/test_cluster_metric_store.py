@@ -84,6 +84,15 @@ def test_records_round_trip_and_paging(store: MetricStore) -> None:
     assert [r.record["step"] for r in store.last_records("aware:experience:test", 2)] == [5, 6]
 
 
+def test_records_take_numpy_values(store: MetricStore) -> None:
+    import numpy as np
+
+    store.append_record("aware:experience:np", {"obs": np.array([0.5, 1.5], dtype=np.float32), "a": np.int64(3)})
+    assert store.last_records("aware:experience:np")[0].record == {"obs": [0.5, 1.5], "a": 3}
+    with pytest.raises(ValueError, match=r"^record: not JSON-serialisable"):
+        store.append_record("aware:experience:np", {"obs": np.array([np.nan])})
+
+
 @pytest.mark.parametrize(
     ("call", "field"),
     [
@@ -204,7 +213,7 @@ def test_hung_redis_blocks_a_write_at_most_the_socket_timeout() -> None:
         t0 = time.monotonic()
         assert not s.append_metrics("ns", "web", {"i": 1})
         assert not s.append_metrics("ns", "web", {"i": 2})  # inside the backoff: memory only
-        assert time.monotonic() - t0 < 0.6
+        assert time.monotonic() - t0 < 1.0  # one socket timeout (0.2 s) plus scheduling slack
         assert s.stats.failures == 1 and s.stats.buffered == 2
         server.proc.send_signal(signal.SIGCONT)
         assert s.flush(force=True) == 0

@@ -205,3 +205,56 @@ def test_refresh_refuses_a_file_that_is_not_a_card(tmp_path: Path) -> None:
         refresh_card(card_dir, quality)
     assert (card_dir / "MODEL_CARD.md").read_text() == "# notes\n"
     assert not (card_dir / "quality.json").exists()
+
+
+def _money_row(gap: float | None, v: float, mem_ratio: float) -> dict:
+    return {
+        "gap_closed": gap,
+        "violation_reduction": None,
+        "slo_violation_rate": v,
+        "violation_cap": 0.02,
+        "money": 12.5,
+        "cpu_core_hours": 10.0,
+        "mem_gib_hours": 22.5,
+        "oracle_money": 5.0,
+        "memory_reference_gib_hours": 20.0,
+        "memory_ratio": mem_ratio,
+        "gap_closed_hpa": 0.9,
+        "goal_met": gap is not None and gap >= 0.5 and v <= 0.02,
+        "memory_met": mem_ratio <= 1.5,
+        "seeds_goal_met": 2,
+    }
+
+
+def test_refresh_in_money_labels_the_cpu_figures_and_counts_memory(tmp_path: Path) -> None:
+    """A card written from a CPU-only benchmark (4x, the HPA alone) refreshed from one in money: the
+    table shows money, memory against the in-place VPA and the gap against the HPA alone; the
+    goal counts memory; the training section's selection figures are labelled with their compression."""
+    run, _, quality = _run(tmp_path)
+    card_dir = tmp_path / "card"
+    write_card(run, quality, card_dir)
+    assert "traces at 4× time compression" in (card_dir / "MODEL_CARD.md").read_text()
+    money = {
+        "policy": "lean@0.1:ddpg:pretrained",
+        "seeds": 3,
+        "max_hours": 4.0,
+        "time_compression": 1.0,
+        "memory_price": 1 / 9,
+        "results": {
+            "social-network": {"a": _money_row(0.7, 0.01, 1.1), "b": _money_row(0.7, 0.01, 2.0)},
+            "chain3": {"a": _money_row(0.3, 0.01, 1.0)},
+        },
+    }
+    refresh_card(card_dir, money, "in money at real time.")
+    text = (card_dir / "MODEL_CARD.md").read_text()
+    assert (
+        "| social-network | a | 1.00 % (2.0 %) | 12.50 (5.00) | 10.00 | 22.5 (20.0) | 0.70 | 0.90 | – | 2 of 3 |"
+        in text
+    )
+    assert "time compression 1 (1: real time)" in text and "memory GiB-hours × 1/9" in text
+    assert "met on 1 of 2 on social-network, 0 of 1 on chain3" in text  # b fails memory, chain3 the gap
+    selected = next(line for line in text.splitlines() if line.startswith("- Selected: iteration"))
+    assert selected.endswith("(validated in CPU core-hours against the HPA frontier, traces at 4× time compression)")
+    assert "safer than every heuristic point" in text
+    refresh_card(card_dir, money)
+    assert (card_dir / "MODEL_CARD.md").read_text() == text  # labels are not added twice

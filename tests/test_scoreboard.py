@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from aware_ray.evaluation.scoreboard import frontier, frontier_cost, frontier_violation, scores
@@ -81,7 +82,7 @@ def test_off_the_frontier_ends_compare_conservatively() -> None:
     ]
     by = {s["policy"]: s for s in scores(rows)}
     assert by["safe"]["gap_closed"] == pytest.approx((10 - 7) / (10 - 4))
-    assert by["safe"]["gap_basis"].startswith("safer than every HPA target")
+    assert by["safe"]["gap_basis"].startswith("safer than every heuristic point")
     assert by["cheap"]["violation_reduction"] == pytest.approx(1 - 0.05 / 0.10)
     # H(0.05) interpolates (0.02, 10) and (0.10, 6): 8.5.
     assert by["cheap"]["gap_closed"] == pytest.approx((8.5 - 5) / (8.5 - 4))
@@ -215,9 +216,98 @@ def test_bench_rows_carry_the_per_seed_count() -> None:
             "gap_closed": 0.261,
             "violation_reduction": 0.418,
             "slo_violation_rate": 0.02,
+            "violation_cap": 0.02,
+            "money": 7.36,  # 7.25 core-h + 1 GiB-h x 1/9
             "cpu_core_hours": 7.25,
-            "seeds_goal_met": 1,
             "mem_gib_hours": 1.0,
+            "oracle_money": 4.11,
             "oracle_mem_gib_hours": 1.0,
+            "memory_reference_gib_hours": None,  # no hpa+vpa-inplace rows
+            "memory_ratio": None,
+            "gap_closed_hpa": 0.261,
+            "goal_met": False,
+            "memory_met": None,
+            "seeds_goal_met": 1,
         }
     }
+
+
+def mrow(policy: str, v: float, cpu: float, mem: float, trace: str = "m", seed: int = 0) -> dict:
+    return {**row(policy, v, cpu, seed, trace), "mem_gib_hours": mem}
+
+
+def money_rows() -> list[dict]:
+    """One workload: HPA points that hold memory high, in-place VPA points with the same CPU and a
+    ninth of the memory, one predictive point, the oracle and a learned policy."""
+    return [
+        mrow("hpa@0.4", 0.00, 10.0, 45.0),
+        mrow("hpa@0.8", 0.06, 6.0, 27.0),
+        mrow("hpa+vpa-inplace@0.4", 0.00, 10.0, 9.0),
+        mrow("hpa+vpa-inplace@0.8", 0.06, 6.0, 9.0),
+        mrow("predictive@0.6", 0.01, 9.0, 36.0),
+        mrow("vpa", 0.30, 2.0, 1.0),  # not a frontier family: never on it
+        mrow("oracle", 0.0, 3.0, 9.0),
+        mrow("ddpg", 0.03, 5.0, 18.0),
+    ]
+
+
+def test_money_is_cpu_plus_priced_memory_and_cpu_and_memory_stay_apart() -> None:
+    from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE, money
+
+    assert pytest.approx(1 / 9) == DEFAULT_MEMORY_PRICE
+    by = {s["policy"]: s for s in scores(money_rows())}
+    for r in money_rows():
+        s = by[r["policy"]]
+        assert s["money"] == pytest.approx(r["cpu_core_hours"] + r["mem_gib_hours"] / 9)
+        assert s["money"] == pytest.approx(money(r["cpu_core_hours"], r["mem_gib_hours"]))
+        assert (s["cpu_core_hours"], s["mem_gib_hours"]) == (r["cpu_core_hours"], r["mem_gib_hours"])
+    priced = {s["policy"]: s for s in scores(money_rows(), memory_price=0.5)}
+    assert priced["hpa@0.4"]["money"] == pytest.approx(10.0 + 0.5 * 45.0)
+    assert priced["hpa@0.4"]["memory_price"] == 0.5
+
+
+def test_the_frontier_holds_every_heuristic_family_in_money() -> None:
+    """Money: hpa@0.4 15, hpa@0.8 9, in-place 11 and 7, predictive@0.6 (0.01, 13), oracle 4.
+    The envelope is (0, 11) then (0.06, 7): the in-place points dominate the HPA's at equal CPU,
+    and every heuristic point is on or above it; the same HPA points alone make the HPA frontier."""
+    from aware_ray.evaluation.scoreboard import frontier, heuristic_family
+
+    board = scores(money_rows())
+    heuristic = [(s["slo_violation_rate"], s["money"]) for s in board if heuristic_family(s["policy"])]
+    assert len(heuristic) == 5
+    front = frontier(heuristic)
+    assert front == [(0.0, pytest.approx(11.0)), (0.06, pytest.approx(7.0))]
+    for v, c in heuristic:  # the envelope includes every heuristic point: none lies below it
+        assert c >= np.interp(v, [p[0] for p in front], [p[1] for p in front]) - 1e-9
+    by = {s["policy"]: s for s in board}
+    assert by["hpa+vpa-inplace@0.8"]["on_frontier"] and not by["hpa@0.8"]["on_frontier"]
+    assert not by["vpa"]["on_frontier"] and by["vpa"]["heuristic_family"] is None
+    # ddpg at (0.03, 7): H(0.03) = 9 in money, O = 4: (9 - 7) / (9 - 4) = 0.4 of the gap; against
+    # the HPA alone H(0.03) = 12 (15 .. 9), so 5 / 8; riskier than the predictive family's only
+    # point (0.01), it has no figure against that one.
+    assert by["ddpg"]["gap_closed"] == pytest.approx(0.4)
+    assert by["ddpg"]["gap_closed_hpa"] == pytest.approx(0.625)
+    assert by["ddpg"]["gap_closed_hpa+vpa-inplace"] == pytest.approx(0.4)
+    assert by["ddpg"]["gap_closed_predictive"] is None
+
+
+def test_goal_caps_violations_and_memory_is_held_against_the_in_place_vpa() -> None:
+    from aware_ray.evaluation.scoreboard import goal_met, memory_met
+
+    by = {s["policy"]: s for s in scores(money_rows())}
+    d = by["ddpg"]
+    # The safest heuristic point has no violations, so the cap is 2 %: ddpg's 3 % fails it even
+    # though it has half the frontier's violations at its money (V(7) = 0.06).
+    assert d["violation_cap"] == pytest.approx(0.02)
+    assert d["violation_reduction"] == pytest.approx(0.5)
+    assert not goal_met(d)
+    assert goal_met({**d, "slo_violation_rate": 0.02})
+    # Memory: the in-place points are at 0 and 6 % violations, equally near ddpg's 3 %; the cheaper
+    # one (0.8, 9 GiB-h) is the reference: 18 / 9 = 2, above 1.5.
+    assert d["memory_reference_gib_hours"] == pytest.approx(9.0)
+    assert d["memory_ratio"] == pytest.approx(2.0)
+    assert memory_met(d) is False
+    assert memory_met({**d, "memory_ratio": None}) is None
+    # Where the safest heuristic point violates more than 2 %, the cap is its rate.
+    risky = [r for r in money_rows() if r["policy"] not in ("hpa@0.4", "hpa+vpa-inplace@0.4", "predictive@0.6")]
+    assert {s["policy"]: s for s in scores(risky)}["ddpg"]["violation_cap"] == pytest.approx(0.06)

@@ -37,8 +37,8 @@ def test_set_overrides_are_typed() -> None:
     [
         ({"ddpg": {"taus": 0.1}}, [], "unknown key 'ddpg.taus'"),
         ({"ddpg": {"tau": "fast"}}, [], "ddpg.tau: expected"),
-        ({"ddpg": {"tau": 2.0}}, [], "ddpg.tau must be in (0, 1]"),
-        ({"ddpg": {"exploration": {"kind": "ou"}}}, [], "unknown key 'ddpg.exploration.kind'"),
+        ({"ddpg": {"tau": 2.0}}, [], "ddpg.tau: must be in (0, 1]"),
+        ({"ddpg": {"exploration": {"kind": "ou"}}}, [], "ddpg.exploration.kind: unknown key"),
         ({"run": {"iterations": 0}}, [], "run.iterations: must be >= 1"),
         ({"run": {"iteration": 3}}, [], "run.iteration: unknown key"),
         ({"env": {"app": 3}}, [], "env.app: expected a string"),
@@ -52,8 +52,8 @@ def test_set_overrides_are_typed() -> None:
             [],
             "ddpg.synthetic_contexts needs ddpg.workload_loss_weight > 0",
         ),
-        ({"ddpg": {"synthetic_contexts": -1}}, [], "ddpg.synthetic_contexts must be >= 0"),
-        ({"ddpg": {"workload_loss_weight": -1.0}}, [], "ddpg.workload_loss_weight must be >= 0"),
+        ({"ddpg": {"synthetic_contexts": -1}}, [], "ddpg.synthetic_contexts: must be an integer >= 0"),
+        ({"ddpg": {"workload_loss_weight": -1.0}}, [], "ddpg.workload_loss_weight: must be a number >= 0"),
         (
             {
                 "env": {"history_window": 4, "context_span": 16},
@@ -281,7 +281,11 @@ def test_validation_set_writes_the_baselines_whole_or_not_at_all(
     path.write_text(yaml.safe_dump(_tiny()))
     out = tmp_path / "sets" / "v"
     assert main(["validation-set", "--config", str(path), "--set", "run.eval_seeds=2", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "validation_baselines.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "validation_baselines.json",
+        "validation_baselines.meta.json",
+    ]
     assert sorted(p.name for p in out.parent.iterdir()) == ["v"]  # no temporary folder left
     rows = json.loads((out / "validation_baselines.json").read_text())
     from aware_ray.training.validation import VALIDATION_BASELINES

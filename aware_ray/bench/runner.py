@@ -1,12 +1,15 @@
 """Benchmarks. Each prints one JSON line; none is a timed test.
 
-``sim``: steps per second of one AutoscaleEnv through the gymnasium API (social-network app,
-random actions) and service-steps per second of the vectorised simulator over a batch.
+``sim`` (``aware_ray.bench.sim``): the env, the vector env and the batched simulator, steps/s.
+``learner`` (``aware_ray.bench.learner``): DDPG learner updates/s at a config's model, profile shares.
+``sampling`` (``aware_ray.bench.sampling``): RLlib's env steps/s over 1..N env runners, 1 and 2
+learners, and ``train``'s end-to-end rates.
 ``ddpg-pendulum``: our DDPG on Pendulum-v1 for 20k env steps, mean return of the final
 deterministic policy over 10 episodes, and the wall time.
-``ddpg-quality``: a trained policy against the tuned-HPA frontier, VPA, HPA+VPA, static and
-the oracle on held-out traces and families (and other apps, zero-shot), several seeds; the
-gap closed per workload.
+``ddpg-quality``: trained policies against the heuristic frontier (HPA, HPA with an in-place VPA
+and the predictive HPA at targets 0.2-0.9), VPA, HPA+VPA, static and the oracle on held-out
+traces and families (and other apps, zero-shot), several seeds, at real time unless told
+otherwise; per workload the money, CPU and memory, the gap closed in money and the goal.
 ``bootstrap``: heuristic only vs RL from scratch vs bootstrapped RL over one lifecycle
 (see ``aware_ray.bench.bootstrap``).
 """
@@ -15,60 +18,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from typing import Any
 
 import numpy as np
 
 
-def bench_sim(seconds: float = 3.0, batch: int = 256, app_name: str = "social-network") -> dict[str, Any]:
-    from envs.app import load_app
-    from envs.autoscale_env import AutoscaleEnv
-    from envs.simulator import ClusterSim
-
-    env = AutoscaleEnv({"app": app_name, "episode_steps": 2000})
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
-    actions = rng.uniform(-0.3, 0.3, size=(64, *env.action_space.shape)).astype(np.float32)
-    for i in range(50):  # warm-up: tables, caches
-        env.step(actions[i % 64])
-    steps, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(100):
-            if env.step(actions[steps % 64])[3]:
-                env.reset()
-            steps += 1
-    env_rate = steps / (time.perf_counter() - t0)
-
-    app = load_app(app_name)
-    sim = ClusterSim(app, batch=batch, seed=0)
-    base = app.column("initial_replicas")
-    rates = rng.uniform(0.3, 1.0, size=(64, batch)) * app.default_peak_rps
-    reps = np.clip(base[None, None, :] + rng.integers(-1, 3, size=(64, batch, app.n_services)), 1, None)
-    for i in range(5):
-        sim.advance(rates[i])
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for _ in range(10):
-            sim.apply(reps[n % 64], app.column("cpu_limit_initial"), app.column("mem_limit_initial"))
-            sim.advance(rates[n % 64])
-            n += 1
-    batched = n * batch * app.n_services / (time.perf_counter() - t0)
-    return {
-        "bench": "sim",
-        "app": app_name,
-        "services": app.n_services,
-        "env_steps_per_s": round(env_rate, 1),
-        "service_steps_per_s_batched": round(batched, 1),
-        "batch": batch,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
-
-
-def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.0, seed: int = 0) -> dict[str, Any]:
+def bench_ddpg_pendulum(
+    env_steps: int = 20_000, training_intensity: float = 64.0, seed: int = 0, replay_buffer: str = "FlatReplayBuffer"
+) -> dict[str, Any]:
     import gymnasium as gym
     import ray
     import torch
@@ -93,6 +51,7 @@ def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.
             training_intensity=training_intensity,
             num_steps_sampled_before_learning_starts=1000,
             exploration={"type": "gaussian", "sigma": 0.1, "final_sigma": 0.1},
+            replay_buffer_config={"type": replay_buffer, "capacity": 200_000},
         )
         .reporting(min_sample_timesteps_per_iteration=1000, min_time_s_per_iteration=0)
         .debugging(seed=seed, log_level="ERROR")
@@ -121,6 +80,7 @@ def bench_ddpg_pendulum(env_steps: int = 20_000, training_intensity: float = 64.
         ray.shutdown()
     return {
         "bench": "ddpg-pendulum",
+        "replay_buffer": replay_buffer,
         "env_steps": steps,
         "training_intensity": training_intensity,
         "mean_return": round(float(np.mean(returns)), 1),
@@ -140,43 +100,125 @@ SHORT_PROBE_STEPS = 160
 
 def quality_rows(summary: dict[str, Any], policy: str) -> dict[str, dict[str, Any]]:
     """The benchmark's figures for `policy` per workload, from one app's ``evaluate`` summary (its
-    ``summary.json``): means over seeds scored against the frontier, and on how many seeds the
-    goal is met against each seed's own frontier. Memory (the policy's and, where it ran, the
-    oracle's GiB-hours) is reported beside the goal, which counts CPU only: a policy can meet the
-    goal while reserving many times the memory it needs."""
-    from aware_ray.evaluation.scoreboard import seed_goals
+    ``summary.json``): means over seeds scored in money against the heuristic frontier (and each
+    family's own), CPU and memory apart, the goal's parts, and on how many seeds the goal (memory
+    included) is met against each seed's own frontier."""
+    from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE, goal_met, memory_met, seed_goals
 
-    per_seed = seed_goals(summary["results"], policy)
-    oracle = {s["trace"]: s["mem_gib_hours"] for s in summary["scores"] if s["policy"] == "oracle"}
-    return {
-        s["trace"]: {
-            "gap_closed": None if s["gap_closed"] is None else round(s["gap_closed"], 3),
-            "violation_reduction": None if s["violation_reduction"] is None else round(s["violation_reduction"], 3),
+    price = summary.get("memory_price", DEFAULT_MEMORY_PRICE)
+    per_seed = seed_goals(summary["results"], policy, price)
+    oracle = {s["trace"]: s for s in summary["scores"] if s["policy"] == "oracle"}
+
+    def r(x: float | None, nd: int) -> float | None:
+        return None if x is None else round(x, nd)
+
+    out = {}
+    for s in summary["scores"]:
+        if s["policy"] != policy:
+            continue
+        o = oracle.get(s["trace"])
+        out[s["trace"]] = {
+            "gap_closed": r(s["gap_closed"], 3),
+            "violation_reduction": r(s["violation_reduction"], 3),
             "slo_violation_rate": round(s["slo_violation_rate"], 4),
+            "violation_cap": r(s.get("violation_cap"), 4),
+            "money": round(s["money"], 2),
             "cpu_core_hours": round(s["cpu_core_hours"], 2),
-            "seeds_goal_met": per_seed[s["trace"]][0],
             "mem_gib_hours": round(s["mem_gib_hours"], 2),
-            **({"oracle_mem_gib_hours": round(oracle[s["trace"]], 2)} if s["trace"] in oracle else {}),
+            **(
+                {"oracle_money": round(o["money"], 2), "oracle_mem_gib_hours": round(o["mem_gib_hours"], 2)}
+                if o
+                else {}
+            ),
+            "memory_reference_gib_hours": r(s.get("memory_reference_gib_hours"), 2),
+            "memory_ratio": r(s.get("memory_ratio"), 3),
+            **{k: r(v, 3) for k, v in s.items() if k.startswith("gap_closed_")},
+            "goal_met": goal_met(s),
+            "memory_met": memory_met(s),
+            "seeds_goal_met": per_seed[s["trace"]][0],
         }
-        for s in summary["scores"]
-        if s["policy"] == policy
+    return out
+
+
+def _goal_counts(per_app: dict[str, dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """Workloads where the goal is met (violations and money), where memory is met too, of how many."""
+    rows = [x for rows in per_app.values() for x in rows.values()]
+    both = [x["goal_met"] and x["memory_met"] is not False for x in rows]
+    return {
+        "goal_met_on": sum(both),
+        "money_goal_met_on": sum(x["goal_met"] for x in rows),
+        "memory_met_on": sum(x["memory_met"] is True for x in rows),
+        "workloads": len(rows),
+        "goal_met_by_app": {
+            app: [sum(x["goal_met"] and x["memory_met"] is not False for x in rows.values()), len(rows)]
+            for app, rows in per_app.items()
+        },
     }
 
 
-def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float = 4.0, workers: int = 0):
+def _probe(policy: str) -> dict[str, Any]:
+    """The embedding probe's figures for a learned policy with a meta-learner (None otherwise)."""
+    from policies import registry as policy_registry
+
+    out: dict[str, Any] = dict.fromkeys(
+        (
+            "probe_accuracy_held_out",
+            "probe_accuracy_folds",
+            "probe_accuracy_raw_window",
+            "probe_accuracy_short_episodes",
+            "probe_episode_steps",
+        )
+    )
+    learned_name = policy_registry.inner_name(policy)  # a wrapper does not change the embedding
+    if not learned_name.startswith("ddpg:"):
+        return out
+    from aware_ray.evaluation.probe import RawWindow, probe_accuracy, probe_folds, trained_length
+    from policies.ddpg.policy import DDPGPolicy
+
+    learned = DDPGPolicy.load(policy_registry.ddpg_path(learned_name))
+    if not learned.env_config.get("history_window"):
+        return out
+    env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
+    per_fold = probe_folds(learned, env_cfg)
+    out["probe_accuracy_folds"] = [round(f, 3) for f in per_fold]
+    out["probe_accuracy_held_out"] = round(float(np.mean(per_fold)), 3)  # the mean of the unrounded folds
+    out["probe_accuracy_raw_window"] = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
+    out["probe_accuracy_short_episodes"] = round(probe_accuracy(learned, env_cfg, steps=SHORT_PROBE_STEPS), 3)
+    out["probe_episode_steps"] = [trained_length(env_cfg), SHORT_PROBE_STEPS]
+    return out
+
+
+def bench_ddpg_quality(
+    policy: str | list[str],
+    out: str,
+    seeds: int = 3,
+    max_hours: float = 4.0,
+    workers: int = 0,
+    time_compression: float = 1.0,
+    memory_price: float | None = None,
+    probe: bool = True,
+) -> dict[str, Any]:
+    """Every policy in `policy` (one name or several: they share the baselines' episodes) on the
+    held-out workloads of each app. One policy: its figures; several: ``by_policy`` holds each
+    one's, and each is also written to OUT/quality_<policy>.json (what ``model_card --refresh``
+    reads)."""
     from pathlib import Path
 
     from aware_ray.evaluation.evaluate import EvalPlan, run
-    from aware_ray.evaluation.scoreboard import goal_met
+    from aware_ray.evaluation.plots import slug
+    from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE
+    from envs.atomic_write import write_json
     from envs.workload import default_split
 
+    names = [policy] if isinstance(policy, str) else list(policy)
+    price = DEFAULT_MEMORY_PRICE if memory_price is None else memory_price
     traces = [s.split(":", 1)[1] for s in default_split()["validation"]]
     families = ["flash-crowd", "bursty", "spikes"]
-    per_app: dict[str, Any] = {}
+    summaries: dict[str, Any] = {}
     for app in QUALITY_APPS:
         held = traces if app == "social-network" else traces[:3]
         plan = EvalPlan(
-            policies=[policy, "hpa-frontier", "vpa", "hpa+vpa", "oracle", "static"],
+            policies=[*names, "heuristic-frontier", "vpa", "hpa+vpa", "oracle", "static"],
             app=app,
             traces=held,
             families=families if app == "social-network" else families[:1],
@@ -184,52 +226,64 @@ def bench_ddpg_quality(policy: str, out: str, seeds: int = 3, max_hours: float =
             seeds=seeds,
             timeseries="none",
             workers=workers,
+            time_compression=time_compression,
+            memory_price=price,
         )
-        summary = run(plan, Path(out) / app, progress=False)
-        per_app[app] = quality_rows(summary, policy)
+        summaries[app] = run(plan, Path(out) / app, progress=False)
+    probes: dict[str, dict[str, Any]] = {}
+    by_policy = {}
+    for name in names:
+        per_app = {app: quality_rows(summary, name) for app, summary in summaries.items()}
+        from policies.registry import inner_name
 
-    main = per_app["social-network"]
-    probe = probe_raw = probe_short = probe_steps = folds = None
-    from policies import registry as policy_registry
-
-    learned_name = policy_registry.inner_name(policy)  # a wrapper does not change the embedding
-    if learned_name.startswith("ddpg:"):
-        from aware_ray.evaluation.probe import RawWindow, probe_accuracy, probe_folds, trained_length
-        from policies.ddpg.policy import DDPGPolicy
-
-        learned = DDPGPolicy.load(policy_registry.ddpg_path(learned_name))
-        if learned.env_config.get("history_window"):
-            env_cfg = {k: v for k, v in learned.env_config.items() if k != "workloads"}
-            per_fold = probe_folds(learned, env_cfg)
-            folds = [round(f, 3) for f in per_fold]
-            probe = round(float(np.mean(per_fold)), 3)  # as probe_accuracy: the mean of the unrounded folds
-            probe_raw = round(probe_accuracy(RawWindow(env_cfg), env_cfg), 3)
-            probe_short = round(probe_accuracy(learned, env_cfg, steps=SHORT_PROBE_STEPS), 3)
-            probe_steps = [trained_length(env_cfg), SHORT_PROBE_STEPS]
-    return {
-        "bench": "ddpg-quality",
-        "policy": policy,
-        "seeds": seeds,
-        "max_hours": max_hours,
-        "goal_met_on": sum(goal_met(x) for x in main.values()),
-        "workloads": len(main),
-        "probe_accuracy_held_out": probe,
-        "probe_accuracy_folds": folds,
-        "probe_accuracy_raw_window": probe_raw,
-        "probe_accuracy_short_episodes": probe_short,
-        "probe_episode_steps": probe_steps,
-        "results": per_app,
-        "out": out,
-    }
+        inner = inner_name(name)
+        if inner not in probes:
+            probes[inner] = _probe(name) if probe else _probe("none")
+        by_policy[name] = {
+            "bench": "ddpg-quality",
+            "policy": name,
+            "seeds": seeds,
+            "max_hours": max_hours,
+            "time_compression": time_compression,
+            "memory_price": price,
+            **_goal_counts(per_app),
+            **probes[inner],
+            "results": per_app,
+            "out": out,
+        }
+        if len(names) > 1:
+            write_json(Path(out) / f"quality_{slug(name)}.json", by_policy[name])
+    if len(names) == 1:
+        return by_policy[names[0]]
+    return {"bench": "ddpg-quality", "policies": names, "by_policy": by_policy, "out": out}
 
 
 def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "sim":
+        from aware_ray.bench.sim import bench_sim
+
         return bench_sim(args.seconds, args.batch)
+    if name == "learner":
+        from aware_ray.bench.learner import bench_learner
+
+        return bench_learner(args.config_train, args.updates)
+    if name == "sampling":
+        from aware_ray.bench.sampling import bench_sampling
+
+        return bench_sampling(args.config_train, args.seconds, args.e2e_iterations)
     if name == "ddpg-pendulum":
-        return bench_ddpg_pendulum(args.env_steps, args.training_intensity)
+        return bench_ddpg_pendulum(args.env_steps, args.training_intensity, args.seed, args.replay_buffer)
     if name == "ddpg-quality":
-        return bench_ddpg_quality(args.policy, args.out or "reports/quality", args.seeds, args.max_hours)
+        names = [p.strip() for p in args.policy.split(",") if p.strip()]
+        return bench_ddpg_quality(
+            names[0] if len(names) == 1 else names,
+            args.out or "reports/quality",
+            args.seeds,
+            args.max_hours,
+            args.workers,
+            args.time_compression,
+            args.memory_price,
+        )
     if name == "bootstrap":
         from aware_ray.bench.bootstrap import bench_bootstrap
 

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from aware_ray.evaluation.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS, EpisodeResult, run_episode
-from aware_ray.evaluation.scoreboard import scores
+from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE, scores
 from envs.app import load_app
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
@@ -43,7 +43,7 @@ class EvalPlan:
     """What to evaluate."""
 
     policies: list[str]
-    """Policy names (``hpa-frontier`` already expanded)."""
+    """Policy names (``heuristic-frontier`` and ``hpa-frontier`` already expanded)."""
     app: str = "social-network"
     """App name or YAML path."""
     traces: list[str] = field(default_factory=list)
@@ -60,6 +60,11 @@ class EvalPlan:
     """Which episodes write per-step rows: 'first-seed', 'all' or 'none'."""
     workers: int = 0
     """Parallel processes (0: one per core)."""
+    time_compression: float = 1.0
+    """Seconds of trace replayed per simulated second: 1 is real time, as a cluster sees its load.
+    Training may compress time as an augmentation; the scoreboard does not."""
+    memory_price: float = DEFAULT_MEMORY_PRICE
+    """Cores per GiB: money = CPU core-hours + memory GiB-hours x this."""
 
 
 def workload_specs(plan: EvalPlan) -> list[str]:
@@ -75,6 +80,10 @@ def validate(plan: EvalPlan) -> list[Workload]:
         raise ConfigError(f"--seeds: must be >= 1, got {plan.seeds}")
     if not plan.max_hours > 0:
         raise ConfigError(f"--max-hours: must be > 0, got {plan.max_hours}")
+    if not (math.isfinite(plan.time_compression) and plan.time_compression > 0):
+        raise ConfigError(f"--time-compression: must be a number > 0, got {plan.time_compression}")
+    if not (math.isfinite(plan.memory_price) and plan.memory_price >= 0):
+        raise ConfigError(f"--memory-price: must be a number >= 0 (cores per GiB), got {plan.memory_price}")
     for key, value in policy_registry.env_overrides(plan.policies).items():
         if key in plan.env and plan.env[key] != value:
             raise ConfigError(f"env {key}={plan.env[key]} conflicts with the learned policy's {key}={value}")
@@ -87,7 +96,7 @@ def validate(plan: EvalPlan) -> list[Workload]:
 
 def _env(plan: EvalPlan, vertical_mode: str) -> AutoscaleEnv:
     load_app(plan.app)
-    cfg = {"app": plan.app, **plan.env, "vertical_mode": vertical_mode}
+    cfg = {"app": plan.app, "time_compression": plan.time_compression, **plan.env, "vertical_mode": vertical_mode}
     return AutoscaleEnv(cfg)
 
 
@@ -149,7 +158,7 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
     names = {w.name: spec for w, spec in zip(workloads, specs, strict=True)}
     results.sort(key=lambda r: order[(r.summary["policy"], names[r.summary["trace"]], r.summary["seed"])])
     rows = [r.summary for r in results]
-    board = scores(rows)
+    board = scores(rows, plan.memory_price)
     app = load_app(plan.app)
     summary = {
         "app": app.name,
@@ -159,6 +168,8 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
         "workloads": [w.name for w in workloads],
         "seeds": plan.seeds,
         "max_hours": plan.max_hours,
+        "time_compression": plan.time_compression,
+        "memory_price": plan.memory_price,
         "wall_s": round(time.time() - started, 2),
         "results": rows,
         "scores": board,
@@ -203,41 +214,52 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 def table(summary: dict[str, Any]) -> str:
-    """The scoreboard as a fixed-width text table."""
+    """The scoreboard as a fixed-width text table: money, and CPU and memory apart."""
     head = (
-        f"{'workload':<50} {'policy':<20} {'viol%':>6} {'core-h':>8} {'GiB-h':>8} {'util':>5} {'actions':>8} {'gap':>6}"
+        f"{'workload':<50} {'policy':<24} {'viol%':>6} {'money':>8} {'core-h':>8} {'GiB-h':>8} {'util':>5} "
+        f"{'actions':>8} {'gap':>6}"
     )
     lines = [head, "-" * len(head)]
     for s in summary["scores"]:
         lines.append(
-            f"{s['trace'][-50:]:<50} {s['policy'][-20:]:<20} {100 * s['slo_violation_rate']:>6.2f} "
-            f"{s['cpu_core_hours']:>8.2f} {s['mem_gib_hours']:>8.2f} {s['mean_cpu_utilization']:>5.2f} "
-            f"{s['scaling_actions']:>8.0f} {_fmt(s['gap_closed'], '>6.2f')}"
+            f"{s['trace'][-50:]:<50} {s['policy'][-24:]:<24} {100 * s['slo_violation_rate']:>6.2f} "
+            f"{s['money']:>8.2f} {s['cpu_core_hours']:>8.2f} {s['mem_gib_hours']:>8.2f} "
+            f"{s['mean_cpu_utilization']:>5.2f} {s['scaling_actions']:>8.0f} {_fmt(s['gap_closed'], '>6.2f')}"
         )
     return "\n".join(lines)
+
+
+def _price_text(price: float) -> str:
+    return "1/9" if abs(price - 1 / 9) < 1e-9 else f"{price:g}"
 
 
 def report_markdown(summary: dict[str, Any]) -> str:
     """A short report: setup, the scoreboard table, the plots."""
     rows = [
-        "| workload | policy | SLO violations | CPU core-h | memory GiB-h | CPU util | scaling actions | gap closed |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| workload | policy | SLO violations | money | CPU core-h | memory GiB-h | CPU util | scaling actions "
+        "| gap closed | gap closed vs HPA |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary["scores"]:
         rows.append(
-            f"| {s['trace']} | {s['policy']} | {100 * s['slo_violation_rate']:.2f} % | {s['cpu_core_hours']:.2f} | "
-            f"{s['mem_gib_hours']:.2f} | {s['mean_cpu_utilization']:.2f} | {s['scaling_actions']:.0f} | "
-            f"{_fmt(s['gap_closed'], '.2f')} |"
+            f"| {s['trace']} | {s['policy']} | {100 * s['slo_violation_rate']:.2f} % | {s['money']:.2f} | "
+            f"{s['cpu_core_hours']:.2f} | {s['mem_gib_hours']:.2f} | {s['mean_cpu_utilization']:.2f} | "
+            f"{s['scaling_actions']:.0f} | {_fmt(s['gap_closed'], '.2f')} | {_fmt(s.get('gap_closed_hpa'), '.2f')} |"
         )
     plots = "\n".join(f"![{p}]({p})" for p in summary.get("plots", []))
+    price = _price_text(summary.get("memory_price", DEFAULT_MEMORY_PRICE))
     return (
         f"# Evaluation: {summary['app']}\n\n"
         f"Policies: {', '.join(summary['policies'])}. Seeds: {summary['seeds']}. "
-        f"At most {summary['max_hours']} simulated hours per episode. Means over seeds.\n\n"
-        "Gap closed = (H(v) − c) / (H(v) − O): H(v) is the tuned-HPA frontier's CPU cost at the policy's "
-        "violation rate v, c the policy's cost, O the oracle's. 1 matches the oracle; 0 is no better than "
-        "the best HPA target; blank where the policy is riskier than every HPA target (nothing to compare "
-        "with). Where it is safer than every target, the safest target's cost is used (a lower bound).\n\n"
+        f"At most {summary['max_hours']} simulated hours per episode, traces replayed at time compression "
+        f"{summary.get('time_compression', 1.0):g} (1: real time). Means over seeds.\n\n"
+        f"Money = CPU core-hours + memory GiB-hours × {price} (cores per GiB).\n\n"
+        "Gap closed = (H(v) − c) / (H(v) − O): H(v) is the heuristic frontier's money at the policy's "
+        "violation rate v (the lower-left envelope of the HPA, the HPA with an in-place VPA and the predictive "
+        "HPA, each at targets 0.2–0.9), c the policy's money, O the oracle's. 1 matches the oracle; 0 is no "
+        "better than the best heuristic; blank where the policy is riskier than every heuristic point (nothing "
+        "to compare with). Where it is safer than every point, the safest point's money is used (a lower "
+        "bound). The last column is the same against the HPA's frontier alone.\n\n"
         + "\n".join(rows)
         + "\n\n"
         + plots

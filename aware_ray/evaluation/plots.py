@@ -13,7 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from aware_ray.evaluation.rollout import EpisodeResult
-from aware_ray.evaluation.scoreboard import frontier, mean_by
+from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE, frontier, heuristic_family, mean_by
+from policies.registry import FRONTIER_FAMILIES
+
+FAMILY_COLORS = {"hpa": "tab:blue", "hpa+vpa-inplace": "tab:green", "predictive": "tab:purple"}
 
 
 def slug(text: str) -> str:
@@ -21,7 +24,7 @@ def slug(text: str) -> str:
 
 
 def _style(policy: str) -> dict[str, Any]:
-    if policy.startswith("hpa@"):
+    if heuristic_family(policy) is not None:
         return {"lw": 0.8, "alpha": 0.6}
     if policy == "oracle":
         return {"lw": 1.2, "color": "black", "ls": "--"}
@@ -55,39 +58,48 @@ def plot_timeseries(path: Path, workload: str, results: list[EpisodeResult], slo
     plt.close(fig)
 
 
-def plot_frontier(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Cost/violation plane per workload: the HPA frontier as a line, other policies as points."""
-    means = mean_by(rows)
+def plot_frontier(path: Path, rows: list[dict[str, Any]], memory_price: float = DEFAULT_MEMORY_PRICE) -> None:
+    """Money/violation plane per workload: each heuristic family's points, the heuristic frontier
+    (their lower-left envelope) as a line, other policies as points."""
+    means = mean_by(rows, memory_price=memory_price)
     traces = sorted({k[1] for k in means})
     cols = min(3, len(traces))
     nrows = int(np.ceil(len(traces) / cols))
     fig, axes = plt.subplots(nrows, cols, figsize=(5 * cols, 4 * nrows), squeeze=False)
     for ax, trace in zip(axes.ravel(), traces, strict=False):
-        hpa = sorted(
-            (
-                (float(p[4:]), m["slo_violation_rate"], m["cpu_core_hours"])
+        every = []
+        for family in FRONTIER_FAMILIES:
+            pts = sorted(
+                (float(p.partition("@")[2]), m["slo_violation_rate"], m["money"])
                 for (p, t), m in means.items()
-                if t == trace and p.startswith("hpa@")
+                if t == trace and heuristic_family(p) == family
             )
-        )
-        if hpa:
-            ax.plot(
-                [100 * v for _, v, _ in hpa], [c for _, _, c in hpa], "o:", color="tab:blue", ms=4, label="HPA targets"
-            )
-            for x, v, c in hpa:
+            if not pts:
+                continue
+            every += [(v, c) for _, v, c in pts]
+            color = FAMILY_COLORS.get(family)
+            ax.plot([100 * v for _, v, _ in pts], [c for _, _, c in pts], "o:", color=color, ms=4, label=family)
+            for x, v, c in pts:
                 ax.annotate(f"{x:g}", (100 * v, c), fontsize=6, xytext=(3, 3), textcoords="offset points")
-            front = frontier([(v, c) for _, v, c in hpa])
+        if every:
+            front = frontier(every)
             ax.plot(
-                [100 * v for v, _ in front], [c for _, c in front], "-", color="tab:blue", lw=2, label="HPA frontier"
+                [100 * v for v, _ in front],
+                [c for _, c in front],
+                "-",
+                color="black",
+                lw=2,
+                alpha=0.5,
+                label="heuristic frontier",
             )
         for (p, t), m in sorted(means.items()):
-            if t != trace or p.startswith("hpa@"):
+            if t != trace or heuristic_family(p) is not None:
                 continue
             marker = "*" if p == "oracle" else "s"
-            ax.plot(100 * m["slo_violation_rate"], m["cpu_core_hours"], marker, ms=10 if p == "oracle" else 7, label=p)
+            ax.plot(100 * m["slo_violation_rate"], m["money"], marker, ms=10 if p == "oracle" else 7, label=p)
         ax.set_title(trace[:50], fontsize=9)
         ax.set_xlabel("SLO violations (% of intervals)")
-        ax.set_ylabel("CPU core-hours")
+        ax.set_ylabel("money (core-h + GiB-h x memory price)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     for ax in axes.ravel()[len(traces) :]:
@@ -100,7 +112,7 @@ def plot_frontier(path: Path, rows: list[dict[str, Any]]) -> None:
 def plot_all(d: Path, summary: dict[str, Any], results: list[EpisodeResult]) -> None:
     """Write every plot into `d` and list them in summary['plots']."""
     plots = ["frontier.png"]
-    plot_frontier(d / "frontier.png", summary["results"])
+    plot_frontier(d / "frontier.png", summary["results"], summary.get("memory_price", DEFAULT_MEMORY_PRICE))
     by_trace: dict[str, list[EpisodeResult]] = {}
     for r in results:
         if r.summary["seed"] == 0:

@@ -52,7 +52,6 @@ DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
     "grad_clip": (int, float),
 }
 """DDPG options a config may set, with their types (see DDPGConfig for what each means)."""
-EXPLORATION_KEYS = {"type", "sigma", "final_sigma", "decay_steps", "ou_theta"}
 
 
 @dataclass
@@ -85,12 +84,14 @@ class RunConfig:
     """Seed of the run (env runners derive theirs from it)."""
     torch_threads: int = 1
     """Torch intra-op threads in the learner."""
+    max_env_runner_restarts: int = 100
+    """How many times a lost env runner is restarted before the run fails (0: fail at once)."""
 
     def __post_init__(self) -> None:
         for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"run.{key}: must be >= 1, got {getattr(self, key)}")
-        for key in ("num_env_runners", "eval_every", "checkpoint_every"):
+        for key in ("num_env_runners", "eval_every", "checkpoint_every", "max_env_runner_restarts"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"run.{key}: must be >= 0, got {getattr(self, key)}")
         if self.eval_seeds < 1:
@@ -112,46 +113,12 @@ def parse_ddpg(d: dict[str, Any], source: str) -> dict[str, Any]:
         if key not in DDPG_KEYS:
             raise ConfigError(f"{source}: unknown key 'ddpg.{key}' (known: {', '.join(sorted(DDPG_KEYS))})")
         _check_type(f"{source}: ddpg.{key}", value, DDPG_KEYS[key])
-    for key in ("actor_lr", "critic_lr", "tau", "gamma"):
-        if key in d and not 0 < d[key] <= 1:
-            raise ConfigError(f"{source}: ddpg.{key} must be in (0, 1], got {d[key]}")
-    for key in (
-        "policy_delay",
-        "n_step",
-        "train_batch_size_per_learner",
-        "embedding_dim",
-        "meta_hidden",
-        "workload_code_dim",
-    ):
-        if key in d and d[key] < 1:
-            raise ConfigError(f"{source}: ddpg.{key} must be >= 1, got {d[key]}")
-    for key in (
-        "target_noise",
-        "aux_loss_weight",
-        "workload_loss_weight",
-        "saturation_penalty",
-        "synthetic_contexts",
-        "context_renewal",
-        "num_steps_sampled_before_learning_starts",
-    ):
-        if key in d and d[key] < 0:
-            raise ConfigError(f"{source}: ddpg.{key} must be >= 0, got {d[key]}")
-    if "training_intensity" in d and not d["training_intensity"] > 0:
-        raise ConfigError(f"{source}: ddpg.training_intensity must be > 0, got {d['training_intensity']}")
-    for key in ("actor_hiddens", "critic_hiddens"):
-        if key in d and not (d[key] and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in d[key])):
-            raise ConfigError(f"{source}: ddpg.{key} must be a non-empty list of positive integers, got {d[key]!r}")
-    for key in d.get("exploration", {}):
-        if key not in EXPLORATION_KEYS:
-            raise ConfigError(
-                f"{source}: unknown key 'ddpg.exploration.{key}' (known: {', '.join(sorted(EXPLORATION_KEYS))})"
-            )
-    expl = d.get("exploration", {})
-    if "type" in expl and expl["type"] not in ("gaussian", "ou"):
-        raise ConfigError(f"{source}: ddpg.exploration.type must be 'gaussian' or 'ou', got {expl['type']!r}")
-    for key in ("sigma", "final_sigma", "decay_steps"):
-        if key in expl and (isinstance(expl[key], bool) or not isinstance(expl[key], int | float) or expl[key] < 0):
-            raise ConfigError(f"{source}: ddpg.exploration.{key} must be a number >= 0, got {expl[key]!r}")
+    from policies.ddpg.options import check_options  # the one set of rules DDPGConfig.validate applies too
+
+    try:
+        check_options(d)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: ddpg.{exc}") from None
     return d
 
 
@@ -203,8 +170,12 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: is a directory, not a config file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):

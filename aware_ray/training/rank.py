@@ -10,6 +10,11 @@ scoring training uses to keep a run's best checkpoint, so the figures are compar
 A candidate may also be a policy behind a controller's rule (``stable@S:POLICY``, a scale-down
 stabilization window; ``lean@U:POLICY``, growth no further than the HPA at target U would allow),
 so whether a policy ships behind one is decided the same way.
+
+Candidates replay the validation at real time unless ``--time-compression`` says otherwise, and are
+scored in money against the heuristic frontier. Where RUN's stored baselines were recorded
+otherwise (a run trained before either: at its training compression, with the HPA alone), they
+are scored again here, in memory, with a note; RUN's folder is not changed.
 """
 
 from __future__ import annotations
@@ -18,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from aware_ray.training.reselect import run_validation
-from aware_ray.training.validation import validate
+from aware_ray.training.validation import (
+    EVAL_TIME_COMPRESSION,
+    VALIDATION_BASELINES,
+    stale_baselines,
+    validate,
+    validation_rows,
+)
 from envs.atomic_write import write_json
 from envs.errors import ConfigError
 from policies.registry import ddpg_path, wrap_chain
@@ -40,14 +51,28 @@ def _candidate(name: str) -> tuple[Path, Any]:
     return _policy_path(inner), lambda policy, env: wrap(policy, EnvContext.of(env))
 
 
-def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
-    """Score each named policy on RUN's validation; return them best first."""
+def rank(
+    run_dir: str | Path,
+    names: list[str],
+    time_compression: float = EVAL_TIME_COMPRESSION,
+    memory_price: float | None = None,
+) -> dict[str, Any]:
+    """Score each named policy on RUN's validation (at `time_compression`, money at `memory_price`
+    cores per GiB, default the run's); return them best first."""
+    import dataclasses
+
     from policies.ddpg.policy import DDPGPolicy
 
     if not names:
         raise ConfigError("rank: name at least one policy to score")
+    if not time_compression > 0:
+        raise ConfigError(f"--time-compression: must be > 0, got {time_compression}")
+    if memory_price is not None and not memory_price >= 0:
+        raise ConfigError(f"--memory-price: must be >= 0 (cores per GiB), got {memory_price}")
     run_dir = Path(run_dir)
     _, cfg, baselines = run_validation(run_dir, "rank", need_summary=False)
+    if memory_price is not None:
+        cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, memory_price=memory_price))
     env = cfg.env.to_dict()
     policies = []
     for name in names:
@@ -60,21 +85,37 @@ def rank(run_dir: str | Path, names: list[str]) -> dict[str, Any]:
                     f"the validation of {run_dir} runs with {key}={env.get(key)}"
                 )
         policies.append((policy, wrap))
+    reason = stale_baselines(baselines, cfg, time_compression)
+    if reason:
+        print(f"aware-ray rank: the stored validation baselines were {reason}; scoring them again", flush=True)
+        baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES), time_compression=time_compression)
     rows = []
     for name, (policy, wrap) in zip(names, policies, strict=True):
-        val = validate(policy, cfg, baselines, wrap)
+        val = validate(policy, cfg, baselines, wrap, time_compression)
         rows.append({"policy": name, **val})
         met = sum(val["goal_met"].values())
         print(
             f"{name}: validation score {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %, "
-            f"{val['cpu_core_hours']:.2f} core-h, goal met on {met} of {len(val['goal_met'])}"
+            f"money {val['money']:.2f} ({val['cpu_core_hours']:.2f} core-h, {val['mem_gib_hours']:.1f} GiB-h), "
+            f"goal met on {met} of {len(val['goal_met'])}"
         )
     rows.sort(key=lambda r: r["score"], reverse=True)
-    return {"validation_of": str(run_dir), "ranking": rows}
+    return {
+        "validation_of": str(run_dir),
+        "time_compression": time_compression,
+        "memory_price": cfg.env.memory_price,
+        "ranking": rows,
+    }
 
 
-def main_rank(run_dir: str, names: list[str], out: str | None) -> int:
-    result = rank(run_dir, names)
+def main_rank(
+    run_dir: str,
+    names: list[str],
+    out: str | None,
+    time_compression: float = EVAL_TIME_COMPRESSION,
+    memory_price: float | None = None,
+) -> int:
+    result = rank(run_dir, names, time_compression, memory_price)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(out), result)

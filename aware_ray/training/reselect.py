@@ -20,8 +20,6 @@ from aware_ray.training.validation import validate
 from envs.atomic_write import write_json
 from envs.errors import ConfigError
 
-MODULE_IN_CHECKPOINT = Path("learner_group", "learner", "rl_module", "default_policy")
-
 
 def checkpoint_iterations(run_dir: Path) -> list[int]:
     """Iterations with a ``checkpoints/iter_N`` folder, ascending."""
@@ -61,6 +59,7 @@ def reselect(run_dir: str | Path) -> dict[str, Any]:
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     from policies.ddpg.policy import DDPGPolicy, export_policy
+    from policies.ddpg.rllib_compat import MODULE_IN_CHECKPOINT
 
     run_dir = Path(run_dir)
     summary, cfg, baselines = run_validation(run_dir, "reselect")

@@ -39,6 +39,7 @@ import yaml
 
 from aware_ray.training.config import SECTIONS, TrainConfig, build_train_config
 from aware_ray.training.dashboard import write_layout
+from aware_ray.training.run_folder import load_or_score_baselines
 from envs.atomic_write import write_json
 from envs.errors import ConfigError
 
@@ -220,8 +221,6 @@ def sweep(spec: Sweep, out: Path, resume: bool = False) -> list[dict[str, Any]]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from aware_ray.training.validation import VALIDATION_BASELINES, validation_rows
-
     out = Path(out).resolve()
     if resume and not (out / "tune").is_dir():
         raise ConfigError(f"{out}: no sweep to resume there (no tune/ folder)")
@@ -229,13 +228,7 @@ def sweep(spec: Sweep, out: Path, resume: bool = False) -> list[dict[str, Any]]:
         raise ConfigError(f"{out}: a sweep is already there; pass --resume or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.yaml").write_text(yaml.safe_dump(spec.doc, sort_keys=False))
-    baselines_file = out / "validation_baselines.json"
-    if baselines_file.exists():
-        baselines = json.loads(baselines_file.read_text())
-    else:
-        print(f"aware-ray tune: scoring the validation baselines ({', '.join(VALIDATION_BASELINES)})", flush=True)
-        baselines = validation_rows(None, spec.base, list(VALIDATION_BASELINES))
-        write_json(baselines_file, baselines)
+    baselines = load_or_score_baselines(out, spec.base, resume, who="aware-ray tune")
     run = spec.base.run
     # A trial reports the validation score only on its validation iterations; ASHA acts on those.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")

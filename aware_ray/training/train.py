@@ -27,14 +27,19 @@ from ray import tune
 
 from aware_ray.training.config import TrainConfig, build_train_config
 from aware_ray.training.dashboard import write_layout
-from aware_ray.training.validation import VALIDATION_BASELINES, validate, validation_rows
+from aware_ray.training.run_folder import check_resume, load_or_score_baselines
+from aware_ray.training.validation import validate
 from envs.atomic_write import staged_dir, write_json, write_text
+from envs.errors import ConfigError
 
 
 def build_algo_config(cfg: TrainConfig) -> Any:
     """The DDPGConfig of a training config."""
+    from ray.tune.registry import register_env
+
     from aware_ray.training.callbacks import ScoreboardCallbacks
-    from envs.autoscale_env import AutoscaleEnv
+    from envs import ENV_ID
+    from envs.vector_env import make_autoscale_env
     from policies.ddpg import DDPGConfig
     from policies.ddpg.layout import autoscale_layout
 
@@ -43,10 +48,15 @@ def build_algo_config(cfg: TrainConfig) -> Any:
     ddpg = dict(cfg.ddpg)
     if cfg.bootstrap is not None:
         ddpg["bootstrap"] = cfg.bootstrap.to_dict()
+    # Registered (not passed as a function, which RLlib refuses) so that env runners build one
+    # AutoscaleVectorEnv per runner under gym_env_vectorize_mode="vector_entry_point".
+    register_env(ENV_ID, make_autoscale_env)
     return (
         DDPGConfig()
-        .environment(AutoscaleEnv, env_config=env_config)
+        .environment(ENV_ID, env_config=env_config)
         .env_runners(
+            # Each runner's envs are one AutoscaleVectorEnv: their simulated clusters step as one batch.
+            gym_env_vectorize_mode="vector_entry_point",
             num_env_runners=run.num_env_runners,
             num_envs_per_env_runner=run.num_envs_per_env_runner,
             rollout_fragment_length=run.rollout_fragment_length,
@@ -63,6 +73,14 @@ def build_algo_config(cfg: TrainConfig) -> Any:
             **ddpg,
         )
         .callbacks(ScoreboardCallbacks)
+        # A lost env runner (a killed process, a preempted node) is restarted and training goes
+        # on: the iteration samples its steps from the runners that are up. RLlib's default waits
+        # 60 s between restarts; an env runner here starts in seconds.
+        .fault_tolerance(
+            restart_failed_env_runners=True,
+            max_num_env_runner_restarts=run.max_env_runner_restarts,
+            delay_between_env_runner_restarts_s=5.0,
+        )
         .reporting(min_sample_timesteps_per_iteration=run.steps_per_iteration, min_time_s_per_iteration=0)
         .debugging(seed=run.seed, log_level="ERROR")
     )
@@ -79,6 +97,10 @@ def _trainable(params: dict[str, Any]) -> None:
     out = Path(params["out"])
     torch.set_num_threads(cfg.run.torch_threads)
     algo = build_algo_config(cfg).build_algo()
+    if params.get("experience") and not params["resume"]:
+        from aware_ray.control.experience_reader import seed_replay
+
+        seed_replay(algo, params["experience"])
     state_file = out / "train_state.json"
     bootstrap_file = out / "bootstrap.json"
     start_iter, best = 0, {"score": -np.inf, "iteration": None}
@@ -191,25 +213,27 @@ class _Progress(tune.Callback):
         )
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
-    """Run training; returns the summary also written to OUT/train_summary.json."""
+def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | None = None) -> dict[str, Any]:
+    """Run training; returns the summary also written to OUT/train_summary.json.
+
+    ``experience``: controller records (``redis://...`` or a JSONL export) added to the replay buffer
+    before the first iteration (``aware_ray.control.experience_reader``)."""
     import ray
 
     out = Path(out).resolve()
     if out.exists() and not resume and (out / "train_summary.json").exists():
-        from envs.errors import ConfigError
-
         raise ConfigError(f"{out}: a finished run is there; pass --resume or choose another --out")
+    # Every config error is found before any work: the algorithm config whole, then the resume.
+    try:
+        build_algo_config(cfg).validate()
+    except ValueError as exc:
+        raise ConfigError(f"{cfg.source}: ddpg: {str(exc).strip().splitlines()[0]}") from None
+    if resume:
+        check_resume(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
-    baselines_file = out / "validation_baselines.json"
-    if baselines_file.exists():
-        baselines = json.loads(baselines_file.read_text())
-    else:
-        print(f"aware-ray train: scoring the validation baselines ({', '.join(VALIDATION_BASELINES)})", flush=True)
-        baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
-        write_json(baselines_file, baselines)
+    baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
     started_ray = False
     if not ray.is_initialized():
@@ -235,6 +259,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
                 "out": str(out),
                 "resume": resume,
                 "baselines": baselines,
+                "experience": experience,
             },
             run_config=tune.RunConfig(
                 name="tune", storage_path=str(out), verbose=0, callbacks=[_Progress(run.iterations)]
@@ -266,11 +291,15 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False) -> dict[str, Any]:
     return summary
 
 
-def main_train(config: str, overrides: list[str], out: str, resume: bool) -> int:
+def main_train(config: str, overrides: list[str], out: str, resume: bool, experience: str | None = None) -> int:
     from aware_ray.training.config import load_train_config
 
     cfg = load_train_config(config, overrides)
-    summary = train(cfg, Path(out), resume)
+    if experience:
+        from aware_ray.control.experience_reader import read_records
+
+        read_records(experience)  # a bad source fails here, in one line, before Ray starts
+    summary = train(cfg, Path(out), resume, experience)
     best = summary["best"]
     print(
         f"aware-ray train: {summary['iterations']} iterations, {summary['env_steps']:,.0f} env steps in "

@@ -3,6 +3,12 @@
 It lives apart from the Tune driver so that scoring a policy needs no Ray Tune: the rows come
 from the same rollout and scoreboard code as ``aware-ray evaluate``, on the run's validation
 workloads (never the held-out ones).
+
+Like ``evaluate``, validation replays traces at real time (``EVAL_TIME_COMPRESSION``) whatever
+compression the policy trained at, and scores money (``env.memory_price`` of the run) against the
+heuristic frontier. Baselines a run stored before that (at the training env's compression, or
+with the HPA alone) do not compare with such rows: ``stale_baselines`` says why, ``validate``
+refuses them and ``rank`` scores them again.
 """
 
 from __future__ import annotations
@@ -12,22 +18,45 @@ from typing import Any
 import numpy as np
 
 from aware_ray.training.config import TrainConfig
-from policies.registry import FRONTIER_TARGETS
+from envs.errors import ConfigError
+from policies.registry import FRONTIER_FAMILIES, FRONTIER_TARGETS
 
-VALIDATION_BASELINES = (*(f"hpa@{t}" for t in FRONTIER_TARGETS), "oracle")
+VALIDATION_BASELINES = (*(f"{f}@{t}" for f in FRONTIER_FAMILIES for t in FRONTIER_TARGETS), "oracle")
+EVAL_TIME_COMPRESSION = 1.0
+"""Validation replays traces at real time, as ``evaluate`` does (training may compress them)."""
 
 
-def eval_env_config(cfg: TrainConfig) -> dict[str, Any]:
-    """The env validation runs in: the training env without its workloads, and without its rules,
-    which belong to the policy (it acts behind them) and not to the baselines."""
+def eval_env_config(cfg: TrainConfig, time_compression: float = EVAL_TIME_COMPRESSION) -> dict[str, Any]:
+    """The env validation runs in: the training env at `time_compression`, without its workloads,
+    and without its rules, which belong to the policy (it acts behind them) and not to the baselines."""
     d = cfg.env.to_dict()
     d.pop("workloads", None)
     d.pop("rules", None)
+    d["time_compression"] = time_compression
     return d
 
 
+def stale_baselines(
+    baselines: list[dict[str, Any]], cfg: TrainConfig, time_compression: float = EVAL_TIME_COMPRESSION
+) -> str | None:
+    """Why stored validation baselines cannot score rows replayed at `time_compression` (None when
+    they can): recorded at another compression (rows without the field were recorded at the
+    training env's), or missing a heuristic of the frontier."""
+    rates = {float(r.get("time_compression", cfg.env.time_compression)) for r in baselines}
+    if rates and rates != {float(time_compression)}:
+        return f"recorded at time compression {', '.join(f'{x:g}' for x in sorted(rates))}, not {time_compression:g}"
+    missing = sorted(set(VALIDATION_BASELINES) - {r["policy"] for r in baselines})
+    if missing:
+        return f"without {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+    return None
+
+
 def validation_rows(
-    policy: Any, cfg: TrainConfig, names: list[str] | None = None, wrap: Any = None
+    policy: Any,
+    cfg: TrainConfig,
+    names: list[str] | None = None,
+    wrap: Any = None,
+    time_compression: float = EVAL_TIME_COMPRESSION,
 ) -> list[dict[str, Any]]:
     """Scoreboard rows of `policy` (or of named baselines) on the run's validation workloads;
     ``wrap(policy, env)``, when given, is what acts (the policy behind a controller's rule)."""
@@ -35,8 +64,16 @@ def validation_rows(
     from policies import registry as policy_registry
 
     run = cfg.run
-    env = eval_env_config(cfg)
-    plan = EvalPlan(policies=[], app=env.pop("app"), env=env, max_hours=run.eval_hours, timeseries="none")
+    env = eval_env_config(cfg, time_compression)
+    plan = EvalPlan(
+        policies=[],
+        app=env.pop("app"),
+        env=env,
+        max_hours=run.eval_hours,
+        timeseries="none",
+        time_compression=time_compression,
+        memory_price=cfg.env.memory_price,
+    )
     specs = [f"trace:{t}" for t in run.eval_traces] + [f"family:{f}" for f in run.eval_families]
     rows = []
     for spec in specs:
@@ -59,15 +96,18 @@ def acting(policy: Any, env: Any, wrap: Any = None) -> Any:
     return wrap(inner, env) if wrap else inner
 
 
-def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]], policy: str) -> dict[str, Any]:
-    """Mean over validation workloads of the scoreboard's risk-weighted gap closed (``risk_gap``
-    in aware_ray.evaluation.scoreboard): the gap closed, and past the riskiest HPA target a charge for the
+def validation_score(
+    rows: list[dict[str, Any]], baselines: list[dict[str, Any]], policy: str, memory_price: float | None = None
+) -> dict[str, Any]:
+    """Mean over validation workloads of the scoreboard's risk-weighted gap closed in money (``risk_gap``
+    in aware_ray.evaluation.scoreboard): the gap closed, and past the riskiest heuristic point a charge for the
     violations above it. Plain gap closed gave a policy riskier than every target 0, as good as
     a tuned HPA, so one that cut to the minimum at idle and violated a fifth of the time outscored
     safer policies on its busy workloads, then failed held-out sparse load."""
-    from aware_ray.evaluation.scoreboard import goal_met, scores
+    from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE, goal_met, memory_met, scores
 
-    mine = [s for s in scores(baselines + rows) if s["policy"] == policy]
+    price = DEFAULT_MEMORY_PRICE if memory_price is None else memory_price
+    mine = [s for s in scores(baselines + rows, price) if s["policy"] == policy]
     # No figure counts as 0, no better than the tuned HPA: where the frontier is no dearer than
     # the oracle there is nothing to close.
     risk = {s["trace"]: float(s["risk_gap"] or 0.0) for s in mine}
@@ -79,20 +119,38 @@ def validation_score(rows: list[dict[str, Any]], baselines: list[dict[str, Any]]
         # same cost), reported beside the score: a policy that trades cost for far fewer
         # violations can meet it with a lower score.
         "goal_met": {s["trace"]: goal_met(s) for s in mine},
+        "memory_met": {s["trace"]: memory_met(s) for s in mine},
         "violations": {s["trace"]: float(s["slo_violation_rate"]) for s in mine},
         "violation_rate": float(np.mean([s["slo_violation_rate"] for s in mine])),
         "cpu_core_hours": float(np.mean([s["cpu_core_hours"] for s in mine])),
+        "mem_gib_hours": float(np.mean([s["mem_gib_hours"] for s in mine])),
+        "money": float(np.mean([s["money"] for s in mine])),
+        "memory_price": price,
     }
 
 
-def validate(policy: Any, cfg: TrainConfig, baselines: list[dict[str, Any]], wrap: Any = None) -> dict[str, Any]:
+def validate(
+    policy: Any,
+    cfg: TrainConfig,
+    baselines: list[dict[str, Any]],
+    wrap: Any = None,
+    time_compression: float = EVAL_TIME_COMPRESSION,
+) -> dict[str, Any]:
     """One validation pass: the score on the run's validation workloads and, with a meta-learner,
     the embedding probe's accuracy. Training and ``aware-ray reselect`` both judge by it; ``wrap``
-    as in ``validation_rows`` (the probe reads the policy's own embedding)."""
+    as in ``validation_rows`` (the probe reads the policy's own embedding). Baselines that do not
+    compare with the rows (``stale_baselines``) are refused with the reason."""
     from aware_ray.evaluation.probe import probe_accuracy
 
-    rows = validation_rows(policy, cfg, wrap=wrap)
-    val = validation_score(rows, baselines, rows[0]["policy"] if rows else policy.name)
+    reason = stale_baselines(baselines, cfg, time_compression)
+    if reason:
+        raise ConfigError(
+            f"validation baselines {reason}: score them again with `aware-ray validation-set` "
+            "(or `aware-ray rank`, which does so itself)"
+        )
+    rows = validation_rows(policy, cfg, wrap=wrap, time_compression=time_compression)
+    val = validation_score(rows, baselines, rows[0]["policy"] if rows else policy.name, cfg.env.memory_price)
+    val["time_compression"] = time_compression
     if cfg.env.history_window:
         val["probe_accuracy"] = probe_accuracy(policy, {**eval_env_config(cfg), "noise": cfg.env.noise})
     return val

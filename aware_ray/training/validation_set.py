@@ -19,8 +19,9 @@ from pathlib import Path
 import yaml
 
 from aware_ray.training.config import TrainConfig, load_train_config
+from aware_ray.training.run_folder import write_baselines
 from aware_ray.training.validation import VALIDATION_BASELINES, validation_rows
-from envs.atomic_write import staged_dir, write_json
+from envs.atomic_write import staged_dir
 from envs.errors import ConfigError
 
 
@@ -35,7 +36,7 @@ def build_validation_set(cfg: TrainConfig, out: Path) -> Path:
     baselines = validation_rows(None, cfg, list(VALIDATION_BASELINES))
     with staged_dir(out) as tmp:
         (tmp / "config.yaml").write_text(yaml.safe_dump(cfg.raw, sort_keys=False))
-        write_json(tmp / "validation_baselines.json", baselines)
+        write_baselines(tmp, cfg, baselines)
     return out
 
 

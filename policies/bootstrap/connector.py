@@ -28,6 +28,7 @@ from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.lifecycle import EpisodeReport
 from policies.bootstrap.phase import Phase
 from policies.bootstrap.teacher import make_teacher
+from policies.ddpg.rllib_compat import module_to_env_pipeline
 
 SOURCE_KEY = "bootstrap_source"
 EMBEDDING_KEY = "bootstrap_embedding"
@@ -167,7 +168,7 @@ def _embeddings(module: Any, observations: list[np.ndarray]) -> list[np.ndarray]
 
 def find_piece(env_runner: Any) -> BootstrapActions | None:
     """The runner's BootstrapActions piece, if its module-to-env pipeline has one."""
-    pipeline = getattr(env_runner, "_module_to_env", None)
+    pipeline = module_to_env_pipeline(env_runner)
     for piece in getattr(pipeline, "connectors", []) or []:
         if isinstance(piece, BootstrapActions):
             return piece

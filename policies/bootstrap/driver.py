@@ -21,6 +21,7 @@ from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.connector import REPORTS_ATTR, episode_report, find_piece
 from policies.bootstrap.lifecycle import EpisodeReport, Lifecycle, Transition
 from policies.bootstrap.phase import Phase
+from policies.ddpg.rllib_compat import env_runner_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,11 @@ class EpisodeReports(RLlibCallback):
         chunks = [*(kwargs.get("prev_episode_chunks") or []), episode]
         report = episode_report(chunks)
         if report is not None:
-            env_runner.__dict__.setdefault(REPORTS_ATTR, []).append(report)
+            env_runner_attributes(env_runner).setdefault(REPORTS_ATTR, []).append(report)
 
 
 def _pop_reports(runner: Any) -> list[EpisodeReport]:
-    return runner.__dict__.pop(REPORTS_ATTR, [])
+    return env_runner_attributes(runner).pop(REPORTS_ATTR, [])
 
 
 def _pop_handovers(runner: Any) -> list[dict[str, Any]]:

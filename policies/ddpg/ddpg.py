@@ -13,15 +13,27 @@ as Stable-Baselines3 treats DDPG as TD3 with its tricks off.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import AlgorithmConfig, NotProvided
-from ray.rllib.algorithms.sac.sac import SAC, SACConfig
 from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 from ray.rllib.utils.annotations import override
 
-from policies.ddpg.noise import ExplorationNoise
+from policies.ddpg import rllib_compat as compat
+from policies.ddpg.flat_replay_buffer import FLAT_REPLAY_BUFFER, FlatReplayBuffer
+from policies.ddpg.options import check_options
+from policies.ddpg.rllib_compat import SAC, SACConfig
+
+DDPG_OPTION_KEYS = (
+    *("actor_lr", "critic_lr", "tau", "gamma", "policy_delay", "n_step", "train_batch_size_per_learner"),
+    *("embedding_dim", "meta_hidden", "workload_code_dim", "synthetic_contexts", "context_renewal"),
+    *("num_steps_sampled_before_learning_starts", "target_noise", "target_noise_clip", "aux_loss_weight"),
+    *("workload_loss_weight", "saturation_penalty", "training_intensity", "actor_hiddens", "critic_hiddens"),
+    "exploration",
+)
+"""Options whose values ``policies.ddpg.options.check_options`` rules on."""
+REPLAY_STATE_KEY = "replay_buffer"
+"""Where an algorithm checkpoint's own state keeps the replay buffer (``replay_in_checkpoints``)."""
 
 
 class DDPGConfig(SACConfig):
@@ -59,7 +71,7 @@ class DDPGConfig(SACConfig):
         """Weight of the meta-learner's workload-identification loss (cross-entropy of which
         training workload a replayed step came from, read from the workload code; needs a load
         context (``layout['n_context']``), ``layout['n_workloads']`` > 0 and a replay buffer that
-        keeps the env's infos, i.e. EpisodeReplayBuffer). 0: off."""
+        keeps the env's infos: FlatReplayBuffer or EpisodeReplayBuffer). 0: off."""
         self.workload_code_dim = 16
         """Size of the workload code the meta-learner reads from the long load context."""
         self.synthetic_contexts = 0
@@ -72,10 +84,16 @@ class DDPGConfig(SACConfig):
         self.tau = 5e-3
         self.gamma = 0.98
         self.n_step = 1
-        self.replay_buffer_config = {"type": "EpisodeReplayBuffer", "capacity": 200_000}
+        self.replay_buffer_config = {"type": FLAT_REPLAY_BUFFER, "capacity": 200_000}
+        """``FlatReplayBuffer`` (n-step transitions in flat arrays, see flat_replay_buffer.py), or
+        one of RLlib's episode buffers (``EpisodeReplayBuffer``, ``PrioritizedEpisodeReplayBuffer``)."""
         self.num_steps_sampled_before_learning_starts = 1000
         self.training_intensity = None
         self.train_batch_size_per_learner = 256
+        self.replay_in_checkpoints = False
+        """Save the replay buffer in algorithm checkpoints (FlatReplayBuffer), so a resumed run
+        continues with the same data; off by default, as a full buffer of default.yaml's
+        observations is about 1.2 GB."""
         self.bootstrap: dict[str, Any] | None = None
         """Bootstrapping (see policies.bootstrap.BootstrapConfig); None trains DDPG from scratch."""
 
@@ -103,6 +121,7 @@ class DDPGConfig(SACConfig):
         synthetic_contexts: int | None = NotProvided,
         context_renewal: int | None = NotProvided,
         saturation_penalty: float | None = NotProvided,
+        replay_in_checkpoints: bool | None = NotProvided,
         bootstrap: dict[str, Any] | None = NotProvided,
         **kwargs: Any,
     ) -> DDPGConfig:
@@ -123,6 +142,7 @@ class DDPGConfig(SACConfig):
             ("synthetic_contexts", synthetic_contexts),
             ("context_renewal", context_renewal),
             ("saturation_penalty", saturation_penalty),
+            ("replay_in_checkpoints", replay_in_checkpoints),
             ("bootstrap", bootstrap),
         ):
             if value is not NotProvided:
@@ -133,31 +153,12 @@ class DDPGConfig(SACConfig):
 
     @override(SACConfig)
     def validate(self) -> None:
-        # SAC's validate warns that *SAC* runs on the new API stack; that is not news here.
-        sac_logger = logging.getLogger("ray.rllib.algorithms.sac.sac")
-        level = sac_logger.level
-        sac_logger.setLevel(logging.ERROR)
-        try:
-            super().validate()
-        finally:
-            sac_logger.setLevel(level)
-        if not (isinstance(self.policy_delay, int) and self.policy_delay >= 1):
-            raise ValueError(f"policy_delay: must be an integer >= 1, got {self.policy_delay!r}")
-        if not self.target_noise >= 0 or not self.target_noise_clip >= 0:
-            raise ValueError("target_noise and target_noise_clip: must be >= 0")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau: must be in (0, 1], got {self.tau}")
-        if not (isinstance(self.saturation_penalty, int | float) and self.saturation_penalty >= 0):
-            raise ValueError(f"saturation_penalty: must be a number >= 0, got {self.saturation_penalty!r}")
-        if not self.aux_loss_weight >= 0:
-            raise ValueError(f"aux_loss_weight: must be >= 0, got {self.aux_loss_weight}")
-        if not self.workload_loss_weight >= 0:
-            raise ValueError(f"workload_loss_weight: must be >= 0, got {self.workload_loss_weight}")
-        for name in ("workload_code_dim", "synthetic_contexts", "context_renewal"):
-            value = getattr(self, name)
-            low = 1 if name == "workload_code_dim" else 0
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
-                raise ValueError(f"{name}: must be an integer >= {low}, got {value!r}")
+        check_options({key: getattr(self, key) for key in DDPG_OPTION_KEYS})
+        compat.sac_validate(self)
+        if self.replay_buffer_config.get("type") == FLAT_REPLAY_BUFFER and not (
+            isinstance(self.n_step, int) and not isinstance(self.n_step, bool) and self.n_step >= 1
+        ):
+            raise ValueError(f"n_step: the flat replay buffer needs one integer >= 1, got {self.n_step!r}")
         if self.synthetic_contexts > 0 and not (
             self.workload_loss_weight > 0 and (self.layout or {}).get("n_context") and self.env_config.get("workloads")
         ):
@@ -174,11 +175,6 @@ class DDPGConfig(SACConfig):
                     "workload_loss_weight: needs the env's infos in replayed steps, which RLlib's"
                     " PrioritizedEpisodeReplayBuffer drops; use EpisodeReplayBuffer"
                 )
-        for name in ("actor_hiddens", "critic_hiddens"):
-            sizes = getattr(self, name)
-            if not sizes or not all(isinstance(h, int) and h > 0 for h in sizes):
-                raise ValueError(f"{name}: must be a non-empty list of positive integers, got {sizes!r}")
-        ExplorationNoise.from_config(self.exploration)
         if self.bootstrap is not None:
             from policies.bootstrap.config import BootstrapConfig
             from policies.bootstrap.driver import EpisodeReports
@@ -233,10 +229,9 @@ class DDPGConfig(SACConfig):
                 pipeline.append(AddWorkloadLabels())
         return pipeline
 
-    @property
-    @override(AlgorithmConfig)
-    def _model_config_auto_includes(self) -> dict[str, Any]:
-        return super()._model_config_auto_includes | {
+    def ddpg_model_config(self) -> dict[str, Any]:
+        """What DDPG's RLModule reads from this config (added to every module's model config)."""
+        return {
             "twin_q": self.twin_q,
             "target_noise": self.target_noise,
             "target_noise_clip": self.target_noise_clip,
@@ -248,6 +243,9 @@ class DDPGConfig(SACConfig):
             "meta_hidden": self.meta_hidden,
             "workload_code_dim": self.workload_code_dim,
         }
+
+
+compat.extend_model_config(DDPGConfig, DDPGConfig.ddpg_model_config)
 
 
 class DDPG(SAC):
@@ -276,7 +274,7 @@ class DDPG(SAC):
     @override(SAC)
     def training_step(self) -> None:
         if self.bootstrap is None:
-            return super().training_step()
+            return self._learning_step()
         from ray.rllib.core import DEFAULT_MODULE_ID
         from ray.rllib.utils.metrics import LEARNER_RESULTS
 
@@ -285,7 +283,7 @@ class DDPG(SAC):
 
         self.bootstrap.push(self)
         if self.bootstrap.phase.learning:
-            super().training_step()
+            self._learning_step()
         else:
             self._sample_into_replay()
         try:
@@ -297,18 +295,92 @@ class DDPG(SAC):
             self.metrics.log_value((RESULTS_KEY, key), value, window=1)
         return None
 
+    @override(SAC)
+    def get_state(self, components: Any = None, *, not_components: Any = None, **kwargs: Any) -> dict[str, Any]:
+        state = super().get_state(components, not_components=not_components, **kwargs)
+        if components is None and self.config.replay_in_checkpoints and self.local_replay_buffer is not None:
+            state[REPLAY_STATE_KEY] = self.local_replay_buffer.get_state()
+        return state
+
+    @override(SAC)
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        if REPLAY_STATE_KEY in state and self.local_replay_buffer is not None:
+            self.local_replay_buffer.set_state(state[REPLAY_STATE_KEY])
+
+    def _learning_step(self) -> None:
+        """DQN's training step (through SAC) with RLlib's episode buffers; with the flat buffer,
+        the same loop fed by transition batches: sample, add, ``training_intensity``-many
+        updates, weight sync."""
+        if not isinstance(self.local_replay_buffer, FlatReplayBuffer):
+            return super().training_step()
+        from ray.rllib.core import ALL_MODULES, DEFAULT_MODULE_ID
+        from ray.rllib.policy.sample_batch import MultiAgentBatch, SampleBatch
+        from ray.rllib.utils.metrics import (
+            ENV_RUNNER_RESULTS,
+            LEARNER_RESULTS,
+            LEARNER_UPDATE_TIMER,
+            NUM_AGENT_STEPS_SAMPLED_LIFETIME,
+            NUM_ENV_STEPS_SAMPLED_LIFETIME,
+            REPLAY_BUFFER_SAMPLE_TIMER,
+            SYNCH_WORKER_WEIGHTS_TIMER,
+            TD_ERROR_KEY,
+            TIMERS,
+        )
+
+        store, train = compat.calculate_rr_weights(self.config)
+        for _ in range(store):
+            self._sample_into_replay()
+        sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        if sampled < self.config.num_steps_sampled_before_learning_starts:
+            return None
+        size = self.config.total_train_batch_size
+        results = None
+        for _ in range(train):
+            with self.metrics.log_time((TIMERS, REPLAY_BUFFER_SAMPLE_TIMER)):
+                batch = self.local_replay_buffer.sample(num_items=size)
+            with self.metrics.log_time((TIMERS, LEARNER_UPDATE_TIMER)):
+                results = self.learner_group.update(
+                    batch=MultiAgentBatch({DEFAULT_MODULE_ID: SampleBatch(batch)}, env_steps=size),
+                    timesteps={
+                        NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled,
+                        NUM_AGENT_STEPS_SAMPLED_LIFETIME: self.metrics.peek(
+                            (ENV_RUNNER_RESULTS, NUM_AGENT_STEPS_SAMPLED_LIFETIME), default={}
+                        ),
+                    },
+                )
+            for res in results:  # uniform replay: no priorities to write back
+                for module_results in res.values():
+                    if isinstance(module_results, dict):
+                        module_results.pop(TD_ERROR_KEY, None)
+            self.metrics.aggregate(results, key=LEARNER_RESULTS)
+        with self.metrics.log_time((TIMERS, SYNCH_WORKER_WEIGHTS_TIMER)):
+            self.env_runner_group.sync_weights(
+                from_worker_or_learner_group=self.learner_group,
+                policies=set(results[0].keys()) - {ALL_MODULES} if results else None,
+                inference_only=True,
+            )
+        return None
+
     def _sample_into_replay(self) -> None:
-        """Sample with the frozen policy and keep the data (for a later retraining); no update."""
-        from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+        """Sample from the env runners and keep the data in the replay buffer."""
         from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIMER, TIMERS
 
         with self.metrics.log_time((TIMERS, ENV_RUNNER_SAMPLING_TIMER)):
-            episodes, runner_results = synchronous_parallel_sample(
-                worker_set=self.env_runner_group,
-                concat=True,
-                sample_timeout_s=self.config.sample_timeout_s,
-                _uses_new_env_runners=True,
-                _return_metrics=True,
-            )
+            episodes, runner_results = compat.sample_episodes(self)
         self.metrics.aggregate(runner_results, key=ENV_RUNNER_RESULTS)
         self.local_replay_buffer.add(episodes)
+
+
+def _make_replay_buffer(algo: DDPG, config: Any) -> FlatReplayBuffer | None:
+    """The flat buffer where the config asks for it (None: RLlib builds its own)."""
+    rb = dict(config.replay_buffer_config or {})
+    if rb.get("type") != FLAT_REPLAY_BUFFER:
+        return None
+    rb.pop("type")
+    return FlatReplayBuffer(
+        int(rb.pop("capacity", 200_000)), n_step=config.n_step, gamma=config.gamma, seed=config.seed, **rb
+    )
+
+
+compat.override_replay_buffer_factory(DDPG, _make_replay_buffer)

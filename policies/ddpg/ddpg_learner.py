@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ray.rllib.algorithms.dqn.dqn_learner import DQNLearner
 from ray.rllib.core.learner.learner import Learner
+from ray.rllib.core.learner.utils import update_target_network
+from ray.rllib.core.rl_module.apis import TargetNetworkAPI
 from ray.rllib.utils.annotations import override
+from ray.rllib.utils.metrics import NUM_TARGET_UPDATES
+
+from policies.ddpg.rllib_compat import DQNLearner
 
 CRITIC_LOSS_KEY = "losses/critic"
 CRITIC_TWIN_LOSS_KEY = "losses/critic_twin"
@@ -38,6 +42,8 @@ class DDPGLearner(DQNLearner):
     def build(self) -> None:
         super().build()
         self.updates_per_module: dict[str, int] = {}
+        self.actor_updated: dict[str, bool] = {}
+        """Per module, whether the last gradient update stepped the actor (TD3's delay)."""
         self.bc_mode = "off"
         self.bc_weight = 0.0
         self.context_pools: dict[str, Any] = {}
@@ -56,4 +62,27 @@ class DDPGLearner(DQNLearner):
         """TD3's delayed actor: True on every ``policy_delay``-th critic update."""
         n = self.updates_per_module.get(module_id, 0)
         self.updates_per_module[module_id] = n + 1
-        return n % max(policy_delay, 1) == 0
+        due = n % max(policy_delay, 1) == 0
+        self.actor_updated[module_id] = due
+        return due
+
+    @override(DQNLearner)
+    def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        """Polyak-move the target networks, on TD3's delayed steps only.
+
+        DQN's learner moves targets after every update; TD3 (Fujimoto et al. 2018) moves them
+        with the actor, every ``policy_delay``-th critic update, so the critic's target changes
+        no faster than the policy it evaluates. With ``policy_delay`` 1 (DDPG) that is every
+        update, as before.
+        """
+        Learner.after_gradient_based_update(self, timesteps=timesteps)
+        for module_id, module in self.module._rl_modules.items():
+            if not self.actor_updated.get(module_id, True):
+                continue
+            unwrapped = module.unwrapped()
+            if not isinstance(unwrapped, TargetNetworkAPI):
+                continue
+            tau = self.config.get_config_for_module(module_id).tau
+            for main_net, target_net in unwrapped.get_target_network_pairs():
+                update_target_network(main_net=main_net, target_net=target_net, tau=tau)
+            self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")

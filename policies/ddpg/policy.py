@@ -2,14 +2,21 @@
 
 An exported policy is a folder with ``policy.pt`` (the inference module's tensors only, loaded
 with ``torch.load(weights_only=True)``, so no pickled code runs) and ``policy.json`` (model
-config, spaces and the env settings it was trained with). Evaluation, serving and the
-controller load this, not the full RLlib checkpoint with critics and replay state.
+config, spaces, the env settings it was trained with, the rules it trained under and the
+observation schema it reads). Evaluation, serving and the controller load this with torch alone
+(``policies.ddpg.actor_module``), not the full RLlib checkpoint with critics and replay state.
+
+Loading compares the policy's observation schema with this code's (``envs.observation_schema``):
+a policy trained on other features, scalings or sizes is refused with a one-line error naming the
+first difference, never run to give silently wrong actions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,12 +26,22 @@ import numpy as np
 import torch
 
 from envs.errors import ConfigError
+from envs.observation import ObservationLayout
+from envs.observation_schema import first_difference, observation_schema
 from envs.rules import Rule, parse_rules
-from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
+from policies.ddpg.actor_module import ActorModule
 
 POLICY_FILE = "policy.pt"
 META_FILE = "policy.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: ``observation_schema`` and ``rules`` recorded (1 had neither; ``migrate`` upgrades it)."""
+LAYOUT_KEYS = ("max_services", "history_window", "context_span", "context_buckets")
+ROW_BLOCK = 8
+"""Every forward runs on a multiple of this many rows (zero rows pad it). CPU matrix kernels pick
+their blocking by batch size, so a row's action could differ in the last bits between a batch of 1
+and a batch of 5; padded to whole blocks of 8, each row gets the same bits in any batch. So the
+served policy (which batches requests) and ``evaluate`` (one observation at a time) decide alike,
+bit for bit (``tests/test_policy_schema.py`` checks batch sizes up to 40)."""
 
 
 def _box(d: dict[str, Any]) -> gym.spaces.Box:
@@ -35,31 +52,71 @@ def _space_dict(space: gym.spaces.Box) -> dict[str, Any]:
     return {"low": float(np.min(space.low)), "high": float(np.max(space.high)), "shape": list(space.shape)}
 
 
+def layout_of(env_config: dict[str, Any]) -> ObservationLayout:
+    """The observation layout of env settings (the keys absent take the env's defaults)."""
+    return ObservationLayout(**{k: int(env_config[k]) for k in LAYOUT_KEYS if k in env_config})
+
+
 def export_policy(module: Any, folder: str | Path, env_config: dict[str, Any], info: dict[str, Any] | None = None):
     """Write the acting part of `module` (actor, meta-learner) and its description into `folder`.
 
     Files are written to a temporary name and renamed, so a reader never sees half a policy.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     keep = ("actor.", "meta.")
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items() if k.startswith(keep)}
+    env = _plain(env_config)
     meta = {
         "format": FORMAT_VERSION,
         "model_config": _plain(dict(module.model_config)),
         "observation_space": _space_dict(module.observation_space),
         "action_space": _space_dict(module.action_space),
-        "env": _plain(env_config),
+        "observation_schema": observation_schema(layout_of(env)),
+        "rules": str(env.get("rules", "")),
+        "env": env,
         "info": _plain(info or {}),
     }
-    for name, write in (
-        (POLICY_FILE, lambda p: torch.save(state, p)),
-        (META_FILE, lambda p: Path(p).write_text(json.dumps(meta, indent=1))),
-    ):
+    _write(Path(folder), state, meta)
+
+
+def _write(folder: Path, state: dict[str, torch.Tensor] | None, meta: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [(META_FILE, lambda p: Path(p).write_text(json.dumps(meta, indent=1)))]
+    if state is not None:
+        files.insert(0, (POLICY_FILE, lambda p: torch.save(state, p)))
+    for name, write in files:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
         os.close(fd)
         write(tmp)
         os.replace(tmp, folder / name)
+
+
+def migrate(folder: str | Path) -> None:
+    """Upgrade a format-1 ``policy.json`` in place: add the schema of the observation it was
+    trained on (its env settings with this code's features) and its rules. Weights are untouched."""
+    js = Path(folder) / META_FILE
+    meta = json.loads(js.read_text())
+    if meta.get("format") == FORMAT_VERSION:
+        return
+    if meta.get("format") != 1:
+        raise ConfigError(f"{js}: format: cannot migrate format {meta.get('format')!r}")
+    env = meta.get("env", {})
+    meta = {
+        "format": FORMAT_VERSION,
+        **{k: v for k, v in meta.items() if k in ("model_config", "observation_space", "action_space")},
+        "observation_schema": observation_schema(layout_of(env)),
+        "rules": str(env.get("rules", "")),
+        **{k: v for k, v in meta.items() if k not in ("format", "model_config", "observation_space", "action_space")},
+    }
+    _write(Path(folder), None, meta)
+
+
+def _padded(observations: np.ndarray) -> torch.Tensor:
+    """`observations` (a batch) as a tensor padded with zero rows to a multiple of ROW_BLOCK."""
+    obs = np.asarray(observations, dtype=np.float32)
+    rows = -(-len(obs) // ROW_BLOCK) * ROW_BLOCK
+    if rows != len(obs):
+        obs = np.concatenate([obs, np.zeros((rows - len(obs), *obs.shape[1:]), dtype=np.float32)])
+    return torch.as_tensor(obs)
 
 
 def _plain(x: Any) -> Any:
@@ -71,16 +128,21 @@ class DDPGPolicy:
 
     vertical_mode = "in-place"
 
-    def __init__(self, module: Any, env_config: dict[str, Any] | None = None, name: str = "ddpg"):
+    def __init__(self, module: Any, env_config: dict[str, Any] | None = None, name: str = "ddpg", version: str = ""):
         self.module = module
         self.env_config = dict(env_config or {})
         self.name = name
+        self.version = version
+        """Content hash of the policy's files (``sha256:`` + 12 hex digits); empty for an in-memory module."""
+        self.meta: dict[str, Any] = {}
+        """The loaded ``policy.json``."""
 
     @staticmethod
     def load(path: str | Path, name: str | None = None) -> DDPGPolicy:
         """Load an exported policy folder (or a training run folder, taking its best policy).
 
-        A missing or corrupt policy raises ConfigError naming the path.
+        A missing or corrupt policy, or one whose observation schema differs from this code's,
+        raises ConfigError naming the path and the problem.
         """
         folder = Path(path)
         if folder.is_file():
@@ -91,17 +153,24 @@ class DDPGPolicy:
         if not pt.exists() or not js.exists():
             raise ConfigError(f"{folder}: not a policy folder (needs {POLICY_FILE} and {META_FILE})")
         try:
-            meta = json.loads(js.read_text())
+            raw_meta = js.read_bytes()
+            meta = json.loads(raw_meta)
+            if meta.get("format") == 1:
+                raise ConfigError(
+                    f"{js}: format 1 has no observation schema; upgrade it with "
+                    f"`python -m policies.ddpg.policy migrate {folder}`"
+                )
             if meta.get("format") != FORMAT_VERSION:
                 raise ValueError(f"unsupported format {meta.get('format')!r}")
-            parse_rules(str(meta.get("env", {}).get("rules", "")), f"{js}: env.rules")
+            env = meta.get("env", {})
+            parse_rules(str(env.get("rules", "")), f"{js}: env.rules")
+            diff = first_difference(meta.get("observation_schema") or {}, observation_schema(layout_of(env)))
+            if diff is not None:
+                raise ConfigError(f"{js}: observation_schema: {diff}")
+            raw_pt = pt.read_bytes()
             state = torch.load(pt, weights_only=True, map_location="cpu")
-            module = DDPGTorchRLModule(
-                observation_space=_box(meta["observation_space"]),
-                action_space=_box(meta["action_space"]),
-                inference_only=True,
-                model_config=meta["model_config"],
-            )
+            obs_space, act_space = _box(meta["observation_space"]), _box(meta["action_space"])
+            module = ActorModule(meta["model_config"], int(np.prod(obs_space.shape)), int(np.prod(act_space.shape)))
             missing, unexpected = module.load_state_dict(state, strict=False)
             needed = [k for k in missing if k.startswith(("actor.", "meta."))]
             if needed or unexpected:
@@ -111,23 +180,35 @@ class DDPGPolicy:
         except Exception as exc:
             raise ConfigError(f"{folder}: corrupt policy ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
         module.eval()
-        return DDPGPolicy(module, meta.get("env", {}), name or "ddpg")
+        module.observation_space, module.action_space = obs_space, act_space
+        version = "sha256:" + hashlib.sha256(raw_pt + raw_meta).hexdigest()[:12]
+        policy = DDPGPolicy(module, env, name or "ddpg", version)
+        policy.meta = meta
+        return policy
 
     def initial_state(self) -> Any:
         return None
 
-    @torch.no_grad()
     def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        obs = torch.as_tensor(np.asarray(observation, dtype=np.float32)).unsqueeze(0)
-        return self.module.act(obs)[0].numpy(), state
+        return self.act_batch(np.asarray(observation, dtype=np.float32)[None, :])[0], state
+
+    @torch.no_grad()
+    def act_batch(self, observations: np.ndarray) -> np.ndarray:
+        """Deterministic actions of a batch of observations in one forward (serving batches requests);
+        each row is what ``act`` gives for it alone, bit for bit (see ``ROW_BLOCK``)."""
+        return self.module.act(_padded(observations))[: len(observations)].numpy()
 
     @torch.no_grad()
     def embedding(self, observations: np.ndarray) -> np.ndarray:
         """Workload embeddings of a batch of observations (their history windows)."""
-        obs = torch.as_tensor(np.asarray(observations, dtype=np.float32))
+        obs = np.asarray(observations, dtype=np.float32)
         if obs.ndim == 1:
-            obs = obs.unsqueeze(0)
-        return self.module.embedding(obs).numpy()
+            obs = obs[None, :]
+        return self.module.embedding(_padded(obs))[: len(obs)].numpy()
+
+    @property
+    def has_embedding(self) -> bool:
+        return getattr(self.module, "meta", None) is not None
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -137,5 +218,10 @@ class DDPGPolicy:
 
     def env_overrides(self) -> dict[str, Any]:
         """The env settings the policy's observation layout needs."""
-        keys = ("max_services", "history_window", "context_span", "context_buckets")
-        return {k: self.env_config[k] for k in keys if k in self.env_config}
+        return {k: self.env_config[k] for k in LAYOUT_KEYS if k in self.env_config}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "migrate":
+        sys.exit("usage: python -m policies.ddpg.policy migrate POLICY_FOLDER")
+    migrate(sys.argv[2])

@@ -18,7 +18,6 @@ import logging
 from typing import Any
 
 import torch
-from ray.rllib.algorithms.dqn.torch.dqn_torch_learner import DQNTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.utils.annotations import override
 from ray.rllib.utils.metrics import TD_ERROR_KEY
@@ -55,6 +54,7 @@ from policies.ddpg.default_ddpg_rl_module import (
     Q_TWIN_PREDS,
     WORKLOAD_LOGITS,
 )
+from policies.ddpg.rllib_compat import DQNTorchLearner
 from policies.ddpg.workload_labels import WORKLOAD_LABEL
 
 logger = logging.getLogger(__name__)

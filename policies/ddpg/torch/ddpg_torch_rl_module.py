@@ -76,12 +76,18 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
 
     # ------------------------------------------------------------------ building blocks
 
-    def _context(self, obs: torch.Tensor, meta: torch.nn.Module | None, detach: bool = False):
-        """(services, context, mask, embedding) of a batch; context = app features + embedding."""
+    def _context(
+        self, obs: torch.Tensor, meta: torch.nn.Module | None, detach: bool = False, emb: torch.Tensor | None = None
+    ):
+        """(services, context, mask, embedding) of a batch; context = app features + embedding.
+
+        ``emb``: the embedding of ``obs`` when the caller already has it (the meta-learner's GRU
+        is the costliest part of an update, so a training pass runs it once per network).
+        """
         svc, app, hist, lctx, mask = self.split(obs)
-        emb = None
-        if meta is not None and hist is not None:
+        if emb is None and meta is not None and hist is not None:
             emb = meta(hist, lctx)
+        if emb is not None:
             if detach:
                 emb = emb.detach()
             ctx = torch.cat([app, emb], dim=-1)
@@ -93,19 +99,26 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         """Deterministic action in [-1, 1] (padding services get 0)."""
         return torch.tanh(self.preactivation(obs, actor, meta))
 
-    def preactivation(self, obs: torch.Tensor, actor=None, meta=None) -> torch.Tensor:
+    def preactivation(self, obs: torch.Tensor, actor=None, meta=None, emb=None) -> torch.Tensor:
         """The deterministic action before the actor's tanh (padding services get 0)."""
         actor = actor or self.actor
         if not self.layout:
             return actor.preactivation(obs)
-        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, detach=True)
+        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, detach=True, emb=emb)
         return actor.preactivation(svc, ctx, mask)
 
-    def q_value(self, obs: torch.Tensor, action: torch.Tensor, critic, meta=None) -> torch.Tensor:
+    def q_value(self, obs: torch.Tensor, action: torch.Tensor, critic, meta=None, emb=None) -> torch.Tensor:
         if not self.layout:
             return critic(obs, action)
-        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta)
+        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, emb=emb)
         return critic(svc, ctx, mask, action)
+
+    def _embeddings(self, obs: torch.Tensor, meta) -> torch.Tensor | None:
+        """The workload embedding of ``obs`` by ``meta`` (None without a meta-learner)."""
+        if not self.layout or meta is None:
+            return None
+        _, _, hist, lctx, _ = self.split(obs)
+        return None if hist is None else meta(hist, lctx)
 
     def embedding(self, obs: torch.Tensor) -> torch.Tensor:
         """Workload embedding of each observation's history window (serving and analysis use it)."""
@@ -145,9 +158,13 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         nxt = torch.nan_to_num(raw_next, nan=0.0, posinf=0.0, neginf=0.0)
         act = torch.nan_to_num(raw_act, nan=0.0, posinf=0.0, neginf=0.0)
         out: dict[str, Any] = {FINITE_ROWS: finite}
-        out[Q_PREDS] = self.q_value(obs, act, self.critic)
+        # One pass of the meta-learner serves the critic(s) and the auxiliary head (through
+        # which it learns) and, detached, the actor's objective: the same values and gradients
+        # as one pass per use, at a third of the GRU time.
+        emb = self._embeddings(obs, self.meta)
+        out[Q_PREDS] = self.q_value(obs, act, self.critic, emb=emb)
         if self.twin_q:
-            out[Q_TWIN_PREDS] = self.q_value(obs, act, self.critic_twin)
+            out[Q_TWIN_PREDS] = self.q_value(obs, act, self.critic_twin, emb=emb)
 
         # Actor objective: Q of the actor's action with the critic frozen, so its loss moves
         # only the actor (and the embedding is detached: the meta-learner learns from the
@@ -158,9 +175,10 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         for p in critic_params:
             p.requires_grad_(False)
         try:
-            out[ACTOR_PREACTIVATION] = self.preactivation(obs)
+            frozen = None if emb is None else emb.detach()
+            out[ACTOR_PREACTIVATION] = self.preactivation(obs, emb=frozen)
             out[ACTOR_ACTIONS] = torch.tanh(out[ACTOR_PREACTIVATION])
-            out[Q_CURR] = self.q_value(obs, out[ACTOR_ACTIONS], self.critic)
+            out[Q_CURR] = self.q_value(obs, out[ACTOR_ACTIONS], self.critic, emb=frozen)
         finally:
             for p in critic_params:
                 p.requires_grad_(True)
@@ -175,7 +193,6 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         with torch.no_grad():
             out[Q_TARGET_NEXT] = self.forward_target({Columns.OBS: nxt})
         if self.meta is not None:
-            emb = self.embedding(obs)
             out[AUX_PRED] = self.meta.predict(emb)
             out[AUX_TARGET] = self.split(nxt)[1]
             if self.meta.classify is not None:
@@ -187,16 +204,17 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         """min-over-critics target Q of the target actor's (optionally smoothed) next action."""
         obs = batch[Columns.OBS]
         meta = getattr(self, "target_meta", None)
-        a = self.act(obs, actor=self.target_actor, meta=meta)
+        emb = self._embeddings(obs, meta)
+        a = torch.tanh(self.preactivation(obs, actor=self.target_actor, meta=meta, emb=emb))
         if self.target_noise > 0:
             eps = torch.clamp(torch.randn_like(a) * self.target_noise, -self.target_noise_clip, self.target_noise_clip)
             a = torch.clamp(a + eps, -1.0, 1.0)
             if self.layout:
                 mask = self.split(obs)[-1]
                 a = (a.reshape(a.shape[0], -1, ACTION_DIMS_PER_SERVICE) * mask.unsqueeze(-1)).reshape(a.shape)
-        q = self.q_value(obs, a, self.target_critic, meta=meta)
+        q = self.q_value(obs, a, self.target_critic, meta=meta, emb=emb)
         if self.twin_q:
-            q = torch.minimum(q, self.q_value(obs, a, self.target_critic_twin, meta=meta))
+            q = torch.minimum(q, self.q_value(obs, a, self.target_critic_twin, meta=meta, emb=emb))
         return q
 
     @override(QNetAPI)

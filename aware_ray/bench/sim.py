@@ -1,0 +1,157 @@
+"""``aware-ray bench sim``: how fast the simulated world steps.
+
+Figures: steps/s of one ``AutoscaleEnv`` through the gymnasium API (social-network, random
+actions); service-steps/s of the bare batched simulator; env steps/s through the gymnasium
+vector API (``AutoscaleVectorEnv``) at 1, 8, 32 and 128 clusters, per core; and how a step's
+cost grows with the app's size (chain3, social-network, ecommerce and a generated 64-service
+app), as one env, as 32 clusters of the vector env, and in the bare simulator.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VECTOR_SIZES = (1, 8, 32, 128)
+SIZE_APPS = ("chain3", "social-network", "ecommerce", "generated-64")
+GOAL_VECTOR_STEPS_PER_CORE = 10_000.0
+
+
+def generated_app(n_services: int = 64) -> dict[str, Any]:
+    """An app of ``n_services`` in a call tree (each service calls up to three children)."""
+    services = []
+    for i in range(n_services):
+        children = [c for c in (3 * i + 1, 3 * i + 2, 3 * i + 3) if c < n_services]
+        services.append(
+            {
+                "name": f"s{i}",
+                "cpu_ms": {"mean": 2.0 + (i % 5), "cv": 1.0},
+                "memory_mib": {"base": 150, "per_inflight": 1},
+                "startup_s": 15 + 15 * (i % 3),
+                "replicas": {"min": 1, "max": 20, "initial": 2},
+                "cpu_limit": {"min": 0.1, "max": 4.0, "initial": 0.5},
+                "mem_limit": {"min": 128, "max": 4096, "initial": 512},
+                "calls": [{"to": f"s{c}", "per_request": 0.5} for c in children],
+            }
+        )
+    return {
+        "name": f"generated-{n_services}",
+        "slo_ms": 400,
+        "timeout_s": 10,
+        "default_peak_rps": 200,
+        "node": {"cores": 8 * n_services, "mem_gib": 32 * n_services},
+        "services": services,
+    }
+
+
+def _rate(step: Any, seconds: float, per_call: int) -> float:
+    """Items per second of ``step()`` (``per_call`` items each) over ``seconds``."""
+    for _ in range(3):
+        step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n * per_call / (time.perf_counter() - t0)
+
+
+def env_rate(app: str, seconds: float, max_services: int = 16) -> float:
+    """Steps/s of one AutoscaleEnv (random actions in [-0.3, 0.3])."""
+    from envs.autoscale_env import AutoscaleEnv
+
+    env = AutoscaleEnv({"app": app, "episode_steps": 2000, "max_services": max_services})
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (64, *env.action_space.shape)).astype(np.float32)
+    i = [0]
+
+    def step() -> None:
+        if env.step(actions[i[0] % 64])[3]:
+            env.reset()
+        i[0] += 1
+
+    return _rate(step, seconds, 1)
+
+
+def vector_rate(app: str, clusters: int, seconds: float, max_services: int = 16) -> float:
+    """Env steps/s of an AutoscaleVectorEnv of ``clusters`` sub-envs (autoreset included)."""
+    from envs.vector_env import AutoscaleVectorEnv
+
+    vec = AutoscaleVectorEnv(clusters, {"app": app, "episode_steps": 480, "max_services": max_services})
+    vec.reset(seed=0)
+    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (8, *vec.action_space.shape)).astype(np.float32)
+    i = [0]
+
+    def step() -> None:
+        vec.step(actions[i[0] % 8])
+        i[0] += 1
+
+    return _rate(step, seconds, clusters)
+
+
+def batched_sim_rate(app_name: str, batch: int, seconds: float) -> tuple[float, int]:
+    """Service-steps/s of the bare ClusterSim over ``batch`` copies; and the app's size."""
+    from envs.app import load_app
+    from envs.simulator import ClusterSim
+
+    app = load_app(app_name)
+    rng = np.random.default_rng(0)
+    sim = ClusterSim(app, batch=batch, seed=0)
+    base = app.column("initial_replicas")
+    rates = rng.uniform(0.3, 1.0, size=(64, batch)) * app.default_peak_rps
+    reps = np.clip(base[None, None, :] + rng.integers(-1, 3, size=(64, batch, app.n_services)), 1, None)
+    cpu, mem = app.column("cpu_limit_initial"), app.column("mem_limit_initial")
+    i = [0]
+
+    def step() -> None:
+        sim.apply(reps[i[0] % 64], cpu, mem)
+        sim.advance(rates[i[0] % 64])
+        i[0] += 1
+
+    return _rate(step, seconds, batch * app.n_services), app.n_services
+
+
+def bench_sim(seconds: float = 3.0, batch: int = 256, app_name: str = "social-network") -> dict[str, Any]:
+    import yaml
+
+    env_steps = env_rate(app_name, seconds)
+    batched, n_services = batched_sim_rate(app_name, batch, seconds)
+    vector = {str(n): round(vector_rate(app_name, n, seconds), 1) for n in VECTOR_SIZES}
+    with tempfile.TemporaryDirectory() as tmp:
+        gen = Path(tmp) / "generated-64.yaml"
+        gen.write_text(yaml.safe_dump(generated_app(64)))
+        sizes = {}
+        for name in SIZE_APPS:
+            path = str(gen) if name == "generated-64" else name
+            svc_rate, n = batched_sim_rate(path, 32, seconds / 2)
+            sizes[name] = {
+                "services": n,
+                "env_steps_per_s": round(env_rate(path, seconds / 2, max_services=max(n, 16)), 1),
+                "vector32_env_steps_per_s": round(vector_rate(path, 32, seconds / 2, max_services=max(n, 16)), 1),
+                "sim_ms_per_interval_batch32": round(1000.0 * 32 * n / svc_rate, 3),
+            }
+    best = max(float(v) for k, v in vector.items() if int(k) >= 32)
+    return {
+        "bench": "sim",
+        "app": app_name,
+        "services": n_services,
+        "env_steps_per_s": round(env_steps, 1),
+        "service_steps_per_s_batched": round(batched, 1),
+        "batch": batch,
+        "vector_env_steps_per_s": vector,
+        "vector_speedup_32_vs_single": round(vector["32"] / env_steps, 2),
+        "goal_vector_env_steps_per_s_per_core": GOAL_VECTOR_STEPS_PER_CORE,
+        "vector_env_steps_per_s_per_core_best": round(best, 1),
+        "goal_shortfall_factor": round(GOAL_VECTOR_STEPS_PER_CORE / best, 1),
+        "step_cost_by_app": sizes,
+        "note": "one process, one core; per-env rules/decode/guard/observation/reward run in Python per sub-env",
+        "cores": os.cpu_count(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }

@@ -1,0 +1,1 @@
+"""The live controller: per app, metrics -> observation -> endpoint -> rules -> guard -> apply."""

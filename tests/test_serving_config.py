@@ -1,0 +1,64 @@
+"""The shipped Serve and controller configs are valid as their tools read them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aware_ray.cli import main
+from aware_ray.control.config import load_control_config
+from aware_ray.serving.app import build_app
+from envs.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+def test_serve_yaml_is_a_valid_serve_config_and_builds():
+    from ray.serve.schema import ServeDeploySchema
+
+    data = yaml.safe_load((CONFIGS / "serve.yaml").read_text())
+    schema = ServeDeploySchema.model_validate(data)
+    assert schema.applications[0].import_path == "aware_ray.serving.app:build_app"
+    app = data["applications"][0]
+    assert app["deployments"][0]["ray_actor_options"]["num_cpus"] == 1
+    assert app["deployments"][0]["user_config"]["policy"] == app["args"]["policy"]
+    build_app(app["args"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"policy": "oracle"}, "cannot be served"),
+        ({"policy": "safe:ddpg:pretrained"}, "controller"),
+        ({"policy": "nope"}, "unknown policy"),
+        ({"apps": ["no-such-app"]}, "no-such-app"),
+        ({"polcy": "x"}, "unknown key 'polcy'"),
+    ],
+)
+def test_build_app_refuses_bad_args_in_one_line(args, message):
+    with pytest.raises((ConfigError, ValueError), match=message):
+        build_app(args)
+
+
+def test_control_yaml_loads():
+    cfg = load_control_config(CONFIGS / "control.yaml")
+    assert cfg.mode == "active" and [a.name for a in cfg.apps] == ["social-network", "chain3"]
+    assert cfg.bootstrap and cfg.bootstrap["window"] == 40
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--app", "chain3"], "needs a trace or a family"),
+        (["--app", "chain3", "--family", "step", "--speed", "fast"], "--speed"),
+        (["--app", "chain3", "--family", "step", "--timeout-ms", "-1"], "timeout_ms"),
+        (["--app", "chain3", "--family", "step", "--mode", "canary", "--canary", "zz"], "canary"),
+        (["--app", "chain3", "--family", "step", "--policy", "safe:ddpg:pretrained"], "bootstrap"),
+    ],
+)
+def test_control_cli_errors_are_one_line(capsys, argv, message):
+    assert main(["control", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
