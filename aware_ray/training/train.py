@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 from ray import tune
 
-from aware_ray.training.config import TrainConfig, build_train_config
+from aware_ray.training.config import RunConfig, TrainConfig, build_train_config
 from aware_ray.training.dashboard import write_layout
 from aware_ray.training.run_folder import check_resume, load_or_score_baselines
 from aware_ray.training.validation import validate
@@ -180,6 +180,25 @@ def _trainable(params: dict[str, Any]) -> None:
     algo.stop()
 
 
+def start_ray(num_cpus: int) -> bool:
+    """Join the cluster ``ray job submit`` runs us on (``RAY_ADDRESS``; its size is its own) or start
+    a local Ray with `num_cpus` (at least 2); True when this call started Ray and should stop it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(num_cpus=max(2, num_cpus), include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def trial_resources(run: RunConfig) -> tune.PlacementGroupFactory:
+    """What one training run holds: a CPU for the learner and one per env runner."""
+    return tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
+
+
 def _save(algo: Any, path: Path) -> None:
     with staged_dir(path, replace=True) as tmp:
         algo.save_to_path(str(tmp.resolve()))
@@ -235,24 +254,11 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | N
     t0 = time.time()
     baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
-    started_ray = False
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            # Under `ray job submit` (or with an explicit cluster): join it, its size is its own.
-            ray.init(log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(
-                num_cpus=max(2, 1 + run.num_env_runners),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        started_ray = True
+    started_ray = start_ray(1 + run.num_env_runners)
     write_layout(out / "tune")
     try:
-        resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
         tuner = tune.Tuner(
-            tune.with_resources(_trainable, resources),
+            tune.with_resources(_trainable, trial_resources(run)),
             param_space={
                 "raw": cfg.raw,
                 "source": cfg.source,
