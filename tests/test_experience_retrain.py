@@ -88,9 +88,9 @@ def test_fine_tuned_from_experience_runs_and_learner_sees_the_records_actions(re
             assert added == len(records) - 1
             recorded_actions = {np.asarray(r["applied_action"], np.float32).tobytes() for r in records}
             recorded_obs = {np.asarray(r["observation"], np.float32).tobytes() for r in records}
-            sampled = algo.local_replay_buffer.sample(num_items=64, n_step=1, sample_episodes=True)
-            actions = [a for ep in sampled for a in ep.get_actions()]
-            observations = [o for ep in sampled for o in ep.get_observations()[:-1]]
+            # The default replay (FlatReplayBuffer) samples transitions as columns.
+            sampled = algo.local_replay_buffer.sample(num_items=64)
+            actions, observations = list(sampled["actions"]), list(sampled["obs"])
             assert actions and all(np.asarray(a, np.float32).tobytes() in recorded_actions for a in actions)
             assert all(np.asarray(o, np.float32).tobytes() in recorded_obs for o in observations)
             result = algo.train()
