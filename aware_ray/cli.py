@@ -322,10 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--first-n", type=int, default=16, help="bootstrap: episodes in the 'first N' figures")
     be.add_argument("--last-k", type=int, default=8, help="bootstrap: episodes in the 'at the end' figures")
     be.set_defaults(func=cmd_bench)
-    de = sub.add_parser("demo", help="the main job on the built-in simulator, with a report and plots")
+    de = sub.add_parser(
+        "demo", help="train for a few minutes, then score the shipped deployment beside it and the baselines"
+    )
     de.add_argument("--out", default="reports/demo", help="output folder")
     de.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
-    de.add_argument("--no-train", action="store_true", help="evaluate the baselines only")
+    de.add_argument("--no-train", action="store_true", help="skip training: the shipped policy and the baselines only")
     de.set_defaults(func=cmd_demo)
     _serve_parser(sub)
     _control_parser(sub)

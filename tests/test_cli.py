@@ -153,8 +153,13 @@ def test_demo_quick(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--no-train", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6"} <= set(summary["policies"])
-    assert (out / "report.md").read_text().startswith("# Evaluation: social-network")
+    assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6", "ddpg:pretrained"} <= set(summary["policies"])
+    assert summary["policies"][0] == "lean@0.1:ddpg:pretrained"
+    report = (out / "report.md").read_text()
+    assert report.startswith("# aware-ray demo") and "## Scoreboard: social-network" in report
+    n = len(summary["workloads"])
+    row = next(line for line in report.splitlines() if line.startswith("| `lean@0.1:ddpg:pretrained` |"))
+    assert "recommended deployment" in row and row.endswith(f" of {n} |")
 
 
 def test_evaluate_a_custom_app_file(tmp_path: Path) -> None:
