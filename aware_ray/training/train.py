@@ -91,6 +91,7 @@ def _trainable(params: dict[str, Any]) -> None:
     import torch
 
     from aware_ray.training.callbacks import CPU_CORE_HOURS, GUARD_CLAMPS, SLO_VIOLATION_RATE
+    from policies.ddpg.ddpg import EXPLORATION_SIGMA
     from policies.ddpg.policy import DDPGPolicy, export_policy
 
     cfg = build_train_config(params["raw"], params["source"], [])
@@ -133,6 +134,7 @@ def _trainable(params: dict[str, Any]) -> None:
             CPU_CORE_HOURS: float(er.get(CPU_CORE_HOURS, np.nan)),
             GUARD_CLAMPS: float(er.get(GUARD_CLAMPS, np.nan)),
             "time_this_iter_s": float(result.get("time_this_iter_s", 0.0)),
+            "exploration/sigma": float(result.get(EXPLORATION_SIGMA, np.nan)),
         }
         for k, v in learner.items():
             if "/" in k and isinstance(v, int | float | np.floating):
@@ -169,7 +171,7 @@ def _trainable(params: dict[str, Any]) -> None:
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
-            st = {"iteration": it, "best": best}
+            st = {"iteration": it, "best": best, "exploration_sigma": metrics["exploration/sigma"]}
             if algo.bootstrap is not None:
                 st["bootstrap"] = algo.bootstrap.lifecycle.state()
             write_json(state_file, st)
