@@ -140,8 +140,10 @@ class PolicyRuntime:
     def answer(self, apps: list[str], observations: np.ndarray) -> list[dict[str, Any]]:
         """The full answer for each (app, observation) of a batch (see the module docstring)."""
         observations = np.asarray(observations, dtype=np.float32)
-        raw = self.raw_actions(apps, observations)
-        emb = self.learned.embedding(observations) if self.learned is not None and self.learned.has_embedding else None
+        if self.learned is not None:
+            raw, emb = self.learned.act_and_embed(observations)  # one meta-learner pass for both
+        else:
+            raw, emb = self.raw_actions(apps, observations), None
         return [
             self.decide_one(app, observations[i], raw[i], None if emb is None else emb[i]) for i, app in enumerate(apps)
         ]

@@ -55,6 +55,17 @@ class ActorModule(nn.Module):
         ctx = app if self.meta is None or hist is None else torch.cat([app, self.meta(hist, lctx)], dim=-1)
         return torch.tanh(self.actor.preactivation(svc, ctx, mask))
 
+    def act_and_embedding(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``act`` and ``embedding`` of a batch with one pass of the meta-learner (serving needs
+        both, and the meta-learner's GRU is most of a forward)."""
+        if not self.layout or self.meta is None:
+            return self.act(obs), None
+        svc, app, hist, lctx, mask = self.split(obs)
+        if hist is None:
+            return self.act(obs), None
+        emb = self.meta(hist, lctx)
+        return torch.tanh(self.actor.preactivation(svc, torch.cat([app, emb], dim=-1), mask)), emb
+
     def embedding(self, obs: torch.Tensor) -> torch.Tensor:
         """Workload embeddings of a batch (its history windows and load contexts)."""
         if self.meta is None:

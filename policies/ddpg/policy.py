@@ -199,6 +199,17 @@ class DDPGPolicy:
         return self.module.act(_padded(observations))[: len(observations)].numpy()
 
     @torch.no_grad()
+    def act_and_embed(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``act_batch`` and ``embedding`` of a batch in one forward; the embedding is None
+        without a meta-learner."""
+        obs = np.asarray(observations, dtype=np.float32)
+        both = getattr(self.module, "act_and_embedding", None)
+        if both is None:  # a training module: two passes
+            return self.act_batch(obs), self.embedding(obs) if self.has_embedding else None
+        act, emb = both(_padded(obs))
+        return act[: len(obs)].numpy(), None if emb is None else emb[: len(obs)].numpy()
+
+    @torch.no_grad()
     def embedding(self, observations: np.ndarray) -> np.ndarray:
         """Workload embeddings of a batch of observations (their history windows)."""
         obs = np.asarray(observations, dtype=np.float32)
