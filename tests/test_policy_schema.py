@@ -146,9 +146,9 @@ def test_one_pass_gives_the_actions_and_embeddings_of_two() -> None:
     """Serving asks for both in one forward; they must equal what act_batch and embedding give."""
     from aware_ray.serving.runtime import DEFAULT_APPS, DEFAULT_SPEC, PolicyRuntime
 
-    learned = PolicyRuntime(DEFAULT_SPEC, DEFAULT_APPS, {}).learned
-    assert learned is not None and learned.has_embedding
     runtime = PolicyRuntime(DEFAULT_SPEC, DEFAULT_APPS, {})
+    learned = runtime.learned
+    assert learned is not None and learned.has_embedding
     obs = np.random.default_rng(3).uniform(-1, 1, (5, runtime.observation_size)).astype(np.float32)
     act, emb = learned.act_and_embed(obs)
     np.testing.assert_array_equal(act, learned.act_batch(obs))
