@@ -180,3 +180,23 @@ def test_reset_scales_back_points_the_load_generator_and_steps(tmp_path, redis_s
     env.reset()
     assert api.deployment(ns, "front")["spec"]["replicas"] == 2
     assert LoadInstruction.from_dict(store.get_value(loadgen_key(ns))).episode != load.episode
+
+
+def test_the_rayjob_config_trains_in_the_namespace_the_manifests_provision() -> None:
+    """experiments/configs/kubernetes.yaml (the RayJob's entrypoint) loads and aims at what the manifests create."""
+    root = Path(__file__).resolve().parents[1]
+    job = yaml.safe_load((root / "cluster" / "manifests" / "rayjob.yaml").read_text())
+    entry = job["spec"]["entrypoint"].split()
+    cfg = load_train_config(root / entry[entry.index("--config") + 1])
+    assert cfg.cluster is not None and cfg.run.num_env_runners == 0 and cfg.run.num_envs_per_env_runner == 1
+    namespaces = [
+        d["metadata"]["name"]
+        for f in sorted((root / "cluster" / "manifests").glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d and d.get("kind") == "Namespace"
+    ]
+    assert cfg.cluster.namespace(0, 0) in namespaces
+    head = job["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    mount = next(m["mountPath"] for m in head["volumeMounts"] if m["name"] == "redis-password")
+    assert cfg.cluster.redis_password_file == f"{mount}/password"
+    assert cfg.cluster.backend["redis_url"] == next(e["value"] for e in head["env"] if e["name"] == "AWARE_REDIS_URL")
