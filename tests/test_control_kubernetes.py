@@ -201,11 +201,12 @@ def test_an_hpa_on_a_deployment_makes_the_controller_refuse(redis, app_yaml, tmp
         assert api.patches() == []
 
 
-def test_dry_run_sends_dry_runs_only_and_changes_nothing(redis, app_yaml, tmp_path) -> None:
+@pytest.mark.parametrize("how", [{"dry_run": True}, {"mode": "shadow"}])
+def test_dry_run_and_shadow_send_dry_runs_only_and_change_nothing(redis, app_yaml, tmp_path, how) -> None:
     with FakeApiServer() as api, PolicyServer() as policy:
         world = World(api, redis.url)
         world.warm_up()
-        cfg = _cfg(app_yaml, redis.url, policy.url, tmp_path / "out", intervals=2, dry_run=True)
+        cfg = _cfg(app_yaml, redis.url, policy.url, tmp_path / "out", intervals=2, **how)
         backends = world.backends(cfg)
         assert backends["two"].config.dry_run
         ctl = Controller(cfg, backends=backends)

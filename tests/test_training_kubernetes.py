@@ -200,3 +200,9 @@ def test_the_rayjob_config_trains_in_the_namespace_the_manifests_provision() -> 
     mount = next(m["mountPath"] for m in head["volumeMounts"] if m["name"] == "redis-password")
     assert cfg.cluster.redis_password_file == f"{mount}/password"
     assert cfg.cluster.backend["redis_url"] == next(e["value"] for e in head["env"] if e["name"] == "AWARE_REDIS_URL")
+
+
+def test_kubernetes_training_refuses_what_builds_simulator_envs_from_its_config(tmp_path) -> None:
+    path = _train_yaml(tmp_path, "redis://127.0.0.1:1/0")
+    with pytest.raises(ConfigError, match="does not combine with bootstrap"):
+        load_train_config(path, ["bootstrap.window=4"])

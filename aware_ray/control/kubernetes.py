@@ -61,6 +61,8 @@ def backend_config(a: AppConfig, dry_run: bool, where: str = "kubernetes", inter
 def kubernetes_backends(cfg: ControlConfig, **kwargs: Any) -> dict[str, Any]:
     """``{app name: KubernetesBackend}`` for every ``backend: kubernetes`` app of `cfg`.
 
+    In shadow mode every backend is a dry run: the heuristic decides and its changes are validated and
+    logged by the API server, but nothing changes (what the manifest's shadow start promises).
     ``kwargs`` go to each ``KubernetesBackend`` (``api_client``, ``store``, clocks); without an
     ``api_client`` the in-cluster service account or the kubeconfig is used.
     """
@@ -72,7 +74,9 @@ def kubernetes_backends(cfg: ControlConfig, **kwargs: Any) -> dict[str, Any]:
     for a in cfg.apps:
         if a.backend != "kubernetes":
             continue
-        bc = backend_config(a, cfg.dry_run, f"apps.{a.name}.kubernetes", interval_s)
+        # Shadow mode changes nothing in a cluster: the heuristic's decisions go as server-side dry runs.
+        dry = cfg.dry_run or cfg.mode == "shadow"
+        bc = backend_config(a, dry, f"apps.{a.name}.kubernetes", interval_s)
         out[a.name] = KubernetesBackend(load_app(a.app), bc, **kwargs)
     return out
 

@@ -239,6 +239,11 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
         raise ConfigError(
             f"{source}: ddpg.workload_loss_weight needs replayed infos, which {buffer} drops; use EpisodeReplayBuffer"
         )
+    if cluster is not None and (bootstrap is not None or ddpg.get("workload_loss_weight")):
+        # Both build simulator envs from the runners' env config on the learner side.
+        raise ConfigError(
+            f"{source}: env.backend: kubernetes does not combine with bootstrap or ddpg.workload_loss_weight yet"
+        )
     return TrainConfig(
         env=env,
         ddpg=ddpg,
