@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="learner, sampling: the training config whose model and training intensity are measured",
     )
     be.add_argument("--updates", type=int, default=20, help="learner: updates per timed window")
+    be.add_argument("--gpu", action="store_true", help="learner: the learner on a CUDA GPU")
     be.add_argument(
         "--e2e-iterations", type=int, default=2, help="sampling: training iterations of the end-to-end figure"
     )
@@ -335,10 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--first-n", type=int, default=16, help="bootstrap: episodes in the 'first N' figures")
     be.add_argument("--last-k", type=int, default=8, help="bootstrap: episodes in the 'at the end' figures")
     be.set_defaults(func=cmd_bench)
-    de = sub.add_parser("demo", help="the main job on the built-in simulator, with a report and plots")
+    de = sub.add_parser(
+        "demo", help="train for a few minutes, then score the shipped deployment beside it and the baselines"
+    )
     de.add_argument("--out", default="reports/demo", help="output folder")
     de.add_argument("--quick", action="store_true", help="a smaller run (for smoke tests)")
-    de.add_argument("--no-train", action="store_true", help="evaluate the baselines only")
+    de.add_argument("--no-train", action="store_true", help="skip training: the shipped policy and the baselines only")
     de.set_defaults(func=cmd_demo)
     _serve_parser(sub)
     _control_parser(sub)

@@ -32,7 +32,8 @@ class ServeEndpoint:
     def boot(self) -> None:
         import ray
 
-        # Replicas import this checkout's code, whatever is installed.
+        # Replicas import this checkout's code, whatever is installed (restored in close()).
+        self._saved_env = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_AUTH_MODE")}
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -75,6 +76,11 @@ class ServeEndpoint:
             serve.shutdown()
         finally:
             ray.shutdown()
+            for key, value in self._saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 def serve_endpoint(args: dict) -> Iterator[ServeEndpoint]:

@@ -269,7 +269,10 @@ def test_offline_replay_holds_the_heuristics_actions(local_ray: None) -> None:
     torch.set_num_threads(1)
     boot = {"offline_episodes": 10**6}
     cfg = BootstrapConfig.from_dict(boot)
-    algo = tiny_config(boot).build_algo()
+    # RLlib's episode buffer, which keeps whole episodes to read back (the flat buffer keeps
+    # transitions, whose actions come from the same episodes).
+    episodes = {"type": "EpisodeReplayBuffer", "capacity": 100_000}
+    algo = tiny_config(boot).training(replay_buffer_config=episodes).build_algo()
     try:
         differs = []
         for _ in range(3):

@@ -142,6 +142,10 @@ def test_bench_sim_prints_one_json_line(capsys: pytest.CaptureFixture[str]) -> N
     assert result["env_steps_per_s"] > 0
     assert result["service_steps_per_s_batched"] > 0
     assert result["batch"] == 16 and result["cores"] >= 1
+    assert sorted(result["vector_env_steps_per_cpu_s"], key=int) == ["1", "8", "32", "128"]
+    sizes = result["step_cost_by_app"]
+    assert sizes["generated-64"]["services"] == 64 and sizes["chain3"]["services"] == 3
+    assert all(v["vector32_env_steps_per_cpu_s"] > 0 for v in sizes.values())
 
 
 @pytest.mark.slow
@@ -149,8 +153,13 @@ def test_demo_quick(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--no-train", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6"} <= set(summary["policies"])
-    assert (out / "report.md").read_text().startswith("# Evaluation: social-network")
+    assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6", "ddpg:pretrained"} <= set(summary["policies"])
+    assert summary["policies"][0] == "lean@0.1:ddpg:pretrained"
+    report = (out / "report.md").read_text()
+    assert report.startswith("# aware-ray demo") and "## Scoreboard: social-network" in report
+    n = len(summary["workloads"])
+    row = next(line for line in report.splitlines() if line.startswith("| `lean@0.1:ddpg:pretrained` |"))
+    assert "recommended deployment" in row and row.endswith(f" of {n} |")
 
 
 def test_evaluate_a_custom_app_file(tmp_path: Path) -> None:

@@ -3,11 +3,15 @@ the endpoint stopped mid-run hands over to the heuristic and back."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
 
+from aware_ray.cli import main
 from aware_ray.control.config import load_control_config
 from aware_ray.control.loop import Controller
 from aware_ray.evaluation.evaluate import EvalPlan, run_job, validate
@@ -37,12 +41,17 @@ def _config(endpoint, tmp_path, **kw):
 
 
 def test_closed_loop_equals_evaluate(endpoint, tmp_path):
-    summary = Controller(_config(endpoint, tmp_path)).run()
+    """`aware-ray control --backend sim --speed max` against `evaluate`, interval by interval."""
+    argv = ["control", "--backend", "sim", "--app", "social-network", "--trace", TRACE, "--seed", "1"]
+    argv += ["--max-hours", "0.5", "--speed", "max", "--endpoint", endpoint.url, "--policy", SPEC]
+    argv += ["--timeout-ms", "5000", "--out", str(tmp_path / "control")]  # equality, not latency, is checked here
+    assert main(argv) == 0
+    summary = json.loads((tmp_path / "control" / "summary.json").read_text())
     plan = EvalPlan(policies=[SPEC], traces=[TRACE], seeds=1, max_hours=0.5, timeseries="all")
     validate(plan)
     ev = run_job(plan, f"trace:{TRACE}", 1, lambda env, rates: registry.make_policy(SPEC, env, rates))
     got = summary["apps"]["social-network"]
-    assert got["sources"] == {"policy": 120}
+    assert got["sources"] == {"policy": 120} and summary["endpoint_failures"] == {}
     for key in ("steps", "slo_violation_rate", "cpu_core_hours", "mem_gib_hours", "scaling_actions", "reward"):
         assert got[key] == ev.summary[key], key
     rows = [json.loads(line) for line in (tmp_path / "control" / "intervals.jsonl").read_text().splitlines()]
@@ -56,6 +65,7 @@ def test_closed_loop_equals_evaluate(endpoint, tmp_path):
     assert [r["scoreboard"]["e2e_p99_ms"] for r in rows] == list(ev.e2e_p99_ms)
 
 
+@pytest.mark.slow
 def test_endpoint_stopped_mid_run_hands_over_and_back(endpoint, tmp_path):
     ctl = Controller(_config(endpoint, tmp_path, timeout_ms=300, intervals=12))
     sources = []
@@ -72,3 +82,43 @@ def test_endpoint_stopped_mid_run_hands_over_and_back(endpoint, tmp_path):
     app = ctl.apps[0]
     assert sum(app.handovers.values()) == 1  # one hand-over (to the heuristic), counted once
     assert np.isfinite(app.obs).all()
+
+
+class _SlowHandler(http.server.BaseHTTPRequestHandler):
+    """An endpoint that answers correctly, but only after a second."""
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        time.sleep(1.0)
+        out = json.dumps({"answers": [{"raw_action": [0.0] * 48, "policy_version": "slow"} for _ in body["items"]]})
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(out.encode())
+
+    def log_message(self, *args):
+        pass
+
+
+def test_slow_endpoint_costs_at_most_the_timeout(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cfg = {
+            "endpoint": f"http://127.0.0.1:{server.server_address[1]}",
+            "policy": SPEC,
+            "speed": "max",
+            "timeout_ms": 100,
+            "apps": [{"app": "chain3", "family": "step", "seed": 0, "max_hours": 0.25}],
+            "out": str(tmp_path / "c"),
+        }
+        ctl = Controller(load_control_config(None, cfg))
+        t0 = time.monotonic()
+        results = [ctl.step()[0] for _ in range(3)]
+        assert time.monotonic() - t0 < 3 * 0.9  # each interval waited ~0.1 s, not the endpoint's 1 s
+        assert all(r.source == "heuristic" and r.reasons == ["endpoint_slow"] for r in results)
+        assert ctl.failures == {"endpoint_slow": 3} and ctl.apps[0].handovers == {"endpoint_slow": 1}
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -28,11 +28,16 @@ from policies.ddpg.default_ddpg_rl_module import (
 )
 from policies.ddpg.layout import autoscale_layout
 from policies.ddpg.noise import ExplorationNoise
-from policies.ddpg.policy import DDPGPolicy, export_policy
+from policies.ddpg.policy import ROW_BLOCK, DDPGPolicy, export_policy
 from policies.ddpg.torch.ddpg_torch_learner import critic_target, saturation_loss
 from policies.ddpg.torch.ddpg_torch_rl_module import DDPGTorchRLModule
 
 ENV = {"app": "chain3", "max_services": 6, "history_window": 4, "noise": 0.0}
+
+
+def _block(o: np.ndarray) -> np.ndarray:
+    """`o` as a batch of ROW_BLOCK rows: exported policies always forward whole blocks (bit-identical rows)."""
+    return np.repeat(np.asarray(o, dtype=np.float32)[None], ROW_BLOCK, axis=0)
 
 
 def env() -> AutoscaleEnv:
@@ -291,7 +296,7 @@ def test_export_round_trip_gives_identical_actions(tmp_path: Path) -> None:
     loaded = DDPGPolicy.load(tmp_path / "p")
     obs = observations(4).numpy()
     for o in obs:
-        np.testing.assert_array_equal(loaded.act(o, None)[0], m.act(torch.as_tensor(o)[None])[0].detach().numpy())
+        np.testing.assert_array_equal(loaded.act(o, None)[0], m.act(torch.as_tensor(_block(o)))[0].detach().numpy())
     assert loaded.env_overrides() == {"max_services": 6, "history_window": 4}
     assert loaded.embedding(obs).shape == (4, 4)
 
@@ -489,8 +494,11 @@ def test_export_round_trip_with_context_and_workload_head(tmp_path: Path) -> Non
     loaded = DDPGPolicy.load(tmp_path / "p")
     obs = ctx_observations(5).numpy()
     for o in obs:
-        np.testing.assert_array_equal(loaded.act(o, None)[0], m.act(torch.as_tensor(o)[None])[0].detach().numpy())
-    np.testing.assert_allclose(loaded.embedding(obs), m.embedding(torch.as_tensor(obs)).detach().numpy())
+        np.testing.assert_array_equal(loaded.act(o, None)[0], m.act(torch.as_tensor(_block(o)))[0].detach().numpy())
+    padded = np.concatenate([obs, np.zeros((ROW_BLOCK - len(obs), obs.shape[1]), np.float32)])
+    np.testing.assert_array_equal(
+        loaded.embedding(obs), m.embedding(torch.as_tensor(padded))[: len(obs)].detach().numpy()
+    )
     assert loaded.env_overrides() == {"max_services": 6, "history_window": 4, "context_span": 8, "context_buckets": 2}
 
 

@@ -30,6 +30,11 @@ TINY = [
 ]
 
 
+def _values(results) -> list:
+    """Plain values of a ``foreach_learner`` answer (remote learners answer with call results)."""
+    return [r.get() if hasattr(r, "get") else r for r in results]
+
+
 @pytest.fixture
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -37,19 +42,20 @@ def local_ray():
     ray.shutdown()
 
 
-def _actor_state(learner) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in learner.module["default_policy"].actor.state_dict().items()}
-
-
 def test_two_cpu_learners_train_and_stay_in_step(local_ray) -> None:
     torch.set_num_threads(1)
+
+    def _actor_state(learner) -> dict[str, torch.Tensor]:  # nested: shipped to the learner actors by value
+        actor = learner.module["default_policy"].unwrapped().actor
+        return {k: v.detach().cpu().clone() for k, v in actor.state_dict().items()}
+
     cfg = load_train_config("experiments/configs/demo.yaml", TINY)
     algo = build_algo_config(cfg).learners(num_learners=2, num_cpus_per_learner=1).build_algo()
     try:
-        before = algo.learner_group.foreach_learner(_actor_state)
+        before = _values(algo.learner_group.foreach_learner(_actor_state))
         result = algo.train()
         assert result["learners"]["default_policy"]["num_module_steps_trained"] > 0
-        after = algo.learner_group.foreach_learner(_actor_state)
+        after = _values(algo.learner_group.foreach_learner(_actor_state))
         assert len(after) == 2
         # Data-parallel: each learner trained on its shard, gradients averaged, so both hold the
         # same weights, and those moved.
@@ -71,8 +77,10 @@ def test_gpu_learner_trains_and_the_module_comes_back_to_cpu(local_ray) -> None:
     try:
         result = algo.train()
         assert result["learners"]["default_policy"]["num_module_steps_trained"] > 0
-        devices = algo.learner_group.foreach_learner(
-            lambda learner: str(next(learner.module["default_policy"].parameters()).device)
+        devices = _values(
+            algo.learner_group.foreach_learner(
+                lambda learner: str(next(learner.module["default_policy"].unwrapped().parameters()).device)
+            )
         )
         assert all(d.startswith("cuda") for d in devices)
         module = algo.get_module()  # the env runner's copy, on CPU

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import ray
 import torch
+from ray.rllib.core.columns import Columns
 
 from aware_ray.control.config import load_control_config
 from aware_ray.control.experience_reader import read_records, seed_replay, transitions
@@ -16,6 +17,7 @@ from aware_ray.control.loop import Controller, policy_facts
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
 from policies.ddpg import DDPGConfig
+from policies.ddpg.flat_replay_buffer import FlatReplayBuffer
 from policies.ddpg.layout import autoscale_layout
 from policies.ddpg.policy import DDPGPolicy, export_policy
 
@@ -59,6 +61,7 @@ def test_bad_experience_sources_are_one_line_errors(tmp_path, recorded):
         transitions(read_records(str(recorded)), 10)
 
 
+@pytest.mark.slow
 def test_fine_tuned_from_experience_runs_and_learner_sees_the_records_actions(recorded, tmp_path):
     records = read_records(str(recorded))
     overrides, _, _ = policy_facts(SPEC)
@@ -88,9 +91,14 @@ def test_fine_tuned_from_experience_runs_and_learner_sees_the_records_actions(re
             assert added == len(records) - 1
             recorded_actions = {np.asarray(r["applied_action"], np.float32).tobytes() for r in records}
             recorded_obs = {np.asarray(r["observation"], np.float32).tobytes() for r in records}
-            sampled = algo.local_replay_buffer.sample(num_items=64, n_step=1, sample_episodes=True)
-            actions = [a for ep in sampled for a in ep.get_actions()]
-            observations = [o for ep in sampled for o in ep.get_observations()[:-1]]
+            buffer = algo.local_replay_buffer
+            if isinstance(buffer, FlatReplayBuffer):  # its sample is the learner's train batch itself
+                batch = buffer.sample(num_items=64)
+                actions, observations = list(batch[Columns.ACTIONS]), list(batch[Columns.OBS])
+            else:
+                sampled = buffer.sample(num_items=64, n_step=1, sample_episodes=True)
+                actions = [a for ep in sampled for a in ep.get_actions()]
+                observations = [o for ep in sampled for o in ep.get_observations()[:-1]]
             assert actions and all(np.asarray(a, np.float32).tobytes() in recorded_actions for a in actions)
             assert all(np.asarray(o, np.float32).tobytes() in recorded_obs for o in observations)
             result = algo.train()

@@ -205,6 +205,7 @@ def test_bad_bodies_get_4xx_naming_the_field(endpoint, route, body, status, fiel
     assert r.json()["field"] == field and r.json()["error"].startswith(field + ":"), r.text
 
 
+@pytest.mark.slow
 def test_version_swap_under_load_fails_nothing(endpoint, tmp_path):
     other = tmp_path / "policy-v2"
     shutil.copytree(registry.PRETRAINED_DIR, other)

@@ -57,8 +57,13 @@ def _shares(profile: cProfile.Profile, total_s: float) -> dict[str, float]:
 
 
 def bench_learner(
-    config: str = "experiments/configs/default.yaml", updates: int = 20, batch: int = 256, warm_steps: int = 2000
+    config: str = "experiments/configs/default.yaml",
+    updates: int = 20,
+    batch: int = 256,
+    warm_steps: int = 2000,
+    gpu: bool = False,
 ) -> dict[str, Any]:
+    """The figures of the module docstring; ``gpu``: the (local) learner on a CUDA GPU."""
     import numpy as np
     import ray
     import torch
@@ -68,14 +73,17 @@ def bench_learner(
 
     from aware_ray.training.config import load_train_config
     from aware_ray.training.train import build_algo_config
+    from envs.errors import ConfigError
     from policies.ddpg.flat_replay_buffer import FlatReplayBuffer
 
+    if gpu and not torch.cuda.is_available():
+        raise ConfigError("--gpu: no CUDA GPU is visible to torch here")
     torch.set_num_threads(1)
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     cfg = load_train_config(config, ["run.num_env_runners=0", f"ddpg.train_batch_size_per_learner={batch}"])
-    algo = build_algo_config(cfg).build_algo()
+    algo = build_algo_config(cfg).learners(num_learners=0, num_gpus_per_learner=1 if gpu else 0).build_algo()
     try:
         t0 = time.perf_counter()
         episodes = algo.env_runner.sample(num_timesteps=warm_steps, random_actions=True)
@@ -144,6 +152,7 @@ def bench_learner(
             "profile_shares_flat": shares,
             "profile_s_per_update": round(per_update, 4),
             "warm_sample_env_steps_per_s": round(warm_steps / sample_s, 1),
+            "learner_device": "cuda" if gpu else "cpu",
             "torch_threads": torch.get_num_threads(),
             "updates_per_s_2_threads": round(float(np.median([r[0] for r in two_threads])), 2),
             "cores": os.cpu_count(),

@@ -266,7 +266,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "learner":
         from aware_ray.bench.learner import bench_learner
 
-        return bench_learner(args.config_train, args.updates)
+        return bench_learner(args.config_train, args.updates, gpu=args.gpu)
     if name == "sampling":
         from aware_ray.bench.sampling import bench_sampling
 

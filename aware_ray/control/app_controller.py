@@ -221,8 +221,7 @@ class AppController:
         self.sources[source] += 1
         if source != self.last_source:
             if source == HEURISTIC and reasons:
-                for r in reasons:
-                    self.handovers[r.split(":")[0]] += 1
+                self.handovers[reasons[0].split(":")[0]] += 1  # one hand-over, counted under its cause
                 self._log(f"interval {self.steps}: heuristic takes over ({'; '.join(reasons)})")
             elif source == POLICY and self.last_source is not None:
                 self._log(f"interval {self.steps}: policy back in control")

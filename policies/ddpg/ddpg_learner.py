@@ -8,7 +8,7 @@ from ray.rllib.core.learner.learner import Learner
 from ray.rllib.core.learner.utils import update_target_network
 from ray.rllib.core.rl_module.apis import TargetNetworkAPI
 from ray.rllib.utils.annotations import override
-from ray.rllib.utils.metrics import NUM_TARGET_UPDATES
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME, NUM_TARGET_UPDATES
 
 from policies.ddpg.rllib_compat import DQNLearner
 
@@ -76,13 +76,18 @@ class DDPGLearner(DQNLearner):
         update, as before.
         """
         Learner.after_gradient_based_update(self, timesteps=timesteps)
+        timestep = timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0)
         for module_id, module in self.module._rl_modules.items():
+            cfg = self.config.get_config_for_module(module_id)
             if not self.actor_updated.get(module_id, True):
+                continue
+            # SAC's/DQN's option, kept: at most one target move per this many sampled env steps.
+            if timestep - self.last_update_ts_by_mid[module_id] < cfg.target_network_update_freq:
                 continue
             unwrapped = module.unwrapped()
             if not isinstance(unwrapped, TargetNetworkAPI):
                 continue
-            tau = self.config.get_config_for_module(module_id).tau
             for main_net, target_net in unwrapped.get_target_network_pairs():
-                update_target_network(main_net=main_net, target_net=target_net, tau=tau)
+                update_target_network(main_net=main_net, target_net=target_net, tau=cfg.tau)
+            self.last_update_ts_by_mid[module_id] = timestep
             self.metrics.log_value((module_id, NUM_TARGET_UPDATES), 1, reduce="lifetime_sum")

@@ -111,7 +111,7 @@ def workload_loss(
 class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
     @override(DQNTorchLearner)
     def configure_optimizers_for_module(self, module_id: ModuleID, config: Any = None) -> None:
-        module = self._module[module_id]
+        module = self._module[module_id].unwrapped()  # under DDP (num_learners > 1) the module is wrapped
         critic_params = self.get_parameters(module.critic)
         if config.twin_q:
             critic_params += self.get_parameters(module.critic_twin)
@@ -219,7 +219,7 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
         pool = self.context_pools[module_id]
         pool.renew(config.context_renewal)
         x, y = pool.batch(config.synthetic_contexts)
-        module = self._module[module_id]
+        module = self._module[module_id].unwrapped()  # under DDP (num_learners > 1) the module is wrapped
         device = next(module.parameters()).device
         logits = module.meta.workload_logits(torch.as_tensor(x, device=device))
         self.metrics.log_value((module_id, CONTEXT_INSTANCES_KEY), float(pool.instances), window=1)
@@ -237,7 +237,7 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
             due = self.actor_update_due(module_id, cfg.policy_delay)
             self.metrics.log_value((module_id, ACTOR_UPDATED_KEY), float(due), window=1)
             if not due:
-                for p in self._module[module_id].actor.parameters():
+                for p in self._module[module_id].unwrapped().actor.parameters():
                     pid = self.get_param_ref(p)
                     grads.pop(pid, None)
                     p.grad = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -105,6 +106,21 @@ class MetaLearner(nn.Module):
         return self.classify(self.code(context))
 
 
+def shared_input_layers(seq: nn.Sequential, per_row: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+    """``seq(cat([per_row, shared broadcast over dim 1], -1))`` without building that input.
+
+    ``per_row`` (B, S, P) holds what differs per service, ``shared`` (B, C) what every service
+    of a row sees alike (app features, embedding, pooled encoding). The first layer is linear,
+    so its ``shared`` part is computed once per row instead of once per service: the same
+    function and the same weights (exported policies load unchanged), with about a third less
+    arithmetic in the per-service networks, where an update spends most of its time.
+    """
+    first = seq[0]
+    p = per_row.shape[-1]
+    h = F.linear(per_row, first.weight[:, :p]) + F.linear(shared, first.weight[:, p:], first.bias).unsqueeze(1)
+    return seq[1:](h)
+
+
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     m = mask.unsqueeze(-1)
     return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
@@ -121,12 +137,9 @@ class ServiceActor(nn.Module):
 
     def preactivation(self, svc: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The action before the tanh (0 for padding services)."""
-        b, s, _ = svc.shape
-        x = torch.cat([svc, context.unsqueeze(1).expand(b, s, context.shape[-1])], dim=-1)
-        e = self.encode(x)
-        pooled = _masked_mean(e, mask).unsqueeze(1).expand_as(e)
-        z = self.head(torch.cat([e, pooled], dim=-1)) * mask.unsqueeze(-1)
-        return z.reshape(b, -1)
+        e = shared_input_layers(self.encode, svc, context)
+        z = shared_input_layers(self.head, e, _masked_mean(e, mask)) * mask.unsqueeze(-1)
+        return z.reshape(svc.shape[0], -1)
 
     def forward(self, svc: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.preactivation(svc, context, mask))
@@ -145,8 +158,7 @@ class ServiceCritic(nn.Module):
     def forward(self, svc: torch.Tensor, context: torch.Tensor, mask: torch.Tensor, action: torch.Tensor):
         b, s, _ = svc.shape
         act = action.reshape(b, s, self.action_dims)
-        x = torch.cat([svc, act, context.unsqueeze(1).expand(b, s, context.shape[-1])], dim=-1)
-        pooled = _masked_mean(self.encode(x), mask)
+        pooled = _masked_mean(shared_input_layers(self.encode, torch.cat([svc, act], dim=-1), context), mask)
         return self.value(torch.cat([pooled, context], dim=-1)).squeeze(-1)
 
 
