@@ -58,8 +58,9 @@ def guide(summary: dict[str, Any], demo_policy: str | None) -> str:
         "",
         "Held-out workloads (never trained on): " + ", ".join(f"`{w}`" for w in workloads) + ".",
         "The quality goal on a workload: close at least half of the gap from the tuned-HPA frontier to the "
-        "oracle, or have at least 50 % fewer violating intervals than the frontier at the same cost "
-        "(see the scoreboard below and docs/scoreboard.md).",
+        "oracle, or have at least 50 % fewer violating intervals than the frontier at the same money, "
+        "with violations at most max(2 %, the safest heuristic's) (see the scoreboard below and "
+        "docs/scoreboard-money.md).",
         "",
         "| policy | what it is | goal met |",
         "|---|---|---|",

@@ -88,7 +88,9 @@ def test_a_killed_env_runner_is_restarted_and_no_iteration_is_lost(tmp_path: Pat
 
 def test_a_killed_driver_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = _train(out, "--set", "run.iterations=50")
+    # Noise decaying over 8 iterations' steps, so a schedule started again would show.
+    noise = ["--set", "ddpg.exploration={type: gaussian, sigma: 0.4, final_sigma: 0.0, decay_steps: 1024}"]
+    proc = _train(out, "--set", "run.iterations=50", *noise)
     try:
         _wait(lambda: _iterations(out) >= 2, 300, "no checkpoint of iteration 2")
         os.killpg(proc.pid, signal.SIGKILL)
@@ -97,13 +99,17 @@ def test_a_killed_driver_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         _kill_group(proc)
     done = _iterations(out)
     assert done >= 2 and not (out / "train_summary.json").exists()
-    resumed = _train(out, "--resume", "--set", f"run.iterations={done + 1}")
+    resumed = _train(out, "--resume", "--set", f"run.iterations={done + 1}", *noise)
     try:
         assert resumed.wait(timeout=300) == 0, out.with_suffix(".log").read_text()[-3000:]
     finally:
         _kill_group(resumed)
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["iterations"] == done + 1
+    # The resumed iteration explored where the killed run's schedule had got to, not afresh.
+    sigma = json.loads((out / "train_state.json").read_text())["exploration_sigma"]
+    at_least = done * int(TINY.read_text().split("steps_per_iteration:")[1].split()[0])
+    assert 0.0 <= sigma <= 0.4 * (1 - at_least / 1024) + 1e-6  # a fresh schedule would be at 0.4
     # One iteration's steps more than the killed run had: it went on, it did not start over.
     first = [v for v in summary["validation"] if v["iteration"] <= done]
     assert len(first) == done  # tiny validates every iteration; the history before the kill is kept

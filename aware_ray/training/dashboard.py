@@ -21,6 +21,7 @@ LAYOUT: dict[str, list[tuple[str, list[str]]]] = {
         ("cost (training episodes, validation)", ["cost/.*", "validation/cpu_core_hours", "validation/money.*"]),
         ("validation score (what selects the policy)", ["validation/score", "best/score"]),
         ("episode return", ["episode_return_mean"]),
+        ("exploration noise (sigma at the start of each iteration)", ["exploration/.*"]),
     ],
     "Guard clamps": [("clamps per interval, by reason", ["guard/.*"])],
     "Bootstrap": [

@@ -221,6 +221,8 @@ def sweep(spec: Sweep, out: Path, resume: bool = False) -> list[dict[str, Any]]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from aware_ray.training.train import start_ray, trial_resources
+
     out = Path(out).resolve()
     if resume and not (out / "tune").is_dir():
         raise ConfigError(f"{out}: no sweep to resume there (no tune/ folder)")
@@ -232,22 +234,10 @@ def sweep(spec: Sweep, out: Path, resume: bool = False) -> list[dict[str, Any]]:
     run = spec.base.run
     # A trial reports the validation score only on its validation iterations; ASHA acts on those.
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    started = False
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(
-                num_cpus=max(2, spec.max_concurrent * (1 + run.num_env_runners)),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        started = True
+    started = start_ray(spec.max_concurrent * (1 + run.num_env_runners))
     write_layout(out / "tune")
     try:
-        resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
-        trainable = tune.with_resources(_trial, resources)
+        trainable = tune.with_resources(_trial, trial_resources(run))
         if resume:
             tuner = tune.Tuner.restore(str(out / "tune"), trainable, resume_errored=True)
         else:

@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 from ray import tune
 
-from aware_ray.training.config import TrainConfig, build_train_config
+from aware_ray.training.config import RunConfig, TrainConfig, build_train_config
 from aware_ray.training.dashboard import write_layout
 from aware_ray.training.run_folder import check_resume, load_or_score_baselines
 from aware_ray.training.validation import validate
@@ -97,6 +97,7 @@ def _trainable(params: dict[str, Any]) -> None:
     import torch
 
     from aware_ray.training.callbacks import CPU_CORE_HOURS, GUARD_CLAMPS, SLO_VIOLATION_RATE
+    from policies.ddpg.ddpg import EXPLORATION_SIGMA
     from policies.ddpg.policy import DDPGPolicy, export_policy
 
     cfg = build_train_config(params["raw"], params["source"], [])
@@ -139,6 +140,7 @@ def _trainable(params: dict[str, Any]) -> None:
             CPU_CORE_HOURS: float(er.get(CPU_CORE_HOURS, np.nan)),
             GUARD_CLAMPS: float(er.get(GUARD_CLAMPS, np.nan)),
             "time_this_iter_s": float(result.get("time_this_iter_s", 0.0)),
+            "exploration/sigma": float(result.get(EXPLORATION_SIGMA, np.nan)),
         }
         for k, v in learner.items():
             if "/" in k and isinstance(v, int | float | np.floating):
@@ -175,7 +177,7 @@ def _trainable(params: dict[str, Any]) -> None:
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
-            st = {"iteration": it, "best": best}
+            st = {"iteration": it, "best": best, "exploration_sigma": metrics["exploration/sigma"]}
             if algo.bootstrap is not None:
                 st["bootstrap"] = algo.bootstrap.lifecycle.state()
             write_json(state_file, st)
@@ -184,6 +186,25 @@ def _trainable(params: dict[str, Any]) -> None:
         tune.report(metrics)
     export_policy(algo.get_module(), out / "policy_final", env_cfg, {"iteration": cfg.run.iterations})
     algo.stop()
+
+
+def start_ray(num_cpus: int) -> bool:
+    """Join the cluster ``ray job submit`` runs us on (``RAY_ADDRESS``; its size is its own) or start
+    a local Ray with `num_cpus` (at least 2); True when this call started Ray and should stop it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False, configure_logging=False)
+    else:
+        ray.init(num_cpus=max(2, num_cpus), include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def trial_resources(run: RunConfig) -> tune.PlacementGroupFactory:
+    """What one training run holds: a CPU for the learner and one per env runner."""
+    return tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
 
 
 def _save(algo: Any, path: Path) -> None:
@@ -241,24 +262,11 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | N
     t0 = time.time()
     baselines = load_or_score_baselines(out, cfg, resume)
     run = cfg.run
-    started_ray = False
-    if not ray.is_initialized():
-        if os.environ.get("RAY_ADDRESS"):
-            # Under `ray job submit` (or with an explicit cluster): join it, its size is its own.
-            ray.init(log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(
-                num_cpus=max(2, 1 + run.num_env_runners),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
-        started_ray = True
+    started_ray = start_ray(1 + run.num_env_runners)
     write_layout(out / "tune")
     try:
-        resources = tune.PlacementGroupFactory([{"CPU": 1}] + [{"CPU": 1}] * run.num_env_runners)
         tuner = tune.Tuner(
-            tune.with_resources(_trainable, resources),
+            tune.with_resources(_trainable, trial_resources(run)),
             param_space={
                 "raw": cfg.raw,
                 "source": cfg.source,

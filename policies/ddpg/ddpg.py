@@ -273,6 +273,7 @@ class DDPG(SAC):
 
     @override(SAC)
     def training_step(self) -> None:
+        self._sync_exploration()
         if self.bootstrap is None:
             return self._learning_step()
         from ray.rllib.core import DEFAULT_MODULE_ID
@@ -362,6 +363,25 @@ class DDPG(SAC):
             )
         return None
 
+    def _sync_exploration(self) -> None:
+        """Set every env runner's noise schedule from the run's lifetime env steps.
+
+        Each runner's module copy counts the actions it sampled, and that count is not part of a
+        checkpoint: a resumed run or a restarted env runner would explore at full sigma again.
+        The lifetime count is (it is the algorithm's own metric), so each iteration starts every
+        runner at its share of it; within the iteration the runners count on as before.
+        """
+        from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME
+
+        sampled = self.metrics.peek((ENV_RUNNER_RESULTS, NUM_ENV_STEPS_SAMPLED_LIFETIME), default=0)
+        steps = int(sampled) // max(1, self.config.num_env_runners)
+        sigmas = self.env_runner_group.foreach_env_runner(
+            lambda runner: _set_noise_steps(runner, steps), local_env_runner=True
+        )
+        sigma = next((x for x in sigmas if x is not None), None)
+        if sigma is not None:
+            self.metrics.log_value(EXPLORATION_SIGMA, sigma, window=1)
+
     def _sample_into_replay(self) -> None:
         """Sample from the env runners and keep the data in the replay buffer."""
         from ray.rllib.utils.metrics import ENV_RUNNER_RESULTS, ENV_RUNNER_SAMPLING_TIMER, TIMERS
@@ -370,6 +390,19 @@ class DDPG(SAC):
             episodes, runner_results = compat.sample_episodes(self)
         self.metrics.aggregate(runner_results, key=ENV_RUNNER_RESULTS)
         self.local_replay_buffer.add(episodes)
+
+
+EXPLORATION_SIGMA = "exploration_sigma"
+"""Result key: the exploration noise's sigma at the start of the iteration."""
+
+
+def _set_noise_steps(runner: Any, steps: int) -> float | None:
+    """On an env runner: its module's noise schedule at `steps`; the sigma there (None: no noise)."""
+    noise = getattr(getattr(runner, "module", None), "noise", None)
+    if noise is None:
+        return None
+    noise.steps = steps
+    return float(noise.scale())
 
 
 def _make_replay_buffer(algo: DDPG, config: Any) -> FlatReplayBuffer | None:
