@@ -335,3 +335,55 @@ def test_bad_kubernetes_settings_fail_in_one_line_naming_the_field(app_yaml, kub
     with pytest.raises(ConfigError) as err:
         load_control_config(None, {"apps": [app]})
     assert needle in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_command_line_reaches_the_cluster_through_the_kubeconfig(redis, app_yaml, tmp_path, monkeypatch, capsys):
+    """``aware-ray control --backend kubernetes`` as the Deployment runs it, against the fake API server."""
+    from aware_ray.cli import main
+
+    with FakeApiServer() as api, PolicyServer() as policy:
+        world = World(api, redis.url)  # the Deployments; no collector pass yet: the controller holds
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
+                    "users": [{"name": "fake", "user": {}}],
+                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                    "current-context": "fake",
+                }
+            )
+        )
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        control = tmp_path / "control.yaml"
+        control.write_text(yaml.safe_dump({"policy": "hpa", "env": {"interval_s": 0.5, "max_services": MAX_SERVICES}}))
+        argv = [
+            "control",
+            "--config",
+            str(control),
+            "--backend",
+            "kubernetes",
+            f"--app={app_yaml}",
+            f"--namespace={NS}",
+            f"--allowed-namespaces={NS}",
+            "--mode=active",
+            f"--endpoint={policy.url}",
+            f"--redis-url={redis.url}",
+            "--intervals=2",
+            f"--out={tmp_path / 'report'}",
+        ]
+        assert main(argv) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["apps"]["two"]["handovers"] == {"stale_metrics": 2}
+        assert [r for r in api.requests if r.method == "PATCH"] == []
+        # Fresh metrics now, and an HPA on front: the first action is refused, in one line, exit status 1.
+        world.warm_up()
+        api.add_hpa(NS, "front-hpa", "front")
+        assert main([*argv, "--intervals=1"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("aware-ray control: error: refusing to manage deployment shop/front")
+        assert "HorizontalPodAutoscaler 'front-hpa'" in err
+        assert [r for r in api.requests if r.method == "PATCH"] == []
