@@ -175,13 +175,27 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 def _control_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("control", help="the live controller: metrics -> endpoint -> rules -> guard -> apply")
     p.add_argument("--config", default=None, help="controller YAML (experiments/configs/control.yaml)")
-    p.add_argument("--backend", choices=["sim"], default=None, help="where metrics come from (sim: the simulator)")
+    p.add_argument(
+        "--backend",
+        choices=["sim", "kubernetes"],
+        default=None,
+        help="where metrics come from and decisions go (sim: the simulator; kubernetes: a cluster)",
+    )
     p.add_argument("--app", default=None, help="one app to control (replaces the config's apps)")
     p.add_argument("--trace", default=None, help="sim: trace to replay")
     p.add_argument("--family", default=None, help="sim: synthetic family instead of a trace")
     p.add_argument("--seed", type=int, default=None, help="sim: seed (as evaluate's)")
     p.add_argument("--max-hours", type=float, default=None, help="sim: simulated hours (as evaluate's)")
     p.add_argument("--speed", default=None, help="sim: N times real time, or max")
+    p.add_argument("--namespace", default=None, help="kubernetes: namespace of the app's Deployments")
+    p.add_argument(
+        "--allowed-namespaces", default=None, help="kubernetes: comma-separated namespaces it may act in (default: it)"
+    )
+    p.add_argument("--redis-url", default=None, help="kubernetes: the collector's metric store, redis://host:port/db")
+    p.add_argument("--redis-password-file", default=None, help="kubernetes: file holding the Redis password (a Secret)")
+    p.add_argument(
+        "--dry-run", action="store_true", default=None, help="kubernetes: server-side dry run of every change, logged"
+    )
     p.add_argument("--endpoint", default=None, help="policy endpoint URL")
     p.add_argument("--timeout-ms", type=float, default=None, help="endpoint timeout per interval (default 300)")
     p.add_argument("--policy", default=None, help="the spec the endpoint serves")

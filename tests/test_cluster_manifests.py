@@ -236,7 +236,7 @@ def test_entry_points_match_the_other_components() -> None:
     serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
     assert serve["applications"][0]["import_path"] == "aware_ray.serving.app:build_app"
     job = next(d for d in docs if d["kind"] == "RayJob")
-    assert job["spec"]["entrypoint"] == "aware-ray train --config experiments/configs/default.yaml"
+    assert job["spec"]["entrypoint"] == "aware-ray train --config experiments/configs/kubernetes.yaml"
     ctrl = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "aware-controller")
     assert ctrl["spec"]["template"]["spec"]["containers"][0]["command"][:4] == [
         "aware-ray",

@@ -17,7 +17,9 @@ wanted, so a missed pass does no harm):
 
 Stale metrics (``cluster.errors.StaleMetrics`` from ``Backend.observe``) are never read as zeros:
 the interval holds what runs (the HPA's answer to missing metrics) and the controller resumes with
-the next fresh observation.
+the next fresh observation. Any other ``ClusterError`` (the API server down or throttling past its
+retries) is held the same way; only errors no retry can fix (``control.kubernetes.FATAL``: another
+autoscaler owns the Deployment, a missing label or RBAC verb) stop the controller.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from typing import Any
 import numpy as np
 
 from aware_ray.control.client import Answer
-from cluster.errors import StaleMetrics
+from aware_ray.control.kubernetes import is_fatal
+from cluster.errors import ClusterError
 from envs.autoscale_env import AutoscaleEnv
 from envs.metrics import ScalingDecision, ServiceMetrics
 from envs.observation_schema import SCHEMA_VERSION
@@ -121,6 +124,8 @@ class AppController:
         self.held = 0
         """Intervals held for stale metrics (they do not count as steps of the env)."""
         self._index = 0
+        self._unstarted: tuple | None = None
+        """(seed, options) of a start that found no fresh metrics: the first fresh ones start the env."""
         self.last_source: str | None = None
         self.handovers: Counter[str] = Counter()
         """Hand-overs to the heuristic by reason."""
@@ -130,9 +135,17 @@ class AppController:
     def start(self, seed: int | None = None, rates: np.ndarray | None = None, workload: str = "live") -> None:
         """First observation (on the simulator: the episode ``evaluate`` would run for this seed and series)."""
         options = {"rates": rates, "workload": workload} if rates is not None else {}
-        self.obs, _ = self.env.reset(seed=seed, options=options or None)
         self.rule_state = self.policy.initial_state()
         self.steps = 0
+        try:
+            self.obs, _ = self.env.reset(seed=seed, options=options or None)
+        except ClusterError as exc:
+            if is_fatal(exc):
+                raise
+            # A live app without fresh metrics yet (the collector needs two samples for rates): hold
+            # until they arrive, then start from them.
+            self.obs, self.stale, self._unstarted = None, True, (seed, options or None)
+            self._log(f"no fresh metrics at start ({_reason(exc)}); holding until fresh")
 
     def interval(self, answer: Answer | None, failure: str | None) -> IntervalResult:
         """Run one interval with the endpoint's `answer` (None with `failure` its reason)."""
@@ -152,9 +165,11 @@ class AppController:
         self._handover(source, reasons)
         try:
             self.obs, reward, _, _, info = self.env.step(action)
-        except StaleMetrics as exc:
+        except ClusterError as exc:
+            if is_fatal(exc):
+                raise
             self.stale = True
-            self._log(f"metrics stale after the interval ({exc.reason}); holding until fresh")
+            self._log(f"metrics stale after the interval ({_reason(exc)}); holding until fresh")
             self.handovers["stale_metrics"] += 1
             return self._result(source, [*reasons, "stale_metrics"], answer, policy_action, None, None, None, {})
         self.steps += 1
@@ -218,10 +233,16 @@ class AppController:
     def _resync(self) -> bool:
         """After stale metrics: take the next fresh observation as the current state (False: still stale)."""
         try:
-            metrics = self.env.backend.observe()
-        except StaleMetrics:
+            if self._unstarted is not None:
+                seed, options = self._unstarted
+                self.obs, _ = self.env.reset(seed=seed, options=options)
+                self._unstarted = None
+            else:
+                self.obs = self.env.resume(self.env.backend.observe())
+        except ClusterError as exc:
+            if is_fatal(exc):
+                raise
             return False
-        self.obs = self.env.resume(metrics)
         self.stale = False
         self._log("fresh metrics again; resuming")
         return True
@@ -263,3 +284,7 @@ class AppController:
     @property
     def schema_version(self) -> int:
         return SCHEMA_VERSION
+
+
+def _reason(exc: ClusterError) -> str:
+    return str(getattr(exc, "reason", "") or exc)

@@ -22,9 +22,14 @@ class AppConfig(_Model):
     """Key of this app in logs, the report and the experience stream (default: ``app``)."""
     app: str = "social-network"
     """App name or YAML path (what the endpoint must serve)."""
-    backend: Literal["sim"] = "sim"
-    """Where metrics come from and decisions go: ``sim`` (the simulator). The Kubernetes backend plugs
-    into the same seam (``envs.backend.Backend``) where a cluster is configured."""
+    backend: Literal["sim", "kubernetes"] = "sim"
+    """Where metrics come from and decisions go: ``sim`` (the simulator) or ``kubernetes`` (the app's
+    Deployments in a cluster, metrics from the collector's Redis; see ``kubernetes:``)."""
+    kubernetes: dict[str, Any] = Field(default_factory=dict)
+    """Kubernetes: ``cluster.backend_config.KubernetesBackendConfig`` keys (namespace, allowed_namespaces,
+    redis_url, vertical, staleness_s...), checked when the config loads."""
+    redis_password_file: str | None = None
+    """Kubernetes: a file holding the Redis password (a mounted Secret); never the password itself."""
     trace: str | None = None
     """Simulator: the trace to replay (as ``evaluate --trace``)."""
     family: str | None = None
@@ -80,6 +85,8 @@ class ControlConfig(_Model):
     experience: ExperienceConfig = Field(default_factory=ExperienceConfig)
     env: dict[str, Any] = Field(default_factory=dict)
     """Extra EnvConfig keys (guard, noise...), as ``evaluate``'s."""
+    dry_run: bool = False
+    """Kubernetes: send every change with server-side dry run and log it; nothing in the cluster changes."""
     out: str = "runs/control"
     """Folder of the report (intervals.jsonl, summary.json)."""
 
@@ -123,4 +130,8 @@ def load_control_config(path: str | Path | None, overrides: dict[str, Any] | Non
     for a in cfg.apps:
         if a.backend == "sim" and not (a.trace or a.family):
             raise ConfigError(f"{path or 'control'}: apps.{a.name}: the sim backend needs a trace or a family")
+        if a.backend == "kubernetes":
+            from aware_ray.control.kubernetes import backend_config
+
+            backend_config(a, cfg.dry_run, f"{path or 'control'}: apps.{a.name}.kubernetes")
     return cfg

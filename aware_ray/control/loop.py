@@ -12,6 +12,7 @@ experience writer's counters and the endpoint's latency), written atomically at 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -86,13 +87,17 @@ class Controller:
         """Run until every simulated series ends (or ``intervals``); returns (and writes) the summary."""
         out = Path(out or self.cfg.out)
         out.mkdir(parents=True, exist_ok=True)
+        live_only = not any(self.lengths.values())
         n = self.cfg.intervals or max(self.lengths.values() or [0])
-        if n == 0:
+        if n == 0 and not live_only:
             raise ConfigError("control: intervals: give a number of intervals for a live backend")
-        period = None if self.cfg.speed == "max" else self.apps[0].env.config.interval_s / float(self.cfg.speed)
+        # A live backend waits for the next interval on the wall clock itself (``advance``); without
+        # ``intervals`` it runs until the process is stopped, as a Deployment does.
+        speed_period = self.apps[0].env.config.interval_s / float(self.cfg.speed) if self.cfg.speed != "max" else None
+        period = None if live_only else speed_period
         started = time.time()
         with open(out / "intervals.jsonl", "w") as rows:
-            for _ in range(n):
+            for _ in range(n) if n else itertools.count():
                 t0 = time.perf_counter()
                 live = [c for c in self.apps if not self.lengths[c.name] or c.steps < self.lengths[c.name]]
                 if not live:

@@ -9,6 +9,7 @@ import sys
 
 from aware_ray.control.config import load_control_config
 from aware_ray.control.loop import Controller
+from cluster.errors import ClusterError
 
 
 def main_control(args: argparse.Namespace) -> int:
@@ -26,17 +27,38 @@ def main_control(args: argparse.Namespace) -> int:
         overrides["canary"] = [a for a in args.canary.split(",") if a]
     if args.app is not None:
         app = {"app": args.app, "backend": args.backend or "sim"}
-        for key in ("trace", "family", "seed", "max_hours"):
-            if getattr(args, key) is not None:
+        for key in ("trace", "family", "seed", "max_hours", "redis_password_file"):
+            if getattr(args, key, None) is not None:
                 app[key] = getattr(args, key)
+        kube = {"namespace": getattr(args, "namespace", None), "redis_url": getattr(args, "redis_url", None)}
+        if getattr(args, "allowed_namespaces", None) is not None:
+            kube["allowed_namespaces"] = [n for n in args.allowed_namespaces.split(",") if n]
+        kube = {k: v for k, v in kube.items() if v is not None}
+        if kube:
+            app["kubernetes"] = kube
         overrides["apps"] = [app]
+    if getattr(args, "dry_run", None):
+        overrides["dry_run"] = True
     if args.experience is not None or args.experience_file is not None:
         overrides["experience"] = {"redis": args.experience, "file": args.experience_file}
     cfg = load_control_config(args.config, overrides)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    summary = Controller(cfg).run()
+    try:
+        summary = Controller(cfg, backends=_backends(cfg)).run()
+    except ClusterError as exc:  # fatal ones only (NotManaged, RbacDenied): the loop holds on the others
+        print(f"aware-ray control: error: {exc}", file=sys.stderr)
+        return 1
     print(json.dumps(summary))
     return 0
+
+
+def _backends(cfg) -> dict | None:
+    """The live backends of the config's ``backend: kubernetes`` apps (None when all are simulated)."""
+    if not any(a.backend == "kubernetes" for a in cfg.apps):
+        return None
+    from aware_ray.control.kubernetes import kubernetes_backends
+
+    return kubernetes_backends(cfg)
 
 
 def _speed(text: str) -> float:

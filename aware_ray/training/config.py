@@ -134,6 +134,9 @@ class TrainConfig:
     source: str = ""
     bootstrap: BootstrapConfig | None = None
     """AWARE's bootstrapping lifecycle; None trains from scratch."""
+    cluster: Any = None
+    """``env.backend: kubernetes``: the ``KubernetesEnvSettings`` (each sub-env its own namespace); None: the
+    simulator."""
 
 
 def _parse_value(text: str) -> Any:
@@ -193,8 +196,23 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
     for key in SECTIONS:
         if not isinstance(raw.get(key, {}), dict):
             raise ConfigError(f"{source}: section '{key}' must be a mapping")
+    env_raw = dict(raw.get("env", {}))
+    backend = env_raw.pop("backend", "sim")
+    cluster_raw = env_raw.pop("kubernetes", None)
+    cluster = None
+    if backend == "kubernetes":
+        from aware_ray.training.kubernetes_env import KubernetesEnvSettings
+
+        try:
+            cluster = KubernetesEnvSettings.from_dict(cluster_raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    elif backend != "sim":
+        raise ConfigError(f"{source}: env.backend: expected 'sim' or 'kubernetes', got {backend!r}")
+    elif cluster_raw is not None:
+        raise ConfigError(f"{source}: env.kubernetes: only with env.backend: kubernetes")
     try:
-        env = EnvConfig.from_dict(raw.get("env", {}))
+        env = EnvConfig.from_dict(env_raw)
     except ConfigError as exc:
         # EnvConfig names keys within the env section ("reward.memroy: ..."); here they get its name.
         raise ConfigError(f"{source}: env.{exc}") from None
@@ -221,6 +239,11 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
         raise ConfigError(
             f"{source}: ddpg.workload_loss_weight needs replayed infos, which {buffer} drops; use EpisodeReplayBuffer"
         )
+    if cluster is not None and (bootstrap is not None or ddpg.get("workload_loss_weight")):
+        # Both build simulator envs from the runners' env config on the learner side.
+        raise ConfigError(
+            f"{source}: env.backend: kubernetes does not combine with bootstrap or ddpg.workload_loss_weight yet"
+        )
     return TrainConfig(
         env=env,
         ddpg=ddpg,
@@ -228,4 +251,5 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
         raw=raw,
         source=source,
         bootstrap=bootstrap,
+        cluster=cluster,
     )

@@ -38,8 +38,8 @@ def build_algo_config(cfg: TrainConfig) -> Any:
     from ray.tune.registry import register_env
 
     from aware_ray.training.callbacks import ScoreboardCallbacks
+    from aware_ray.training.kubernetes_env import make_training_env
     from envs import ENV_ID
-    from envs.vector_env import make_autoscale_env
     from policies.ddpg import DDPGConfig
     from policies.ddpg.layout import autoscale_layout
 
@@ -50,13 +50,19 @@ def build_algo_config(cfg: TrainConfig) -> Any:
         ddpg["bootstrap"] = cfg.bootstrap.to_dict()
     # Registered (not passed as a function, which RLlib refuses) so that env runners build one
     # AutoscaleVectorEnv per runner under gym_env_vectorize_mode="vector_entry_point".
-    register_env(ENV_ID, make_autoscale_env)
+    register_env(ENV_ID, make_training_env)
+    vectorize = "vector_entry_point"
+    if cfg.cluster is not None:
+        # One cluster namespace per sub-env (aware_ray.training.kubernetes_env), stepped one after another.
+        env_config["backend"] = "kubernetes"
+        env_config["kubernetes"] = {**cfg.cluster.to_dict(), "envs_per_runner": run.num_envs_per_env_runner}
+        vectorize = "SYNC"
     return (
         DDPGConfig()
         .environment(ENV_ID, env_config=env_config)
         .env_runners(
-            # Each runner's envs are one AutoscaleVectorEnv: their simulated clusters step as one batch.
-            gym_env_vectorize_mode="vector_entry_point",
+            # Simulator: each runner's envs are one AutoscaleVectorEnv, their clusters step as one batch.
+            gym_env_vectorize_mode=vectorize,
             num_env_runners=run.num_env_runners,
             num_envs_per_env_runner=run.num_envs_per_env_runner,
             rollout_fragment_length=run.rollout_fragment_length,
