@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from policies.ddpg.torch.networks import FlatActor, MetaLearner, ObsSplit, ServiceActor
+from policies.ddpg.torch.networks import FlatActor, MetaLearner, ObsSplit, ServiceActor, meta_learner_of
 
 ACTION_DIMS_PER_SERVICE = 3
 
@@ -31,18 +31,8 @@ class ActorModule(nn.Module):
         self.meta: MetaLearner | None = None
         if self.layout:
             self.split = ObsSplit(self.layout)
-            emb = 0
-            if self.split.W:
-                self.meta = MetaLearner(
-                    self.split.H,
-                    int(cfg.get("meta_hidden", 64)),
-                    int(cfg.get("embedding_dim", 16)),
-                    self.split.A,
-                    n_context=self.split.C,
-                    n_workloads=int(self.layout.get("n_workloads", 0)),
-                    code_dim=int(cfg.get("workload_code_dim", 16)),
-                )
-                emb = self.meta.out_dim
+            self.meta = meta_learner_of(cfg, self.split, self.layout)
+            emb = 0 if self.meta is None else self.meta.out_dim
             self.actor: nn.Module = ServiceActor(self.split.F, self.split.A + emb, ACTION_DIMS_PER_SERVICE, actor_h)
         else:
             self.actor = FlatActor(n_obs, n_act, actor_h)

@@ -27,7 +27,14 @@ from policies.ddpg.default_ddpg_rl_module import (
     DefaultDDPGRLModule,
 )
 from policies.ddpg.noise import ExplorationNoise
-from policies.ddpg.torch.networks import FlatActor, FlatCritic, MetaLearner, ObsSplit, ServiceActor, ServiceCritic
+from policies.ddpg.torch.networks import (
+    FlatActor,
+    FlatCritic,
+    ObsSplit,
+    ServiceActor,
+    ServiceCritic,
+    meta_learner_of,
+)
 
 ACTION_DIMS_PER_SERVICE = 3
 
@@ -45,18 +52,8 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         self.meta = None
         if self.layout:
             self.split = ObsSplit(self.layout)
-            emb = 0
-            if self.split.W:
-                self.meta = MetaLearner(
-                    self.split.H,
-                    int(cfg.get("meta_hidden", 64)),
-                    int(cfg.get("embedding_dim", 16)),
-                    self.split.A,
-                    n_context=self.split.C,
-                    n_workloads=int(self.layout.get("n_workloads", 0)),
-                    code_dim=int(cfg.get("workload_code_dim", 16)),
-                )
-                emb = self.meta.out_dim
+            self.meta = meta_learner_of(cfg, self.split, self.layout)
+            emb = 0 if self.meta is None else self.meta.out_dim
             n_ctx = self.split.A + emb
             self.actor = ServiceActor(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, actor_h)
             make_critic = lambda: ServiceCritic(self.split.F, n_ctx, ACTION_DIMS_PER_SERVICE, critic_h)  # noqa: E731

@@ -106,6 +106,22 @@ class MetaLearner(nn.Module):
         return self.classify(self.code(context))
 
 
+def meta_learner_of(cfg: dict, split: ObsSplit, layout: dict) -> MetaLearner | None:
+    """The meta-learner a model config asks for (None without a history window): one builder for
+    the training module and the torch-only module that serves, so both hold the same network."""
+    if not split.W:
+        return None
+    return MetaLearner(
+        split.H,
+        int(cfg.get("meta_hidden", 64)),
+        int(cfg.get("embedding_dim", 16)),
+        split.A,
+        n_context=split.C,
+        n_workloads=int(layout.get("n_workloads", 0)),
+        code_dim=int(cfg.get("workload_code_dim", 16)),
+    )
+
+
 def shared_input_layers(seq: nn.Sequential, per_row: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
     """``seq(cat([per_row, shared broadcast over dim 1], -1))`` without building that input.
 
