@@ -351,16 +351,7 @@ class KubernetesBackend:
             if scale.spec.replicas == want:
                 return
             body = {"metadata": {"resourceVersion": scale.metadata.resource_version}, "spec": {"replicas": want}}
-            self.apps_api.patch_namespaced_deployment_scale(
-                name,
-                self.namespace,
-                body,
-                dry_run=self._dry(),
-                field_manager=self.config.field_manager,
-                _content_type=MERGE,
-                _request_timeout=self.config.request_timeout_s,
-            )
-            self._record(Change("patch", "deployments/scale", self.namespace, name, body, self.config.dry_run))
+            self._patch(self.apps_api.patch_namespaced_deployment_scale, "deployments/scale", name, body, MERGE)
 
         self._call(attempt, "patch", "deployments/scale")
 
@@ -430,16 +421,7 @@ class KubernetesBackend:
                 }
             },
         }
-        self.apps_api.patch_namespaced_deployment(
-            name,
-            self.namespace,
-            body,
-            dry_run=self._dry(),
-            field_manager=self.config.field_manager,
-            _content_type=STRATEGIC,
-            _request_timeout=self.config.request_timeout_s,
-        )
-        self._record(Change("patch", "deployments", self.namespace, name, body, self.config.dry_run))
+        self._patch(self.apps_api.patch_namespaced_deployment, "deployments", name, body, STRATEGIC)
 
     def _annotate(self, name: str, cpu: str, mem: str) -> tuple[str, str]:
         """Keep the limits on the Deployment so later pods can be brought in line; returns (pod selector, container)."""
@@ -461,17 +443,25 @@ class KubernetesBackend:
                     "annotations": {RESOURCES_ANNOTATION: note},
                 }
             }
-            self.apps_api.patch_namespaced_deployment(
-                name,
-                self.namespace,
-                body,
-                dry_run=self._dry(),
-                field_manager=self.config.field_manager,
-                _content_type=MERGE,
-                _request_timeout=self.config.request_timeout_s,
-            )
-            self._record(Change("patch", "deployments", self.namespace, name, body, self.config.dry_run))
+            self._patch(self.apps_api.patch_namespaced_deployment, "deployments", name, body, MERGE)
         return selector, ctr_name
+
+    def _send(self, call: Any, name: str, body: dict[str, Any], content_type: str) -> Any:
+        """One PATCH of this namespace's object `name`, as every write here is sent: dry run when
+        configured, our field manager, an explicit content type (the client needs one for a dict)."""
+        return call(
+            name,
+            self.namespace,
+            body,
+            dry_run=self._dry(),
+            field_manager=self.config.field_manager,
+            _content_type=content_type,
+            _request_timeout=self.config.request_timeout_s,
+        )
+
+    def _patch(self, call: Any, resource: str, name: str, body: dict[str, Any], content_type: str) -> None:
+        self._send(call, name, body, content_type)
+        self._record(Change("patch", resource, self.namespace, name, body, self.config.dry_run))
 
     def _resize_pod(self, pod_name: str, ctr_name: str, cpu: str, mem: str) -> None:
         pod = self.core_api.read_namespaced_pod(
@@ -486,15 +476,7 @@ class KubernetesBackend:
             "metadata": {"resourceVersion": pod.metadata.resource_version},
             "spec": {"containers": [{"name": ctr_name, "resources": self._resources(ctr.resources, cpu, mem)}]},
         }
-        out = self.core_api.patch_namespaced_pod_resize(
-            pod_name,
-            self.namespace,
-            body,
-            dry_run=self._dry(),
-            field_manager=self.config.field_manager,
-            _content_type=STRATEGIC,
-            _request_timeout=self.config.request_timeout_s,
-        )
+        out = self._send(self.core_api.patch_namespaced_pod_resize, pod_name, body, STRATEGIC)
         outcome = ""
         for cond in (out.status.conditions or []) if out.status else []:
             if cond.type == "PodResizePending" and cond.status == "True":
