@@ -15,26 +15,9 @@ from envs.vector_env import AutoscaleVectorEnv
 from policies.ddpg import DDPG, DDPGConfig
 from policies.ddpg import rllib_compat as compat
 from policies.ddpg.flat_replay_buffer import FlatReplayBuffer
+from tests.tiny_training import tiny_overrides
 
-TINY = [
-    "env.workloads=[family:diurnal, family:bursty]",
-    "env.episode_steps=20",
-    "env.history_window=4",
-    "env.context_span=8",
-    "env.context_buckets=4",
-    "ddpg.actor_hiddens=[16]",
-    "ddpg.critic_hiddens=[16]",
-    "ddpg.meta_hidden=8",
-    "ddpg.embedding_dim=4",
-    "ddpg.synthetic_contexts=8",
-    "ddpg.training_intensity=4",
-    "ddpg.num_steps_sampled_before_learning_starts=16",
-    "ddpg.train_batch_size_per_learner=16",
-    "run.num_env_runners=0",
-    "run.num_envs_per_env_runner=3",
-    "run.rollout_fragment_length=8",
-    "run.steps_per_iteration=48",
-]
+TINY = tiny_overrides(3)
 
 
 @pytest.fixture(scope="module")
