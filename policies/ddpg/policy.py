@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from envs.atomic_write import write_text, write_with
 from envs.errors import ConfigError
 from envs.observation import ObservationLayout
 from envs.observation_schema import first_difference, observation_schema
@@ -79,15 +78,11 @@ def export_policy(module: Any, folder: str | Path, env_config: dict[str, Any], i
 
 
 def _write(folder: Path, state: dict[str, torch.Tensor] | None, meta: dict[str, Any]) -> None:
+    """Weights first, then the description that names them; each replaces its file whole."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = [(META_FILE, lambda p: Path(p).write_text(json.dumps(meta, indent=1)))]
     if state is not None:
-        files.insert(0, (POLICY_FILE, lambda p: torch.save(state, p)))
-    for name, write in files:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        os.close(fd)
-        write(tmp)
-        os.replace(tmp, folder / name)
+        write_with(folder / POLICY_FILE, lambda p: torch.save(state, p))
+    write_text(folder / META_FILE, json.dumps(meta, indent=1))
 
 
 def migrate(folder: str | Path) -> None:
