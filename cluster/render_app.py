@@ -23,6 +23,7 @@ import yaml
 from cluster.backend_config import MANAGED_LABEL
 from cluster.quantity import format_cpu, format_mem
 from envs.app import AppSpec, load_app
+from envs.atomic_write import write_text
 from envs.errors import ConfigError
 
 PORT = 8080
@@ -215,10 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     text = to_yaml(render(app, a.namespace, a.image, a.redis_url, with_loadgen=not a.no_loadgen))
     if a.output:
-        out = Path(a.output)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(out)  # nothing half-written is left behind
+        write_text(Path(a.output), text)  # nothing half-written is left behind
     else:
         sys.stdout.write(text)
     return 0
