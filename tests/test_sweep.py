@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from aware_ray.training.config import build_train_config
+from aware_ray.training.dashboard import LAYOUT_FILE_SUFFIX
 from aware_ray.training.sweep import Sweep, results_table, with_values
 from envs.errors import ConfigError
 
@@ -85,8 +86,10 @@ def test_a_sweep_runs_ranks_logs_and_resumes(tmp_path: Path) -> None:
         assert (trial / "policy" / "policy.pt").exists() and (trial / "checkpoints" / "latest").is_dir()
         assert set(r["values"]) == set(spec.space)
         assert json.loads((trial / "values.json").read_text()) == r["values"]
-    # TensorBoard sees every trial.
-    assert len({p.parent for p in (out / "tune").rglob("events.out.tfevents.*")}) == 2
+    # TensorBoard sees every trial, and the dashboard's layout sits above them.
+    logged = {p.parent for p in (out / "tune").rglob("events.out.tfevents.*")}
+    assert len(logged - {out / "tune"}) == 2
+    assert list((out / "tune").glob(f"*{LAYOUT_FILE_SUFFIX}"))
     best = yaml.safe_load((out / "best_config.yaml").read_text())
     cfg = build_train_config(best, "best_config.yaml", [])
     assert cfg.ddpg["tau"] == rows[0]["values"]["ddpg.tau"]
