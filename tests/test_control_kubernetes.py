@@ -343,19 +343,7 @@ def test_the_command_line_reaches_the_cluster_through_the_kubeconfig(redis, app_
 
     with FakeApiServer() as api, PolicyServer() as policy:
         world = World(api, redis.url)  # the Deployments; no collector pass yet: the controller holds
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
-                    "users": [{"name": "fake", "user": {}}],
-                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-                    "current-context": "fake",
-                }
-            )
-        )
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         control = tmp_path / "control.yaml"

@@ -57,19 +57,7 @@ def _train_yaml(tmp_path: Path, redis_url: str, **kube) -> Path:
 def kubeconfig(tmp_path, monkeypatch):
     """A FakeApiServer reachable through $KUBECONFIG (the path a cluster's kubeconfig takes)."""
     with FakeApiServer() as api:
-        path = tmp_path / "kubeconfig"
-        path.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "fake", "cluster": {"server": api.url}}],
-                    "users": [{"name": "fake", "user": {}}],
-                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-                    "current-context": "fake",
-                }
-            )
-        )
+        path = api.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv("KUBECONFIG", str(path))
         monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
         yield api

@@ -141,6 +141,20 @@ class FakeApiServer:
         self._thread.start()
         return self
 
+    def write_kubeconfig(self, path: Any) -> Any:
+        """A kubeconfig file whose current context is this server (how a user's client finds a
+        cluster); returns `path`. JSON is YAML, so the client reads it as it reads any kubeconfig."""
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            "users": [{"name": "fake", "user": {"token": "t"}}],
+        }
+        path.write_text(json.dumps(config))
+        return path
+
     def __exit__(self, *exc: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
