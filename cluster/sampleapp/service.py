@@ -14,7 +14,6 @@ import contextlib
 import logging
 import os
 import random
-import socket
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from cluster.sampleapp.http_handler import KeepAliveHandler
 from cluster.sampleapp.role import Role
 
 log = logging.getLogger("sampleapp")
@@ -128,16 +128,7 @@ class SampleService:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         svc = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(KeepAliveHandler):
             def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
