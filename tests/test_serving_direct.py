@@ -1,5 +1,5 @@
-"""Serve's throughput-optimized mode with direct ingress: the replica's own HTTP port answers as the
-proxy does (same bits), and ``direct_ingress_urls`` finds it; without the mode it finds nothing."""
+"""Serve's throughput-optimized mode with direct ingress: the replica's own HTTP and gRPC ports answer
+as the proxy does (same bits), and ``direct_ingress_urls`` finds them."""
 
 from __future__ import annotations
 
@@ -57,3 +57,16 @@ def test_direct_ingress_answers_as_the_proxy_does(optimized):
     bad = requests.post(f"{urls[0]}/v1/act", json={"items": [{"app": "nope", "observation_b64": ""}]}, timeout=30)
     assert bad.status_code == 422 and bad.json()["field"] == "items.0.app"
     assert requests.get(f"{urls[0]}/healthz", timeout=10).json()["status"] == "ok"
+
+    import grpc
+
+    from aware_ray.serving.proto import policy_pb2, policy_pb2_grpc
+
+    targets = direct_ingress_urls("aware-ray", protocol="GRPC")
+    assert len(targets) == 1 and targets[0].startswith("127.0.0.1:") and targets[0] != optimized.grpc_target
+    with grpc.insecure_channel(targets[0]) as channel:
+        req = policy_pb2.ActRequest(items=[policy_pb2.Observation(app="social-network", observation=obs[1].tolist())])
+        got = policy_pb2_grpc.PolicyServiceStub(channel).Act(req, metadata=(("application", "aware-ray"),), timeout=30)
+    want = direct.json()["answers"][1]
+    assert np.asarray(got.answers[0].raw_action, np.float32).tolist() == want["raw_action"]
+    assert [d.replicas for d in got.answers[0].decision] == [d["replicas"] for d in want["decision"]]

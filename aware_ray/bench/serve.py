@@ -15,7 +15,7 @@ The keys above are Serve's default settings with the endpoint's defaults (JSON l
 ``baseline`` is the first configuration (2 ms batch wait) in the same run; ``paths`` compares ways to
 reach the same replica: JSON vs ``observation_b64``, gRPC through Serve's gRPC proxy, and, in a
 second Ray session with ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1``, the proxy again and Serve's direct
-ingress (the replica's own HTTP server, no proxy hop), with one and two replicas. ``goals`` gives each
+ingress (the replica's own HTTP and gRPC servers, no proxy hop), HTTP with one and two replicas. ``goals`` gives each
 goal's verdict on the best path, by how much it is met or missed, and what bounds the latency.
 Goals on a 2-core machine: p99 <= 10 ms at 100 requests/s; >= 1,000 decisions/s.
 """
@@ -356,7 +356,7 @@ def bench_serve(seconds: float = 10.0) -> dict[str, Any]:
         grid = _grid([url], obs, False, grid_cfg, half)
         paths["proxy_b64"]["decisions_per_s"] = _grid([url], obs, True, grid_cfg, half)
         paths["grpc_proxy"]["decisions_per_s"] = {
-            "8x32": _throughput([grpc_client(grpc_target, obs, 32)] * 8, 32, half)
+            f"{c}x{b}": _throughput([grpc_client(grpc_target, obs, b)] * c, b, half) for c, b in ((8, 32), (4, 64))
         }
         with tempfile.TemporaryDirectory() as tmp:
             ctl = _controller_overhead(url, Path(tmp))
@@ -374,6 +374,13 @@ def bench_serve(seconds: float = 10.0) -> dict[str, Any]:
             paths["direct_json"] = _latency(http_client(d, json_bodies), seconds)
             paths["direct_b64"] = _latency(http_client(d, b64_bodies), seconds)
             paths["direct_b64"]["decisions_per_s"] = _grid(direct, obs, True, (*grid_cfg, (4, 64)), half)
+            grpc_direct = direct_ingress_urls("aware-ray", protocol="GRPC")
+            if grpc_direct:
+                paths["direct_grpc"] = _latency(grpc_client(grpc_direct[0], obs), seconds)
+                paths["direct_grpc"]["decisions_per_s"] = {
+                    f"{c}x{b}": _throughput([grpc_client(grpc_direct[0], obs, b)] * c, b, half)
+                    for c, b in ((8, 32), (4, 64))
+                }
             _deploy(replicas=2)
             direct2 = direct_ingress_urls("aware-ray", want=2)
             paths["direct_b64_2_replicas"] = {

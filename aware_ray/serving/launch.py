@@ -55,15 +55,18 @@ def direct_ingress_on(env: dict[str, str] | None = None) -> bool:
     return (flag in on if flag is not None else optimized) or env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
 
 
-def direct_ingress_urls(app_name: str = "aware-ray", want: int = 1, timeout_s: float = 60.0) -> list[str]:
+def direct_ingress_urls(
+    app_name: str = "aware-ray", want: int = 1, timeout_s: float = 60.0, protocol: str = "HTTP"
+) -> list[str]:
     """The HTTP URLs of the application's replicas themselves, when Serve runs with direct ingress.
 
     With ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (or ``RAY_SERVE_ENABLE_DIRECT_INGRESS=1``) in the
     environment of the Ray processes, each ingress replica also serves HTTP on its own port (from
     ``RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT``, 30000), bound to the proxy's host: a request skips the
     proxy hop (docs/serving.md). Waits up to `timeout_s` for `want` replicas when direct ingress is
-    on here; [] without it. The targets come from Serve's controller (``get_target_groups``, which
-    Serve's own HAProxy reads).
+    on here; [] without it. ``protocol="GRPC"`` gives the replicas' gRPC targets (``host:port``; with
+    Serve's gRPC options set, from port 40000). The targets come from Serve's controller
+    (``get_target_groups``, which Serve's own HAProxy reads).
     """
     import ray
     from ray.serve.context import _get_global_client
@@ -73,10 +76,11 @@ def direct_ingress_urls(app_name: str = "aware-ray", want: int = 1, timeout_s: f
     deadline = time.monotonic() + (timeout_s if direct_ingress_on() else 0.0)
     while True:
         groups = ray.get(controller.get_target_groups.remote(app_name))
+        scheme = "http://" if protocol == "HTTP" else ""
         urls = sorted(
-            f"http://{t.ip if host in ('0.0.0.0', '::') else host}:{t.port}"
+            f"{scheme}{t.ip if host in ('0.0.0.0', '::') else host}:{t.port}"
             for g in groups
-            if "HTTP" in str(g.protocol)
+            if str(g.protocol).endswith(protocol)
             for t in g.targets
             if t.name.startswith("SERVE_REPLICA")
         )
