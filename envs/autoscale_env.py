@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode
+from envs.action import ACTION_DIMS, clean_actions, decode
 from envs.app import AppSpec, load_app
 from envs.backend import Backend
 from envs.config import EnvConfig
@@ -191,8 +191,7 @@ class AutoscaleEnv(gym.Env):
         """
         assert self.metrics is not None and self.decision is not None, "call reset() first"
         n = self.app.n_services
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.config.max_services, ACTION_DIMS), -1.0, 1.0)
-        a = np.nan_to_num(a, nan=0.0)
+        a = clean_actions(np.asarray(action).reshape(self.config.max_services, ACTION_DIMS))
         overridden = 0.0
         if self.rule_chain is not None:
             ask = a[:n].copy()
@@ -292,7 +291,7 @@ def interval_record(
     over a batch of one.
     """
     scores = score_intervals(
-        MetricsBatch.of(m),
+        MetricsBatch.of(m) if truth is None else None,
         truth,
         np.asarray(decision.replicas)[None],
         np.asarray(decision.cpu_limit)[None],

@@ -141,8 +141,9 @@ class GuardBatch:
 
     def result(self, b: int) -> GuardResult:
         """App `b`'s answer as a ``GuardResult``."""
-        f = self.flags[:, b]
-        reasons = [[STEP_ORDER[j] for j, i in enumerate(_STEP_INDEX) if f[i, s]] for s in range(f.shape[1])]
+        reasons: list[list[str]] = [[] for _ in range(self.flags.shape[2])]
+        for j, s in zip(*np.nonzero(self.flags[_STEP_INDEX, b]), strict=True):  # step order, then service
+            reasons[s].append(STEP_ORDER[j])
         decision = ScalingDecision(
             replicas=self.replicas[b].copy(), cpu_limit=self.cpu_limit[b].copy(), mem_limit=self.mem_limit[b].copy()
         )
@@ -150,8 +151,11 @@ class GuardBatch:
 
 
 def _clamp(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, flags: np.ndarray, r_lo: str, r_hi: str) -> np.ndarray:
-    flags[R[r_lo]] |= value < lo
-    flags[R[r_hi]] |= value > hi
+    below, above = value < lo, value > hi
+    if not (below.any() or above.any()):
+        return value
+    flags[R[r_lo]] |= below
+    flags[R[r_hi]] |= above
     return np.minimum(np.maximum(value, lo), hi)
 
 
@@ -246,7 +250,9 @@ def guard_batch(
 
 def _over(r: np.ndarray, c: np.ndarray, m: np.ndarray, app: AppSpec) -> np.ndarray:
     """Per app, whether replicas x limits exceed the node pool's CPU or memory."""
-    return ((r * c).sum(axis=-1) > app.node_cores + 1e-9) | ((r * m).sum(axis=-1) > app.node_mem_mib + 1e-9)
+    return (np.add.reduce(r * c, axis=-1) > app.node_cores + 1e-9) | (
+        np.add.reduce(r * m, axis=-1) > app.node_mem_mib + 1e-9
+    )
 
 
 def _fit_node(r, c, m, cur_r, cur_c, cur_m, app: AppSpec, flags: np.ndarray):

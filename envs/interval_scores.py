@@ -37,7 +37,7 @@ class IntervalScores:
 
 
 def score_intervals(
-    m: MetricsBatch,
+    m: MetricsBatch | None,
     truth: Any,
     replicas: np.ndarray,
     cpu_limit: np.ndarray,
@@ -51,9 +51,10 @@ def score_intervals(
     """Scores of intervals that ended with metrics `m` under the decisions (replicas, limits),
     (batch, services) each.
 
-    ``truth``: the simulator's ground truth of the intervals (``StepTruth``, rows matching `m`),
-    or None on a cluster, where the observed metrics stand in for it. ``changed``: services whose
-    settings changed in each interval; ``overridden``: how far the rules moved each action.
+    ``truth``: the simulator's ground truth of the intervals (``StepTruth``, a row per interval),
+    or None on a cluster, where the observed metrics `m` stand in for it (`m` is read only then).
+    ``changed``: services whose settings changed in each interval; ``overridden``: how far the
+    rules moved each action.
     """
     hours = interval_s / 3600.0
     if truth is not None:
@@ -65,6 +66,7 @@ def score_intervals(
         core_h = truth.cpu_core_hours
         mem_h = truth.mem_gib_hours
     else:
+        assert m is not None, "metrics are needed without ground truth"
         p99, dropped = m.e2e_p99_ms, m.dropped_total
         external = m.external_rps * interval_s
         cap = (m.ready_replicas * m.cpu_limit).sum(axis=-1)
@@ -72,9 +74,8 @@ def score_intervals(
         alloc = m.replicas - m.pending_replicas
         core_h = (alloc * m.cpu_limit).sum(axis=-1) * hours
         mem_h = (alloc * m.mem_limit).sum(axis=-1) / 1024.0 * hours
-    with np.errstate(divide="ignore", invalid="ignore"):
-        util = np.where(cap > 0, used / cap, 0.0)
-        drop_share = np.where(external > 0, dropped / external, 0.0)
+    util = np.divide(used, cap, out=np.zeros_like(used), where=cap > 0)
+    drop_share = np.divide(dropped, external, out=np.zeros_like(dropped), where=external > 0)
     reserved = (replicas * cpu_limit).sum(axis=-1)
     reserved_mem = (replicas * mem_limit).sum(axis=-1)
     violated = (p99 > app.slo_ms) | (dropped >= DROP_VIOLATION)

@@ -168,8 +168,8 @@ def build_batch(
     svc = np.zeros((B, layout.max_services, N_SERVICE_FEATURES), dtype=np.float64)
     s = svc[:, :n]
     s[..., F["cpu_util"]] = m.cpu_utilization
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s[..., F["mem_util"]] = np.clip(np.where(m.ready_replicas > 0, m.mem_usage / m.mem_limit, 0.0), 0.0, 2.0)
+    mem_util = np.divide(m.mem_usage, m.mem_limit, out=np.zeros((B, n)), where=m.ready_replicas > 0)
+    s[..., F["mem_util"]] = np.clip(mem_util, 0.0, 2.0)
     s[..., F["replicas"]] = m.replicas / max_r
     s[..., F["ready"]] = m.ready_replicas / max_r
     s[..., F["pending"]] = m.pending_replicas / max_r
@@ -191,11 +191,11 @@ def build_batch(
     ext = m.external_rps
     prev = np.asarray(prev_external_rps, dtype=np.float64)
     a = np.empty((B, N_APP_FEATURES))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a[:, 0] = np.minimum(m.e2e_p99_ms / app.slo_ms, 10.0)
-        a[:, 1] = np.where(ext > 0, np.minimum(m.dropped_total / np.maximum(ext * interval_s, 1e-9), 1.0), 0.0)
-        a[:, 2] = np.log1p(ext) / 10.0
-        a[:, 3] = np.where(prev > 0, np.clip(ext / prev - 1.0, -1.0, 1.0), 0.0)
+    a[:, 0] = np.minimum(m.e2e_p99_ms / app.slo_ms, 10.0)
+    a[:, 1] = np.where(ext > 0, np.minimum(m.dropped_total / np.maximum(ext * interval_s, 1e-9), 1.0), 0.0)
+    a[:, 2] = np.log1p(ext) / 10.0
+    trend = np.divide(ext, prev, out=np.ones(B), where=prev > 0) - 1.0
+    a[:, 3] = np.where(prev > 0, np.clip(trend, -1.0, 1.0), 0.0)
     a[:, 4] = (m.replicas * m.cpu_limit).sum(axis=1) / app.node_cores
     a[:, 5] = (m.replicas * m.mem_limit).sum(axis=1) / app.node_mem_mib
     a[:, 6] = n / layout.max_services

@@ -56,8 +56,8 @@ def slo_preservation(e2e_p99_ms, slo_ms: float, drop_share):
     """1 when p99 is within the SLO and nothing dropped; falls as SLO / p99 beyond it (arrays
     of any shape, or scalars)."""
     p99 = np.asarray(e2e_p99_ms, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        keep = np.where(p99 <= slo_ms, 1.0, slo_ms / p99)
+    beyond = ~(p99 <= slo_ms)
+    keep = np.divide(slo_ms, p99, out=np.ones_like(p99), where=beyond)
     out = keep * (1.0 - np.minimum(np.maximum(drop_share, 0.0), 1.0))
     return float(out) if out.ndim == 0 else out
 
