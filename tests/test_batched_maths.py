@@ -9,7 +9,7 @@ import pytest
 
 from envs.action import decode, decode_batch
 from envs.app import load_app
-from envs.guard import REASONS, GuardConfig, guard, guard_batch
+from envs.guard import REASONS, GuardConfig, fitting_share, guard, guard_batch
 from envs.load_context import load_context, load_context_batch, partly_idle, partly_idle_batch
 from envs.metrics import ScalingDecision, ServiceMetrics
 from envs.metrics_batch import PER_APP, PER_SERVICE, MetricsBatch
@@ -126,3 +126,34 @@ def test_load_context_rows_equal_one_series() -> None:
         np.testing.assert_array_equal(load_context(series, span, buckets), ctx[b])
         assert partly_idle(series, span) == idle[b]
     assert np.all(ctx[0] == 0.0) and not idle[0]  # nothing seen yet
+
+
+def _bisection(grow: np.ndarray, base: np.ndarray, cpu: np.ndarray, mem: np.ndarray) -> float:
+    """The guard's node-capacity search as it was first written: 30 halvings, one app."""
+
+    def over(r: np.ndarray) -> bool:
+        return (r * cpu).sum() > APP.node_cores + 1e-9 or (r * mem).sum() > APP.node_mem_mib + 1e-9
+
+    lo, hi = 0.0, 1.0
+    for _ in range(30):
+        mid = (lo + hi) / 2
+        if over(base + np.floor(grow * mid)):
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def test_fitting_share_is_what_a_bisection_finds() -> None:
+    rng = np.random.default_rng(4)
+    n = 200
+    base = rng.integers(0, 6, (n, S)).astype(np.float64)
+    grow = rng.integers(0, 40, (n, S)).astype(np.float64) * (rng.uniform(size=(n, S)) > 0.4)
+    cpu = np.round(rng.uniform(0.1, 4.0, (n, S)), 3)
+    mem = np.round(rng.uniform(128, 4096, (n, S)))
+    base[:5] *= 30  # over the pool even without growth: share 0
+    shares = fitting_share(grow, base, cpu, mem, APP)
+    assert 0 < np.count_nonzero(shares) < n and np.any((shares > 0) & (shares < 0.999))
+    for b in range(n):  # all at once (the search for many apps) and one by one (for few)
+        one = fitting_share(grow[b : b + 1], base[b : b + 1], cpu[b : b + 1], mem[b : b + 1], APP)[0]
+        assert shares[b] == one == _bisection(grow[b], base[b], cpu[b], mem[b])
