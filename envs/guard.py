@@ -269,18 +269,23 @@ def fitting_share(grow: np.ndarray, base: np.ndarray, cpu: np.ndarray, mem: np.n
     computation: 5 bits (31 candidates, 6 rounds) where few apps search, where numpy's per-call
     cost dominates; 2 bits (3 candidates, 15 rounds) for many, where the arrays' size does.
     """
-    bits = 5 if grow.shape[0] <= 4 else 2
-    lo = np.zeros(grow.shape[0])
+    share = np.zeros(grow.shape[0])
+    # Where even no increase fits, no share does.
+    rows = np.flatnonzero(~_over(base, cpu, mem, app))
+    if not rows.size:
+        return share
+    grow, base, cpu, mem = grow[rows, None, :], base[rows, None, :], cpu[rows, None, :], mem[rows, None, :]
+    bits = 5 if rows.size <= 4 else 2
+    lo = np.zeros(rows.size)
     k = np.arange(1, 2**bits, dtype=np.float64)
     step = 1.0
     for _ in range(SHARE_BITS // bits):
         step /= 2**bits
         t = lo[:, None] + step * k  # exact: multiples of 2^-SHARE_BITS below 1
-        fits = ~_over(
-            base[:, None, :] + np.floor(grow[:, None, :] * t[:, :, None]), cpu[:, None, :], mem[:, None, :], app
-        )
+        fits = ~_over(base + np.floor(grow * t[:, :, None]), cpu, mem, app)
         lo = lo + step * fits.sum(axis=1)
-    return lo
+    share[rows] = lo
+    return share
 
 
 def _fit_node(r, c, m, cur_r, cur_c, cur_m, app: AppSpec, flags: np.ndarray):
