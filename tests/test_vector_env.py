@@ -87,6 +87,7 @@ def test_equal_with_controller_rules_and_their_penalty() -> None:
     # they override, and the history window shows it.
     config = {**CONFIG, "rules": "lean@0.2:stable@60", "reward": {"overridden": 0.5}, "episode_steps": 12}
     _rollout_pair(config, n=3, steps=30, seed=5, scale=1.0)
+    _rollout_pair({**config, "rules": "mem@1.3"}, n=2, steps=20, seed=6, scale=1.0)
 
 
 def test_equal_with_explicit_episode_lengths_and_default_training_window() -> None:
