@@ -24,16 +24,37 @@ ACTION_DIMS = 3
 """Action components per service: replicas, CPU limit, memory limit."""
 
 
+def clean_actions(action: np.ndarray) -> np.ndarray:
+    """Actions as float64 in [-1, 1], NaN read as 0 (no change): what a policy's raw output means."""
+    a = np.asarray(action, dtype=np.float64)
+    return np.clip(np.where(np.isnan(a), 0.0, a), -1.0, 1.0)
+
+
+def decode_batch(
+    action: np.ndarray, replicas: np.ndarray, cpu_limit: np.ndarray, mem_limit: np.ndarray, config: GuardConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replicas (int64), CPU and memory limits asked for by `action`, (..., n_services, 3), from
+    the current settings, (..., n_services) each: ``decode`` over any leading batch axes."""
+    a = clean_actions(action)
+    cur = np.asarray(replicas, dtype=np.float64)
+    rng = np.where(a[..., 0] >= 0, config.up_range(cur), config.down_range(cur))
+    new_r = cur + np.rint(a[..., 0] * rng)
+    f = config.max_limit_factor
+    cpu = np.round(cpu_limit * f ** a[..., 1], 3)
+    mem = np.round(mem_limit * f ** a[..., 2])
+    return new_r.astype(np.int64), cpu, mem
+
+
 def decode(action: np.ndarray, current: ScalingDecision, config: GuardConfig) -> ScalingDecision:
     """Decision asked for by `action` (shape (n_services, 3), values clipped to [-1, 1])."""
-    a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64), nan=0.0), -1.0, 1.0)
-    cur = current.replicas.astype(np.float64)
-    rng = np.where(a[:, 0] >= 0, config.up_range(cur), config.down_range(cur))
-    replicas = cur + np.rint(a[:, 0] * rng)
-    f = config.max_limit_factor
-    cpu = np.round(current.cpu_limit * f ** a[:, 1], 3)
-    mem = np.round(current.mem_limit * f ** a[:, 2])
-    return ScalingDecision(replicas=replicas.astype(np.int64), cpu_limit=cpu, mem_limit=mem)
+    r, c, m = decode_batch(
+        np.asarray(action, dtype=np.float64)[None],
+        current.replicas[None],
+        current.cpu_limit[None],
+        current.mem_limit[None],
+        config,
+    )
+    return ScalingDecision(replicas=r[0], cpu_limit=c[0], mem_limit=m[0])
 
 
 def encode(target: ScalingDecision, current: ScalingDecision, config: GuardConfig) -> np.ndarray:

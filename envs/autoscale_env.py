@@ -8,22 +8,20 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from envs.action import ACTION_DIMS, decode
+from envs.action import ACTION_DIMS, clean_actions, decode
 from envs.app import AppSpec, load_app
 from envs.backend import Backend
 from envs.config import EnvConfig
 from envs.guard import GuardResult, guard
+from envs.interval_scores import IntervalScores, score_intervals
 from envs.load_context import partly_idle
 from envs.metrics import ScalingDecision, ServiceMetrics
+from envs.metrics_batch import MetricsBatch
 from envs.observation import ObservationLayout
 from envs.observation_builder import ObservationBuilder
-from envs.reward import reward
 from envs.rules import RuleChain, parse_rules
 from envs.sim_backend import SimBackend
 from envs.workload import Workload, episode_rates, make_workload
-
-DROP_VIOLATION = 1.0
-"""Dropped requests in an interval from which it counts as violating (one whole request)."""
 
 
 @dataclass
@@ -193,8 +191,7 @@ class AutoscaleEnv(gym.Env):
         """
         assert self.metrics is not None and self.decision is not None, "call reset() first"
         n = self.app.n_services
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(self.config.max_services, ACTION_DIMS), -1.0, 1.0)
-        a = np.nan_to_num(a, nan=0.0)
+        a = clean_actions(np.asarray(action).reshape(self.config.max_services, ACTION_DIMS))
         overridden = 0.0
         if self.rule_chain is not None:
             ask = a[:n].copy()
@@ -287,59 +284,42 @@ def interval_record(
 ) -> StepRecord:
     """Scoreboard figures and reward of one interval that ended with metrics `m` under `decision`.
 
-    ``truth``: the simulator's ground truth of the interval (``StepTruth``), or None on a cluster,
-    where the observed metrics stand in for it. The env, the endpoint (``/v1/decide`` rebuilds the
-    history's rewards) and the controller all score intervals with this one function.
+    ``truth``: the simulator's ground truth of the interval (``StepTruth``, a batch of one), or
+    None on a cluster, where the observed metrics stand in for it. The env, the endpoint
+    (``/v1/decide`` rebuilds the history's rewards) and the controller all score intervals with
+    this one function; it is ``score_intervals`` (which the vector env runs for all its clusters)
+    over a batch of one.
     """
-    hours = config.interval_s / 3600.0
-    if truth is not None:
-        p99 = float(truth.e2e_p99_ms[0])
-        dropped = float(truth.dropped_total[0])
-        external = float(truth.external_requests[0])
-        cap = float((truth.ready_avg[0] * decision.cpu_limit).sum())
-        used = float(truth.cpu_usage[0].sum())
-        core_h = float(truth.cpu_core_hours[0])
-        mem_h = float(truth.mem_gib_hours[0])
-    else:
-        p99, dropped = m.e2e_p99_ms, m.dropped_total
-        external = m.external_rps * config.interval_s
-        cap = float((m.ready_replicas * m.cpu_limit).sum())
-        used = float(m.cpu_usage.sum())
-        alloc = m.replicas - m.pending_replicas
-        core_h = float((alloc * m.cpu_limit).sum() * hours)
-        mem_h = float((alloc * m.mem_limit).sum() / 1024.0 * hours)
-    util = used / cap if cap > 0 else 0.0
-    d = decision
-    reserved = float((d.replicas * d.cpu_limit).sum())
-    reserved_mem = float((d.replicas * d.mem_limit).sum())
-    violated = p99 > app.slo_ms or dropped >= DROP_VIOLATION
-    drop_share = dropped / external if external > 0 else 0.0
-    r = reward(
-        e2e_p99_ms=p99,
-        slo_ms=app.slo_ms,
-        drop_share=drop_share,
-        violated=violated,
-        cpu_utilization=util,
-        changed_services=changed,
-        n_services=app.n_services,
-        weights=config.reward,
-        reserved_share=reserved / app.node_cores,
-        reserved_mem_share=reserved_mem / app.node_mem_mib,
-        overridden=overridden,
+    scores = score_intervals(
+        MetricsBatch.of(m) if truth is None else None,
+        truth,
+        np.asarray(decision.replicas)[None],
+        np.asarray(decision.cpu_limit)[None],
+        np.asarray(decision.mem_limit)[None],
+        app,
+        config.interval_s,
+        config.reward,
+        np.array([changed]),
+        np.array([overridden]),
     )
+    return step_record(scores, 0, m.t_seconds, changed, guard_clamps)
+
+
+def step_record(scores: IntervalScores, b: int, t_seconds: float, changed: int, guard_clamps: int) -> StepRecord:
+    """Row `b` of a batch's scores as a ``StepRecord``."""
     return StepRecord(
-        t_seconds=m.t_seconds,
-        external_rps=external / config.interval_s,
-        e2e_p99_ms=p99,
-        violated=violated,
-        dropped=dropped,
-        cpu_core_hours=core_h,
-        mem_gib_hours=mem_h,
-        cpu_utilization=util,
-        scaling_actions=changed,
-        guard_clamps=guard_clamps,
-        reward=r,
-        reserved_cores=reserved,
+        t_seconds=float(t_seconds),
+        external_rps=float(scores.external_rps[b]),
+        e2e_p99_ms=float(scores.e2e_p99_ms[b]),
+        violated=bool(scores.violated[b]),
+        dropped=float(scores.dropped[b]),
+        cpu_core_hours=float(scores.cpu_core_hours[b]),
+        mem_gib_hours=float(scores.mem_gib_hours[b]),
+        cpu_utilization=float(scores.cpu_utilization[b]),
+        scaling_actions=int(changed),
+        guard_clamps=int(guard_clamps),
+        reward=float(scores.reward[b]),
+        reserved_cores=float(scores.reserved_cores[b]),
     )
 
 

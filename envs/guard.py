@@ -81,6 +81,24 @@ class GuardConfig:
         return np.floor(current * self.max_down_percent / 100.0 + 1e-9)
 
 
+STEP_ORDER = (
+    "InvalidValue",
+    "ScaleDownLimit",
+    "ScaleUpLimit",
+    "TooFewReplicas",
+    "TooManyReplicas",
+    "CpuStepLimit",
+    "CpuLimitBounds",
+    "MemStepLimit",
+    "MemLimitBounds",
+    "MemBelowUsage",
+    "NodeCapacity",
+)
+"""The reasons in the order the guard's steps apply them (a service's reasons list follows it)."""
+R = {name: i for i, name in enumerate(REASONS)}
+_STEP_INDEX = [R[name] for name in STEP_ORDER]
+
+
 @dataclass
 class GuardResult:
     """The decision that may be applied, and why each service was clamped."""
@@ -102,14 +120,42 @@ class GuardResult:
         return sum(1 for rs in self.reasons if rs)
 
 
-def _clamp(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, reasons: list[list[str]], r_lo: str, r_hi: str):
+@dataclass
+class GuardBatch:
+    """The guard's answer for a batch of apps: decisions as (batch, services) arrays and, per
+    reason (``REASONS`` order), which services it clamped."""
+
+    replicas: np.ndarray
+    cpu_limit: np.ndarray
+    mem_limit: np.ndarray
+    flags: np.ndarray
+    """(len(REASONS), batch, services) booleans."""
+
+    def counts(self) -> np.ndarray:
+        """(len(REASONS), batch): how many services each reason clamped, per app."""
+        return self.flags.sum(axis=2)
+
+    def clamped(self) -> np.ndarray:
+        """(batch,): services clamped for any reason, per app."""
+        return self.flags.any(axis=0).sum(axis=1)
+
+    def result(self, b: int) -> GuardResult:
+        """App `b`'s answer as a ``GuardResult``."""
+        reasons: list[list[str]] = [[] for _ in range(self.flags.shape[2])]
+        for j, s in zip(*np.nonzero(self.flags[_STEP_INDEX, b]), strict=True):  # step order, then service
+            reasons[s].append(STEP_ORDER[j])
+        decision = ScalingDecision(
+            replicas=self.replicas[b].copy(), cpu_limit=self.cpu_limit[b].copy(), mem_limit=self.mem_limit[b].copy()
+        )
+        return GuardResult(decision, reasons)
+
+
+def _clamp(value: np.ndarray, lo: np.ndarray, hi: np.ndarray, flags: np.ndarray, r_lo: str, r_hi: str) -> np.ndarray:
     below, above = value < lo, value > hi
     if not (below.any() or above.any()):
         return value
-    for i in np.flatnonzero(below):
-        reasons[i].append(r_lo)
-    for i in np.flatnonzero(above):
-        reasons[i].append(r_hi)
+    flags[R[r_lo]] |= below
+    flags[R[r_hi]] |= above
     return np.minimum(np.maximum(value, lo), hi)
 
 
@@ -121,31 +167,52 @@ def guard(
     config: GuardConfig,
 ) -> GuardResult:
     """Clamp `want` so it is safe to apply from `current`; see the module docstring for the steps."""
-    n = app.n_services
-    reasons: list[list[str]] = [[] for _ in range(n)]
-    cur_r = current.replicas.astype(np.float64)
-    cur_c = current.cpu_limit.astype(np.float64)
-    cur_m = current.mem_limit.astype(np.float64)
+    out = guard_batch(
+        np.asarray(want.replicas, dtype=np.float64)[None],
+        np.asarray(want.cpu_limit, dtype=np.float64)[None],
+        np.asarray(want.mem_limit, dtype=np.float64)[None],
+        np.asarray(current.replicas)[None],
+        np.asarray(current.cpu_limit)[None],
+        np.asarray(current.mem_limit)[None],
+        np.asarray(mem_usage, dtype=np.float64)[None],
+        app,
+        config,
+    )
+    return out.result(0)
+
+
+def guard_batch(
+    want_replicas: np.ndarray,
+    want_cpu: np.ndarray,
+    want_mem: np.ndarray,
+    cur_replicas: np.ndarray,
+    cur_cpu: np.ndarray,
+    cur_mem: np.ndarray,
+    mem_usage: np.ndarray,
+    app: AppSpec,
+    config: GuardConfig,
+) -> GuardBatch:
+    """``guard`` for a batch of apps at once: every argument is (batch, services)."""
+    flags = np.zeros((len(REASONS), *np.shape(cur_replicas)), dtype=bool)
+    cur_r = np.asarray(cur_replicas, dtype=np.float64)
+    cur_c = np.asarray(cur_cpu, dtype=np.float64)
+    cur_m = np.asarray(cur_mem, dtype=np.float64)
 
     # 1. Non-finite values keep the current setting.
-    r = np.asarray(want.replicas, dtype=np.float64).copy()
-    c = np.asarray(want.cpu_limit, dtype=np.float64).copy()
-    m = np.asarray(want.mem_limit, dtype=np.float64).copy()
-    for arr, cur in ((r, cur_r), (c, cur_c), (m, cur_m)):
-        bad = ~np.isfinite(arr)
-        if not bad.any():
-            continue
-        arr[bad] = cur[bad]
-        for i in np.flatnonzero(bad):
-            if "InvalidValue" not in reasons[i]:
-                reasons[i].append("InvalidValue")
+    r = np.asarray(want_replicas, dtype=np.float64)
+    c = np.asarray(want_cpu, dtype=np.float64)
+    m = np.asarray(want_mem, dtype=np.float64)
+    bad_r, bad_c, bad_m = ~np.isfinite(r), ~np.isfinite(c), ~np.isfinite(m)
+    if bad_r.any() or bad_c.any() or bad_m.any():
+        r, c, m = np.where(bad_r, cur_r, r), np.where(bad_c, cur_c, c), np.where(bad_m, cur_m, m)
+        flags[R["InvalidValue"]] = bad_r | bad_c | bad_m
     r = np.rint(r)
 
     # 2-3. Replica rate limits, then bounds.
     r = _clamp(
-        r, cur_r - config.down_range(cur_r), cur_r + config.up_range(cur_r), reasons, "ScaleDownLimit", "ScaleUpLimit"
+        r, cur_r - config.down_range(cur_r), cur_r + config.up_range(cur_r), flags, "ScaleDownLimit", "ScaleUpLimit"
     )
-    r = _clamp(r, app.column("min_replicas"), app.column("max_replicas"), reasons, "TooFewReplicas", "TooManyReplicas")
+    r = _clamp(r, app.column("min_replicas"), app.column("max_replicas"), flags, "TooFewReplicas", "TooManyReplicas")
 
     # 4. Limit step per interval, then bounds.
     # Step bounds are rounded outwards to the quantities Kubernetes takes (millicores, MiB), so
@@ -155,62 +222,94 @@ def guard(
         c,
         np.floor(cur_c / f * 1000 + 1e-9) / 1000,
         np.ceil(cur_c * f * 1000 - 1e-9) / 1000,
-        reasons,
+        flags,
         "CpuStepLimit",
         "CpuStepLimit",
     )
-    c = _clamp(c, app.column("cpu_limit_min"), app.column("cpu_limit_max"), reasons, "CpuLimitBounds", "CpuLimitBounds")
-    m = _clamp(m, np.floor(cur_m / f + 1e-9), np.ceil(cur_m * f - 1e-9), reasons, "MemStepLimit", "MemStepLimit")
-    m = _clamp(m, app.column("mem_limit_min"), app.column("mem_limit_max"), reasons, "MemLimitBounds", "MemLimitBounds")
+    c = _clamp(c, app.column("cpu_limit_min"), app.column("cpu_limit_max"), flags, "CpuLimitBounds", "CpuLimitBounds")
+    m = _clamp(m, np.floor(cur_m / f + 1e-9), np.ceil(cur_m * f - 1e-9), flags, "MemStepLimit", "MemStepLimit")
+    m = _clamp(m, app.column("mem_limit_min"), app.column("mem_limit_max"), flags, "MemLimitBounds", "MemLimitBounds")
 
     # 5. Never shrink memory under what the pods use now; with no usage reported (no ready
     # pod, a missing metric) nothing is known, so memory may not shrink at all.
     usage = np.asarray(mem_usage, dtype=np.float64)
-    unknown = ~np.isfinite(usage) | (usage <= 0)
-    floor = np.where(unknown, cur_m, usage * config.mem_headroom)
+    with np.errstate(invalid="ignore", over="ignore"):
+        unknown = ~np.isfinite(usage) | (usage <= 0)
+        floor = np.where(unknown, cur_m, usage * config.mem_headroom)
     floor = np.minimum(floor, app.column("mem_limit_max"))
     low = m < floor
-    if low.any():
-        for i in np.flatnonzero(low):
-            reasons[i].append("MemBelowUsage")
-        m = np.where(low, np.ceil(floor - 1e-9), m)
+    flags[R["MemBelowUsage"]] = low
+    m = np.where(low, np.ceil(floor - 1e-9), m)
 
     # 6. Node capacity.
     if config.node_capacity:
-        r, c, m = _fit_node(r, c, m, cur_r, cur_c, cur_m, app, reasons)
+        r, c, m = _fit_node(r, c, m, cur_r, cur_c, cur_m, app, flags)
 
-    c = np.round(c, 3)
-    m = np.round(m)
-    return GuardResult(ScalingDecision(replicas=r.astype(np.int64), cpu_limit=c, mem_limit=m), reasons)
+    return GuardBatch(r.astype(np.int64), np.round(c, 3), np.round(m), flags)
 
 
-def _fit_node(r, c, m, cur_r, cur_c, cur_m, app: AppSpec, reasons: list[list[str]]):
-    def over(rr: np.ndarray, cc: np.ndarray, mm: np.ndarray) -> bool:
-        return (rr * cc).sum() > app.node_cores + 1e-9 or (rr * mm).sum() > app.node_mem_mib + 1e-9
+def _over(r: np.ndarray, c: np.ndarray, m: np.ndarray, app: AppSpec) -> np.ndarray:
+    """Per app, whether replicas x limits exceed the node pool's CPU or memory."""
+    return (np.add.reduce(r * c, axis=-1) > app.node_cores + 1e-9) | (
+        np.add.reduce(r * m, axis=-1) > app.node_mem_mib + 1e-9
+    )
 
-    if not over(r, c, m):
+
+SHARE_BITS = 30
+"""Resolution of the share of a replica increase the node-capacity step keeps (2^-30)."""
+
+
+def fitting_share(grow: np.ndarray, base: np.ndarray, cpu: np.ndarray, mem: np.ndarray, app: AppSpec) -> np.ndarray:
+    """Per app (rows), the largest share t in [0, 1) on the grid of 2^-SHARE_BITS (0 if none) for
+    which ``base + floor(grow x t)`` replicas fit the node pool.
+
+    Reserved CPU and memory only grow with t (floating-point rounding is monotone too), so the
+    answer is what a bisection of SHARE_BITS halvings finds. This search decides ``bits`` of the
+    share per round by trying its 2^bits - 1 candidates at once, for all apps in one numpy
+    computation: 5 bits (31 candidates, 6 rounds) where few apps search, where numpy's per-call
+    cost dominates; 2 bits (3 candidates, 15 rounds) for many, where the arrays' size does.
+    """
+    share = np.zeros(grow.shape[0])
+    # Where even no increase fits, no share does.
+    rows = np.flatnonzero(~_over(base, cpu, mem, app))
+    if not rows.size:
+        return share
+    grow, base, cpu, mem = grow[rows, None, :], base[rows, None, :], cpu[rows, None, :], mem[rows, None, :]
+    bits = 5 if rows.size <= 4 else 2
+    lo = np.zeros(rows.size)
+    k = np.arange(1, 2**bits, dtype=np.float64)
+    step = 1.0
+    for _ in range(SHARE_BITS // bits):
+        step /= 2**bits
+        t = lo[:, None] + step * k  # exact: multiples of 2^-SHARE_BITS below 1
+        fits = ~_over(base + np.floor(grow * t[:, :, None]), cpu, mem, app)
+        lo = lo + step * fits.sum(axis=1)
+    share[rows] = lo
+    return share
+
+
+def _fit_node(r, c, m, cur_r, cur_c, cur_m, app: AppSpec, flags: np.ndarray):
+    over = np.flatnonzero(_over(r, c, m, app))
+    if not over.size:
         return r, c, m
-    touched = np.zeros(len(r), dtype=bool)
-    # Cut replica increases proportionally until the pool fits (limits as requested).
+    r, c, m = r.copy(), c.copy(), m.copy()
+    touched = np.zeros(r.shape, dtype=bool)
+    # Cut replica increases proportionally until the pool fits (limits as requested): keep the
+    # largest share of each app's increase, on a grid of 2^-SHARE_BITS, with which it fits.
     grow = np.maximum(r - cur_r, 0.0)
     base = np.minimum(r, cur_r)
-    if grow.any():
-        lo, hi = 0.0, 1.0
-        for _ in range(30):
-            mid = (lo + hi) / 2
-            if over(base + np.floor(grow * mid), c, m):
-                hi = mid
-            else:
-                lo = mid
-        new_r = base + np.floor(grow * lo)
-        touched |= new_r < r
-        r = new_r
-    if over(r, c, m):
+    rows = over[grow[over].any(axis=1)]
+    if rows.size:
+        share = fitting_share(grow[rows], base[rows], c[rows], m[rows], app)
+        new_r = base[rows] + np.floor(grow[rows] * share[:, None])
+        touched[rows] |= new_r < r[rows]
+        r[rows] = new_r
+    still = over[_over(r[over], c[over], m[over], app)]
+    if still.size:
         # Still too big: undo limit increases as well.
-        c_new = np.minimum(c, cur_c)
-        m_new = np.minimum(m, cur_m)
-        touched |= (c_new < c) | (m_new < m)
-        c, m = c_new, m_new
-    for i in np.flatnonzero(touched):
-        reasons[i].append("NodeCapacity")
+        c_new = np.minimum(c[still], cur_c[still])
+        m_new = np.minimum(m[still], cur_m[still])
+        touched[still] |= (c_new < c[still]) | (m_new < m[still])
+        c[still], m[still] = c_new, m_new
+    flags[R["NodeCapacity"]] |= touched
     return r, c, m

@@ -47,28 +47,71 @@ def load_context(log_rates: np.ndarray, span: int, buckets: int) -> np.ndarray:
 
     ``log_rates`` may be shorter than ``span`` (a run's first intervals): the statistics are
     over what was seen, and the buckets before it repeat the first value seen. ``span`` must
-    be a multiple of ``buckets``.
+    be a multiple of ``buckets``. ``load_context_batch`` over a batch of one.
     """
-    x = np.asarray(log_rates, dtype=np.float64)[-span:]
-    if len(x) == 0:
-        return np.zeros(context_size(span, buckets), dtype=np.float64)
-    cur = x[-1]
-    d = np.abs(np.diff(x)) if len(x) > 1 else np.zeros(1)
-    mean = x.mean()
-    stats = [
-        x.max() - cur,
-        x.min() - cur,
-        mean - cur,
-        x.std(),
-        d.mean(),
-        d.max(),
-        float((d > JUMP).mean()),
-        float((x > mean).mean()),
-        len(x) / span,
-    ]
-    padded = np.concatenate([np.full(span - len(x), x[0]), x])
-    coarse = padded.reshape(buckets, span // buckets).mean(axis=1) - cur
-    return np.concatenate([stats, coarse])
+    window, count = _window(log_rates, span)
+    return load_context_batch(window, count, buckets)[0]
+
+
+def _window(log_rates: np.ndarray, span: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``span`` values right-aligned in a (1, span) window, and how many there are."""
+    x = np.asarray(log_rates, dtype=np.float64)[-span:] if span > 0 else np.zeros(0)
+    window = np.zeros((1, span))
+    if len(x):
+        window[0, span - len(x) :] = x
+    return window, np.array([len(x)])
+
+
+def load_context_batch(window: np.ndarray, count: np.ndarray, buckets: int) -> np.ndarray:
+    """``load_context`` of a batch of series at once, (batch, context size).
+
+    ``window``: (batch, span), each row's last ``count`` entries the log rates seen (oldest
+    first, current last; what lies before them is ignored), as an env's intervals fill it.
+    """
+    x = np.asarray(window, dtype=np.float64)
+    B, span = x.shape
+    n = np.minimum(np.asarray(count), span)
+    nf = np.maximum(n, 1).astype(np.float64)
+    nd = np.maximum(n - 1, 1).astype(np.float64)
+    cur = x[:, -1]
+    d = np.abs(x[:, 1:] - x[:, :-1])
+    if (n >= span).all():
+        # Every row full (the usual case once a span has run): the masks below would pass
+        # every entry through unchanged, so this gives the same numbers with fewer passes.
+        mean = x.sum(axis=1) / nf
+        dev = x - mean[:, None]
+        high, low, d_in = x.max(axis=1), x.min(axis=1), d
+        jumps, above, padded = (d > JUMP).sum(axis=1), (x > mean[:, None]).sum(axis=1), x
+    else:
+        seen = np.arange(span)[None, :] >= (span - n)[:, None]
+        d_seen = seen[:, :-1]
+        mean = np.where(seen, x, 0.0).sum(axis=1) / nf
+        dev = np.where(seen, x - mean[:, None], 0.0)
+        high = np.where(seen, x, -np.inf).max(axis=1, initial=-np.inf)
+        low = np.where(seen, x, np.inf).min(axis=1, initial=np.inf)
+        d_in = np.where(d_seen, d, 0.0)
+        jumps = (d_seen & (d > JUMP)).sum(axis=1)
+        above = (seen & (x > mean[:, None])).sum(axis=1)
+        first = x[np.arange(B), np.minimum(span - n, span - 1)]
+        padded = np.where(seen, x, first[:, None])
+    stats = np.stack(
+        [
+            high - cur,
+            low - cur,
+            mean - cur,
+            np.sqrt((dev * dev).sum(axis=1) / nf),
+            d_in.sum(axis=1) / nd,
+            d_in.max(axis=1, initial=0.0),
+            jumps / nd,
+            above / nf,
+            n / span,
+        ],
+        axis=1,
+    )
+    coarse = padded.reshape(B, buckets, span // buckets).mean(axis=2) - cur[:, None]
+    out = np.concatenate([stats, coarse], axis=1)
+    out[n == 0] = 0.0
+    return out
 
 
 def partly_idle(log_rates: np.ndarray, span: int) -> bool:
@@ -79,7 +122,17 @@ def partly_idle(log_rates: np.ndarray, span: int) -> bool:
     load that training inserts (``envs.workload.idle_gate``) hide the workload's shape, so
     the workload-identification loss leaves these contexts unlabelled instead of teaching the
     meta-learner that silence is a particular workload. An empty span is not idle (nothing
-    was seen yet).
+    was seen yet). ``partly_idle_batch`` over a batch of one.
     """
-    x = np.asarray(log_rates, dtype=np.float64)[-span:] if span > 0 else np.zeros(0)
-    return len(x) > 0 and float((x <= 0.0).mean()) >= IDLE_SHARE
+    window, count = _window(log_rates, span)
+    return bool(partly_idle_batch(window, count)[0])
+
+
+def partly_idle_batch(window: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``partly_idle`` of a batch of windows (as ``load_context_batch`` takes them), (batch,)."""
+    x = np.asarray(window, dtype=np.float64)
+    span = x.shape[1]
+    n = np.minimum(np.asarray(count), span)
+    seen = np.arange(span)[None, :] >= (span - n)[:, None]
+    idle = (seen & (x <= 0.0)).sum(axis=1)
+    return (n > 0) & (idle / np.maximum(n, 1) >= IDLE_SHARE)

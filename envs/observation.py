@@ -19,6 +19,7 @@ import numpy as np
 from envs.app import AppSpec
 from envs.load_context import context_size
 from envs.metrics import ScalingDecision, ServiceMetrics
+from envs.metrics_batch import MetricsBatch
 
 SERVICE_FEATURES = (
     "cpu_util",  # CPU used / (ready replicas x CPU limit): the HPA's metric, in [0, 1]
@@ -142,47 +143,63 @@ def build(
     prev_external_rps: float,
     interval_s: float,
 ) -> np.ndarray:
-    """The observation for `metrics` (see the feature tuples above for meaning and scaling)."""
+    """The observation for `metrics` (see the feature tuples above for meaning and scaling):
+    ``build_batch`` over a batch of one."""
+    last = np.asarray(last_action, dtype=np.float64).reshape(1, -1, 3)
+    return build_batch(MetricsBatch.of(metrics), app, layout, last, np.array([float(prev_external_rps)]), interval_s)[0]
+
+
+def build_batch(
+    m: MetricsBatch,
+    app: AppSpec,
+    layout: ObservationLayout,
+    last_action: np.ndarray,
+    prev_external_rps: np.ndarray,
+    interval_s: float,
+) -> np.ndarray:
+    """Service and app blocks of a batch of observations, (batch, history_start) float32.
+
+    ``last_action``: (batch, max_services or more, 3); ``prev_external_rps``: (batch,).
+    """
     n = app.n_services
-    m = metrics
+    B = m.batch
     max_r = app.column("max_replicas")
     mu = 1000.0 * m.cpu_limit / app.column("cpu_ms_mean")
-    svc = np.zeros((layout.max_services, N_SERVICE_FEATURES), dtype=np.float64)
-    s = svc[:n]
-    s[:, F["cpu_util"]] = m.cpu_utilization
-    s[:, F["mem_util"]] = np.clip(np.where(m.ready_replicas > 0, m.mem_usage / m.mem_limit, 0.0), 0.0, 2.0)
-    s[:, F["replicas"]] = m.replicas / max_r
-    s[:, F["ready"]] = m.ready_replicas / max_r
-    s[:, F["pending"]] = m.pending_replicas / max_r
-    s[:, F["cpu_limit"]] = m.cpu_limit / app.column("cpu_limit_max")
-    s[:, F["mem_limit"]] = m.mem_limit / app.column("mem_limit_max")
+    svc = np.zeros((B, layout.max_services, N_SERVICE_FEATURES), dtype=np.float64)
+    s = svc[:, :n]
+    s[..., F["cpu_util"]] = m.cpu_utilization
+    mem_util = np.divide(m.mem_usage, m.mem_limit, out=np.zeros((B, n)), where=m.ready_replicas > 0)
+    s[..., F["mem_util"]] = np.clip(mem_util, 0.0, 2.0)
+    s[..., F["replicas"]] = m.replicas / max_r
+    s[..., F["ready"]] = m.ready_replicas / max_r
+    s[..., F["pending"]] = m.pending_replicas / max_r
+    s[..., F["cpu_limit"]] = m.cpu_limit / app.column("cpu_limit_max")
+    s[..., F["mem_limit"]] = m.mem_limit / app.column("mem_limit_max")
     cap = np.maximum(m.replicas, 1.0) * mu
-    s[:, F["load"]] = np.clip(m.request_rate / cap, 0.0, 4.0)
-    s[:, F["log_rate"]] = np.log1p(m.request_rate) / 10.0
-    s[:, F["queue"]] = np.log1p(m.queue) / 10.0
-    s[:, F["latency"]] = np.clip(m.p99_ms / app.slo_ms, 0.0, 10.0)
+    s[..., F["load"]] = np.clip(m.request_rate / cap, 0.0, 4.0)
+    s[..., F["log_rate"]] = np.log1p(m.request_rate) / 10.0
+    s[..., F["queue"]] = np.log1p(m.queue) / 10.0
+    s[..., F["latency"]] = np.clip(m.p99_ms / app.slo_ms, 0.0, 10.0)
     arrivals = m.request_rate * interval_s
-    s[:, F["drops"]] = np.clip(np.where(arrivals > 0, m.dropped / np.maximum(arrivals, 1e-9), 0.0), 0.0, 1.0)
-    s[:, F["throttled"]] = m.throttled
-    s[:, F["last_replicas"] : F["last_mem"] + 1] = last_action[:n]
-    s[:, F["cpu_cost"]] = np.log1p(app.column("cpu_ms_mean")) / 5.0
-    s[:, F["startup"]] = app.column("startup_s") / 120.0
-    s[:, F["visits"]] = np.clip(app.visits, 0.0, 4.0)
-    s[:, F["mask"]] = 1.0
+    s[..., F["drops"]] = np.clip(np.where(arrivals > 0, m.dropped / np.maximum(arrivals, 1e-9), 0.0), 0.0, 1.0)
+    s[..., F["throttled"]] = m.throttled
+    s[..., F["last_replicas"] : F["last_mem"] + 1] = last_action[:, :n]
+    s[..., F["cpu_cost"]] = np.log1p(app.column("cpu_ms_mean")) / 5.0
+    s[..., F["startup"]] = app.column("startup_s") / 120.0
+    s[..., F["visits"]] = np.clip(app.visits, 0.0, 4.0)
+    s[..., F["mask"]] = 1.0
     ext = m.external_rps
-    reserved = m.replicas
-    a = np.array(
-        [
-            min(m.e2e_p99_ms / app.slo_ms, 10.0),
-            min(m.dropped_total / max(ext * interval_s, 1e-9), 1.0) if ext > 0 else 0.0,
-            np.log1p(ext) / 10.0,
-            float(np.clip(ext / prev_external_rps - 1.0, -1.0, 1.0)) if prev_external_rps > 0 else 0.0,
-            float((reserved * m.cpu_limit).sum() / app.node_cores),
-            float((reserved * m.mem_limit).sum() / app.node_mem_mib),
-            n / layout.max_services,
-        ]
-    )
-    return np.concatenate([svc.ravel(), a]).astype(np.float32)
+    prev = np.asarray(prev_external_rps, dtype=np.float64)
+    a = np.empty((B, N_APP_FEATURES))
+    a[:, 0] = np.minimum(m.e2e_p99_ms / app.slo_ms, 10.0)
+    a[:, 1] = np.where(ext > 0, np.minimum(m.dropped_total / np.maximum(ext * interval_s, 1e-9), 1.0), 0.0)
+    a[:, 2] = np.log1p(ext) / 10.0
+    trend = np.divide(ext, prev, out=np.ones(B), where=prev > 0) - 1.0
+    a[:, 3] = np.where(prev > 0, np.clip(trend, -1.0, 1.0), 0.0)
+    a[:, 4] = (m.replicas * m.cpu_limit).sum(axis=1) / app.node_cores
+    a[:, 5] = (m.replicas * m.mem_limit).sum(axis=1) / app.node_mem_mib
+    a[:, 6] = n / layout.max_services
+    return np.concatenate([svc.reshape(B, -1), a], axis=1).astype(np.float32)
 
 
 def service_view(obs: np.ndarray, app: AppSpec, layout: ObservationLayout) -> ServiceView:
@@ -206,13 +223,24 @@ def service_view(obs: np.ndarray, app: AppSpec, layout: ObservationLayout) -> Se
 
 
 def history_row(obs: np.ndarray, n_services: int, layout: ObservationLayout, action: np.ndarray, reward: float):
-    """The history row of one interval from its observation (without history), action and reward."""
-    svc = layout.services(obs)[:n_services]
-    return np.concatenate(
-        [
-            layout.app(obs),
-            [svc[:, F["cpu_util"]].mean(), svc[:, F["load"]].mean()],
-            np.asarray(action, dtype=np.float64)[:n_services].mean(axis=0),
-            [float(np.clip(reward, -10.0, 10.0))],
-        ]
-    ).astype(np.float32)
+    """The history row of one interval from its observation (without history), action and reward:
+    ``history_rows`` over a batch of one."""
+    act = np.asarray(action, dtype=np.float64).reshape(1, -1, 3)
+    return history_rows(np.asarray(obs)[None], n_services, layout, act, np.array([float(reward)]))[0]
+
+
+def history_rows(
+    obs: np.ndarray, n_services: int, layout: ObservationLayout, action: np.ndarray, reward: np.ndarray
+) -> np.ndarray:
+    """History rows of a batch of intervals, (batch, N_HISTORY_FEATURES) float32.
+
+    ``obs``: (batch, history_start or more); ``action``: (batch, max_services, 3); ``reward``: (batch,).
+    """
+    svc = layout.services(obs[:, : layout.history_start])[:, :n_services]
+    out = np.empty((obs.shape[0], N_HISTORY_FEATURES))
+    out[:, :N_APP_FEATURES] = layout.app(obs[:, : layout.history_start])
+    out[:, N_APP_FEATURES] = svc[..., F["cpu_util"]].mean(axis=1)
+    out[:, N_APP_FEATURES + 1] = svc[..., F["load"]].mean(axis=1)
+    out[:, N_APP_FEATURES + 2 : N_APP_FEATURES + 5] = action[:, :n_services].mean(axis=1)
+    out[:, N_APP_FEATURES + 5] = np.clip(reward, -10.0, 10.0)
+    return out.astype(np.float32)

@@ -5,7 +5,8 @@ it allocates, and charged for changing things. Utilisation alone is a weak cost 
 it matters most: far above the need, utilisation is near zero and hardly changes as capacity
 grows, so a learner that over-provisions gets no gradient back down. The cost term (reserved
 CPU over the node pool's cores) is linear in what is reserved and keeps that gradient.
-Pure function of one interval's outcome.
+Pure functions of one interval's outcome, or of a batch of them (``reward_batch``, the
+same arithmetic elementwise: ``reward`` is a batch of one).
 """
 
 from __future__ import annotations
@@ -51,10 +52,40 @@ class RewardWeights:
                 raise ConfigError(f"reward.{name}: must be a finite number >= 0, got {v!r}")
 
 
-def slo_preservation(e2e_p99_ms: float, slo_ms: float, drop_share: float) -> float:
-    """1 when p99 is within the SLO and nothing dropped; falls as SLO / p99 beyond it."""
-    keep = 1.0 if e2e_p99_ms <= slo_ms else slo_ms / e2e_p99_ms
-    return keep * (1.0 - min(max(drop_share, 0.0), 1.0))
+def slo_preservation(e2e_p99_ms, slo_ms: float, drop_share):
+    """1 when p99 is within the SLO and nothing dropped; falls as SLO / p99 beyond it (arrays
+    of any shape, or scalars)."""
+    p99 = np.asarray(e2e_p99_ms, dtype=np.float64)
+    beyond = ~(p99 <= slo_ms)
+    keep = np.divide(slo_ms, p99, out=np.ones_like(p99), where=beyond)
+    out = keep * (1.0 - np.minimum(np.maximum(drop_share, 0.0), 1.0))
+    return float(out) if out.ndim == 0 else out
+
+
+def reward_batch(
+    *,
+    e2e_p99_ms: np.ndarray,
+    slo_ms: float,
+    drop_share: np.ndarray,
+    violated: np.ndarray,
+    cpu_utilization: np.ndarray,
+    changed_services: np.ndarray,
+    n_services: int,
+    weights: RewardWeights,
+    reserved_share: np.ndarray | float = 0.0,
+    reserved_mem_share: np.ndarray | float = 0.0,
+    overridden: np.ndarray | float = 0.0,
+) -> np.ndarray:
+    """``reward`` of a batch of intervals at once (arrays of one shape, or scalars)."""
+    return (
+        weights.slo * slo_preservation(e2e_p99_ms, slo_ms, drop_share)
+        + weights.utilization * np.minimum(np.maximum(cpu_utilization, 0.0), 1.0)
+        - weights.violation * np.asarray(violated, dtype=np.float64)
+        - weights.flapping * np.asarray(changed_services, dtype=np.float64) / max(n_services, 1)
+        - weights.cost * np.maximum(reserved_share, 0.0)
+        - weights.memory * np.maximum(reserved_mem_share, 0.0)
+        - weights.overridden * np.maximum(overridden, 0.0)
+    )
 
 
 def reward(
@@ -74,12 +105,18 @@ def reward(
     """Reward of one control interval (``reserved_share``: reserved CPU over the node pool's cores;
     ``reserved_mem_share``: reserved memory over the node pool's memory;
     ``overridden``: mean per service of how far the rules moved its action)."""
-    return (
-        weights.slo * slo_preservation(e2e_p99_ms, slo_ms, drop_share)
-        + weights.utilization * min(max(cpu_utilization, 0.0), 1.0)
-        - weights.violation * float(violated)
-        - weights.flapping * changed_services / max(n_services, 1)
-        - weights.cost * max(reserved_share, 0.0)
-        - weights.memory * max(reserved_mem_share, 0.0)
-        - weights.overridden * max(overridden, 0.0)
+    return float(
+        reward_batch(
+            e2e_p99_ms=e2e_p99_ms,
+            slo_ms=slo_ms,
+            drop_share=drop_share,
+            violated=violated,
+            cpu_utilization=cpu_utilization,
+            changed_services=changed_services,
+            n_services=n_services,
+            weights=weights,
+            reserved_share=reserved_share,
+            reserved_mem_share=reserved_mem_share,
+            overridden=overridden,
+        )
     )

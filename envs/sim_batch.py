@@ -16,6 +16,7 @@ import numpy as np
 
 from envs.app import AppSpec
 from envs.metrics import ScalingDecision, ServiceMetrics
+from envs.metrics_batch import MetricsBatch
 from envs.sim_backend import SimBackend
 from envs.simulator import ClusterSim, SimConfig
 
@@ -71,6 +72,38 @@ class SimBatch(ClusterSim):
             self.truth = truth
         metrics.t_seconds = float(self.clock[b])
         return metrics
+
+    def observe_all(self) -> MetricsBatch:
+        """``observe`` of every copy at once: the same numbers, each copy's noise from its own
+        stream (copies reset since the last interval report no measured interval, and draw none)."""
+        tr = self.truth
+        B, S = self.batch, self.app.n_services
+        m = MetricsBatch.zeros(B, S)
+        m.t_seconds = self.clock.copy()
+        m.replicas = self.replicas.copy()
+        m.ready_replicas = self.ready.copy()
+        m.pending_replicas = self.starting.sum(axis=-1) + self.unscheduled
+        m.cpu_limit = self.cpu_limit.copy()
+        m.mem_limit = self.mem_limit.copy()
+        m.queue = self.backlog.copy()
+        live = np.flatnonzero(~self.fresh) if tr is not None else np.zeros(0, dtype=np.intp)
+        if live.size == 0:
+            return m
+        noisy = np.stack([tr.cpu_usage, tr.arrival_rps, tr.mem_usage, tr.p50_ms, tr.p95_ms, tr.p99_ms], axis=1)[live]
+        e2e = np.stack([tr.e2e_p50_ms, tr.e2e_p95_ms, tr.e2e_p99_ms], axis=1)[live]
+        if self.config.noise > 0:
+            eps = np.stack([self.noise_rngs[b].standard_normal(6 * S + 3) for b in live]) * self.config.noise
+            noisy = noisy * np.maximum(1.0 + eps[:, :-3].reshape(noisy.shape), 0.0)
+            e2e = e2e * np.maximum(1.0 + eps[:, -3:], 0.0)
+        m.cpu_usage[live], m.request_rate[live], m.mem_usage[live] = noisy[:, 0], noisy[:, 1], noisy[:, 2]
+        m.p50_ms[live], m.p95_ms[live], m.p99_ms[live] = noisy[:, 3], noisy[:, 4], noisy[:, 5]
+        m.e2e_p50_ms[live], m.e2e_p95_ms[live], m.e2e_p99_ms[live] = e2e[:, 0], e2e[:, 1], e2e[:, 2]
+        m.dropped[live] = tr.dropped[live]
+        m.oom_kills[live] = tr.oom_kills[live]
+        m.throttled[live] = tr.throttled[live]
+        m.external_rps[live] = tr.external_requests[live] / self.config.interval_s
+        m.dropped_total[live] = tr.dropped_total[live]
+        return m
 
     def _oom_kills(self, risky: np.ndarray, p_kill: np.ndarray) -> np.ndarray:
         # Each copy draws from its own stream, element for element as a batch of one would.
