@@ -13,6 +13,7 @@ import pytest
 
 from aware_ray.bench.adapt import (
     ARMS,
+    bench_score,
     censored_mean,
     fraction_of,
     load_adapt_config,
@@ -48,6 +49,21 @@ def test_steps_to_threshold(curve, target, expected):
 def test_fraction_of_the_specialist(score, specialist, expected):
     got = fraction_of(score, specialist)
     assert got == pytest.approx(expected) if expected is not None else got is None
+
+
+@pytest.mark.parametrize(
+    ("risk", "v", "cap", "expected"),
+    [
+        (0.4, 0.01, 0.02, 0.4),
+        (-0.3, 0.0, 0.02, -0.3),
+        (121.3, 1.0, 0.02, -1.0),  # cheaper than the oracle by violating always: the floor
+        (3.0, 0.01, 0.02, 1.0),  # no better than the oracle
+        (0.5, 0.05, 0.06, 0.5),  # the cap is the safest heuristic's rate where that is above 2 %
+        (0.5, 0.3, None, 0.5),  # no cap known: the risk-charged gap alone
+    ],
+)
+def test_bench_score(risk, v, cap, expected):
+    assert bench_score(risk, v, cap) == expected
 
 
 def test_censored_mean():

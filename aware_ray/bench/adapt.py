@@ -28,7 +28,17 @@ deterministic policy is scored on W alone, ``adapt.eval_seeds`` fixed seeds of
 **risk-charged gap closed in money** (``risk_gap``, the figure ``train`` selects by), against the
 tuned heuristic frontier (HPA, HPA + in-place VPA, predictive HPA at targets 0.2-0.9) and the
 oracle, all scored on the same seeds. It is 0 at the frontier (as good as the best-tuned
-heuristic at the policy's violation rate) and 1 at the oracle, negative below the frontier. So
+heuristic at the policy's violation rate) and 1 at the oracle, negative below the frontier.
+Two guards make it a figure a fraction can be taken of (``bench_score``):
+
+- a policy over the quality goal's violation cap (max(2 %, the safest heuristic point's rate),
+  ``goal_met``) scores -1, the risk charge's floor. On load where the riskiest heuristic point
+  violates most of the time, the frontier there is barely dearer than the oracle and the gap's
+  denominator all but vanishes: an untrained policy violating in every interval, far cheaper than
+  the oracle, scored +121 on a held-out trace before this guard;
+- the score is at most 1: no policy does better than the clairvoyant oracle at its violations.
+
+So
 **"x % of the specialist" is x % of the gap the specialist closes**, measured from the tuned
 heuristics as the floor: fraction = risk_gap(arm) / risk_gap(specialist). The floor is what a user
 gets without any RL, so a policy at 90 % of the specialist has 90 % of what specialised RL buys
@@ -97,6 +107,14 @@ def fraction_of(score: float, specialist: float) -> float | None:
     if not (np.isfinite(score) and np.isfinite(specialist)) or specialist <= 0:
         return None
     return score / specialist
+
+
+def bench_score(risk_gap: float, violation_rate: float, violation_cap: float | None) -> float:
+    """The figure an arm is judged by: the risk-charged gap closed, at most 1 (the oracle), and -1
+    (the floor of the risk charge) for a policy over the quality goal's violation cap."""
+    if violation_cap is not None and violation_rate > violation_cap + 1e-12:
+        return -1.0
+    return min(1.0, risk_gap)
 
 
 def censored_mean(values: list[float | None], budget: float) -> tuple[float | None, bool]:
@@ -355,16 +373,23 @@ class Scorer:
         self.baseline_s = round(time.time() - t0, 1)
 
     def score(self, policy: Any) -> dict[str, Any]:
-        """The risk-charged gap closed of `policy` on the workload, with its violations and money."""
-        from aware_ray.training.validation import validation_rows, validation_score
+        """The bench score of `policy` on the workload (``bench_score``), with what it is made of."""
+        from aware_ray.evaluation.scoreboard import scores
+        from aware_ray.training.validation import validation_rows
 
         rows = validation_rows(policy, self.cfg)
-        val = validation_score(rows, self.baselines, rows[0]["policy"], self.cfg.env.memory_price)
+        mine = [s for s in scores(self.baselines + rows, self.cfg.env.memory_price) if s["policy"] == rows[0]["policy"]]
+        if len(mine) != 1:
+            raise ValueError(f"expected one scoreboard row of the policy, got {len(mine)}")
+        row = mine[0]
+        risk = float(row["risk_gap"] or 0.0)  # no figure counts as 0, as in validation
+        v, cap = float(row["slo_violation_rate"]), row.get("violation_cap")
         return {
-            "score": float(val["score"]),
-            "gap_closed": float(np.mean(list(val["gap_closed"].values()))),
-            "violation_rate": float(val["violation_rate"]),
-            "money": float(val["money"]),
+            "score": bench_score(risk, v, cap),
+            "risk_gap": risk,
+            "violation_rate": v,
+            "violation_cap": cap,
+            "money": float(row["money"]),
         }
 
 
@@ -565,10 +590,15 @@ def markdown(result: dict[str, Any]) -> str:
 def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[str] | None = None) -> dict[str, Any]:
     """Run the whole protocol (module docstring); returns the one-line result, also written to OUT."""
     import ray
+    import torch
 
     from envs.atomic_write import write_json, write_text
 
     cfg, adapt = load_adapt_config(config, overrides)
+    # The learner and every scoring rollout run in this process: as in `train`, torch's own
+    # threads would only fight the env runners for the cores (a scoring episode took 20 s with
+    # torch's default threads on a busy 2-core machine, 0.8 s with one).
+    torch.set_num_threads(cfg.run.torch_threads)
     arms = list(arms or ARMS)
     for arm in arms:
         if arm not in ARMS:
