@@ -17,6 +17,7 @@ from aware_ray.bench.adapt import (
     censored_mean,
     fraction_of,
     load_adapt_config,
+    score_floor,
     speedup_verdict,
     steps_to_threshold,
     summarize_workload,
@@ -43,12 +44,24 @@ def test_steps_to_threshold(curve, target, expected):
 
 
 @pytest.mark.parametrize(
-    ("score", "specialist", "expected"),
-    [(0.45, 0.5, 0.9), (-0.2, 0.5, -0.4), (0.3, 0.0, None), (0.3, -0.1, None), (float("nan"), 0.5, None)],
+    ("score", "specialist", "floor", "expected"),
+    [
+        (0.45, 0.5, 0.0, 0.9),
+        (-0.2, 0.5, 0.0, -0.4),
+        (0.3, 0.0, 0.0, None),  # the specialist is not above the floor
+        (-0.46, -0.4, -1.0, 0.9),  # from the charge's floor: (−0.46 + 1) / (−0.4 + 1)
+        (0.3, 0.5, None, None),
+        (float("nan"), 0.5, 0.0, None),
+    ],
 )
-def test_fraction_of_the_specialist(score, specialist, expected):
-    got = fraction_of(score, specialist)
+def test_fraction_of_the_specialist(score, specialist, floor, expected):
+    got = fraction_of(score, specialist, floor)
     assert got == pytest.approx(expected) if expected is not None else got is None
+
+
+@pytest.mark.parametrize(("specialist", "floor"), [(0.4, 0.0), (0.0, -1.0), (-0.3, -1.0), (-1.0, None), (-4.0, None)])
+def test_score_floor(specialist, floor):
+    assert score_floor(specialist) == floor
 
 
 @pytest.mark.parametrize(
@@ -119,10 +132,16 @@ def test_summary_of_one_workload():
     speed = s["goals"]["meta_ge_10x_fewer_steps_than_transfer"]
     assert speed["speedup"] == 2.0 and speed["bound"] == "lower" and speed["met"] is None
 
-    no_gap = summarize_workload(_run([(0, -0.3), (100, -0.1)]), arms, adapt)
-    assert no_gap["target_score"] is None and "closes no gap" in no_gap["why"]
-    assert no_gap["goals"]["zero_shot_ge_80pct"]["met"] is None
-    assert "meta_ge_10x_fewer_steps_than_transfer" not in no_gap["goals"]
+    # A specialist below the tuned heuristics: fractions from -1, the target 90 % of the way there.
+    low = summarize_workload(_run([(0, -0.5), (100, -0.1)]), arms, adapt)
+    assert low["floor"] == -1.0 and low["target_score"] == pytest.approx(-0.19) and "not beat" in low["why"]
+    assert low["arms"]["scratch"]["per_seed"]["0"]["steps_to_threshold"] == 100
+    assert low["goals"]["zero_shot_ge_80pct"]["fraction"] == pytest.approx(1.42 / 0.9, abs=1e-3)
+
+    none = summarize_workload(_run([(0, -1.0), (100, -2.0)]), arms, adapt)
+    assert none["target_score"] is None and none["floor"] is None and "no better than the floor" in none["why"]
+    assert none["goals"]["zero_shot_ge_80pct"]["met"] is None
+    assert "meta_ge_10x_fewer_steps_than_transfer" not in none["goals"]
 
 
 @pytest.mark.parametrize(

@@ -40,11 +40,14 @@ Two guards make it a figure a fraction can be taken of (``bench_score``):
 
 So
 **"x % of the specialist" is x % of the gap the specialist closes**, measured from the tuned
-heuristics as the floor: fraction = risk_gap(arm) / risk_gap(specialist). The floor is what a user
+heuristics as the floor: fraction = score(arm) / score(specialist). The floor is what a user
 gets without any RL, so a policy at 90 % of the specialist has 90 % of what specialised RL buys
 over tuning an HPA. A raw ratio of money or of reward would not do: money differs by workload
-and violations, and reward has no zero. Where the specialist closes no gap (risk_gap <= 0) the
-fraction has no meaning and is reported as null, with the reason.
+and violations, and reward has no zero. Where the specialist does not beat the tuned heuristics
+(score <= 0, as short budgets leave it), the fraction is measured from the score's floor
+instead, -1 (a policy over the violation cap): (score + 1) / (specialist + 1). The JSON names the
+floor of each workload (``floor``: 0 or -1); where the specialist is at -1 itself, nothing is
+defined and the figures are null, with the reason.
 
 The specialist's score is its best checkpoint (as ``train`` keeps its best by validation).
 **Steps to 90 %** of an arm are the env steps of its first checkpoint whose score reaches
@@ -78,6 +81,10 @@ SPEEDUP_GOAL = 10.0
 """(a) needs at least this many times fewer env steps than (b)."""
 ZERO_SHOT_GOAL = 0.8
 """The meta policy's zero-shot score, as a fraction of the specialist's."""
+FLOOR_FRONTIER = 0.0
+"""The score of the tuned heuristic frontier: fractions are measured from it where the specialist beats it."""
+FLOOR_CHARGE = -1.0
+"""The score of a policy over the goal's violation cap: the floor where the specialist does not beat the frontier."""
 NO_META = (
     "env.history_window=0",
     "env.context_span=0",
@@ -101,12 +108,21 @@ def steps_to_threshold(curve: list[tuple[float, float]], target: float) -> float
     return None
 
 
-def fraction_of(score: float, specialist: float) -> float | None:
-    """`score` as a fraction of the specialist's, both gap closed (0 = tuned heuristic frontier);
-    None where the specialist closes no gap (nothing to be a fraction of)."""
-    if not (np.isfinite(score) and np.isfinite(specialist)) or specialist <= 0:
+def score_floor(specialist: float) -> float | None:
+    """Where a fraction of the specialist is measured from: the tuned heuristic frontier (0) where
+    the specialist beats it; else the score's floor (-1, a policy over the goal's violation cap);
+    None where the specialist is no better than that."""
+    if not np.isfinite(specialist) or specialist <= FLOOR_CHARGE:
         return None
-    return score / specialist
+    return FLOOR_FRONTIER if specialist > FLOOR_FRONTIER else FLOOR_CHARGE
+
+
+def fraction_of(score: float, specialist: float, floor: float | None) -> float | None:
+    """`score` as a fraction of the specialist's, both measured from `floor`: (s - floor) /
+    (specialist - floor); None without a floor or where the specialist is not above it."""
+    if floor is None or not (np.isfinite(score) and np.isfinite(specialist)) or specialist <= floor:
+        return None
+    return (score - floor) / (specialist - floor)
 
 
 def bench_score(risk_gap: float, violation_rate: float, violation_cap: float | None) -> float:
@@ -182,7 +198,12 @@ def speedup_verdict(
 def zero_shot_verdict(fraction: float | None, goal: float = ZERO_SHOT_GOAL) -> dict[str, Any]:
     """Is the zero-shot fraction >= `goal`? With the shortfall in fraction points."""
     if fraction is None:
-        return {"fraction": None, "met": None, "shortfall": None, "why": "the specialist closes no gap"}
+        return {
+            "fraction": None,
+            "met": None,
+            "shortfall": None,
+            "why": "no fraction of the specialist is defined (see the workload's why)",
+        }
     met = fraction >= goal
     return {"fraction": _r(fraction), "met": met, "shortfall": None if met else _r(goal - fraction), "why": ""}
 
@@ -465,15 +486,22 @@ def summarize_workload(
 ) -> dict[str, Any]:
     """Per arm and seed: steps to the threshold, best fraction; per arm the mean and spread; the goals."""
     spec_best = max(p["score"] for p in specialist["curve"])
-    target = adapt["threshold"] * spec_best if spec_best > 0 else None
+    floor = score_floor(spec_best)
+    target = None if floor is None else floor + adapt["threshold"] * (spec_best - floor)
     budget = float(adapt["finetune_steps"])
     out: dict[str, Any] = {
         "specialist_score": _r(spec_best),
+        "floor": floor,
         "target_score": _r(target),
         "arms": {},
     }
-    if target is None:
-        out["why"] = "the specialist closes no gap on this workload (score <= 0): fractions and steps are undefined"
+    if floor is None:
+        out["why"] = "the specialist scores no better than the floor (-1): fractions and steps are undefined"
+    elif floor == FLOOR_CHARGE:
+        out["why"] = (
+            "the specialist does not beat the tuned heuristics (score <= 0): fractions are measured from -1 "
+            "(a policy over the goal's violation cap), not from the heuristic frontier"
+        )
     for arm, by_seed in arms.items():
         per_seed: dict[str, Any] = {}
         for seed, run in by_seed.items():
@@ -481,9 +509,9 @@ def summarize_workload(
             best = max(s for _, s in curve)
             per_seed[str(seed)] = {
                 "steps_to_threshold": None if target is None else steps_to_threshold(curve, target),
-                "start_fraction": _r(fraction_of(curve[0][1], spec_best)),
-                "best_fraction": _r(fraction_of(best, spec_best)),
-                "final_fraction": _r(fraction_of(curve[-1][1], spec_best)),
+                "start_fraction": _r(fraction_of(curve[0][1], spec_best, floor)),
+                "best_fraction": _r(fraction_of(best, spec_best, floor)),
+                "final_fraction": _r(fraction_of(curve[-1][1], spec_best, floor)),
                 "checkpoints": [s for s, _ in curve],
                 "scores": [_r(s) for _, s in curve],
                 "wall_s": run["wall_s"],
@@ -570,7 +598,7 @@ def markdown(result: dict[str, Any]) -> str:
         if sp.get("bound") == "infinite":
             ratio_txt = "∞ (zero-shot)"
         lines.append(
-            f"| {w} | {s['specialist_score']} | {s.get('zero_shot_score')} ({zs}) | "
+            f"| {w} | {s['specialist_score']} (floor {s['floor']}) | {s.get('zero_shot_score')} ({zs}) | "
             f"{cell(s['arms'].get('meta_finetune'))} | {cell(s['arms'].get('flat_finetune'))} | "
             f"{cell(s['arms'].get('scratch'))} | {ratio_txt or '–'} |"
         )
@@ -658,7 +686,7 @@ def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[s
     per_workload = {w: summarize_workload(runs["specialist"][w], runs["arms"][w], adapt) for w in adapt["workloads"]}
     for w, z in shipped.items():
         spec = per_workload[w]["specialist_score"]
-        z["fraction"] = _r(fraction_of(z["score"], spec)) if spec is not None else None
+        z["fraction"] = _r(fraction_of(z["score"], spec, per_workload[w]["floor"])) if spec is not None else None
     result = {
         "bench": "adapt",
         "config": cfg.source,
