@@ -586,7 +586,7 @@ def markdown(result: dict[str, Any]) -> str:
         m = arm["steps_to_threshold_mean"]
         if m is None:
             return "–"
-        spread = f" [{arm['steps_min']}–{arm['steps_max']}]" if arm["steps_min"] is not None else ""
+        spread = f" [{arm['steps_min']:,.0f}–{arm['steps_max']:,.0f}]" if arm["steps_min"] is not None else ""
         return f"{'≥' if arm['mean_is_lower_bound'] else ''}{m:,.0f}{spread} ({arm['reached']})"
 
     for w, s in result["workloads"].items():
