@@ -25,6 +25,20 @@ that is not ready yet. A service that is throttled, drops requests or queues may
 so may a CPU limit below one core, up to one core, while the app's end-to-end p99 is past its SLO
 (such a limit slows every request, however idle the pod). Decreases and memory pass as asked.
 
+``mem@H``, memory limits sized from use, as the VPA sizes them. Nothing in a learned policy's
+reward pulls its memory asks down as hard as money does, and a charge on memory in the reward cost
+the CPU side more than it saved; trained without a floor under its memory, a policy drifted to the
+top of each service's range (4.9 to 7.2 times the GiB-hours of an HPA with an in-place VPA, at real
+time, in money). ``vpa-mem:`` fixed the memory at deployment but lost a held-out workload: the
+policy had never seen the limits it then ran with. This rule sets each service's memory limit to H
+times the highest per-replica use of the last ``MEM_WINDOW_S`` (the VPA's percentile of per-window
+peaks plus its safety margin, reduced to what one observation row holds), raised at once when use
+passes it and lowered only when the limit is more than ``MEM_BAND`` above it (the VPA updater
+changes a limit only outside its recommendation's bounds, so memory is not resized every
+interval). It replaces the policy's memory ask; the replicas and CPU asks pass. Being a pure
+function of the observation rows with a window's memory, the env applies it in training and a
+controller behind it at deployment, so a policy meets the same limits in both.
+
 Where they run: a controller puts them in front of any policy (``policies.base.PolicyRule``, built
 by the registry from names such as ``lean@0.1:stable@120:ddpg:pretrained``), and the env applies
 the same rules when its config names them (``rules: "lean@0.1:stable@120"``), so a policy can
@@ -58,7 +72,11 @@ BACKLOG_REQUESTS = 1.0
 """A backlog above this many requests counts as pressure."""
 REQUEST_CORES = 1.0
 """Cores one request can use: a CPU limit below this slows each request (``latency_limit``)."""
-KINDS = ("stable", "lean")
+MEM_WINDOW_S = 300.0
+"""Window of ``mem@H``'s peak use: the VPA's memory aggregation interval as ``policies.vpa`` runs it."""
+MEM_BAND = 1.25
+"""``mem@H`` lowers a limit only when it is more than this factor above H x the peak."""
+KINDS = ("stable", "lean", "mem")
 
 
 # ---------------------------------------------------------------------------------- stable@S
@@ -142,12 +160,36 @@ def hold_growth(
     return ScalingDecision(replicas=replicas.astype(np.int64), cpu_limit=cpu, mem_limit=want.mem_limit)
 
 
+# ---------------------------------------------------------------------------------- mem@H
+
+
+def memory_use(services: np.ndarray, current: ScalingDecision) -> np.ndarray:
+    """Per-replica memory use (MiB) per service, from the observation rows' use over the current
+    limit; NaN where no replica is ready (the row then reads 0 and says nothing about use)."""
+    util = services[:, F["mem_util"]]
+    return np.where(util > 0, util * np.asarray(current.mem_limit, dtype=np.float64), np.nan)
+
+
+def fit_memory(want: ScalingDecision, current: ScalingDecision, peak: np.ndarray, headroom: float) -> ScalingDecision:
+    """`want` with each memory limit set from `peak` use (MiB per replica): ``ceil(headroom x peak)``
+    where the current limit is below that or more than ``MEM_BAND`` times above it, else the current
+    limit; where the peak is unknown (NaN), the current limit. Replicas and CPU pass as asked."""
+    peak = np.asarray(peak, dtype=np.float64)
+    cur = np.asarray(current.mem_limit, dtype=np.float64)
+    known = np.isfinite(peak)
+    target = np.ceil(headroom * np.where(known, peak, 0.0))
+    outside = (cur < target) | (cur > MEM_BAND * target)
+    mem = np.where(known & outside, target, cur)
+    return ScalingDecision(replicas=want.replicas, cpu_limit=want.cpu_limit, mem_limit=mem)
+
+
 # ---------------------------------------------------------------------------------- chains
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule: ``stable`` with a window in seconds, or ``lean`` with a utilisation threshold."""
+    """One rule: ``stable`` with a window in seconds, ``lean`` with a utilisation threshold, or
+    ``mem`` with a headroom over peak memory use."""
 
     kind: str
     value: float
@@ -162,14 +204,17 @@ def check_rule(kind: str, value: float, where: str) -> Rule:
         raise ConfigError(f"{where}: stabilization window must be in [0, {MAX_WINDOW_S:g}] s, got {value:g}")
     if kind == "lean" and not 0 <= value <= 1:
         raise ConfigError(f"{where}: utilisation threshold must be in [0, 1], got {value:g}")
+    if kind == "mem" and not 1 <= value <= 4:
+        raise ConfigError(f"{where}: memory headroom must be in [1, 4] (times peak use), got {value:g}")
     if kind not in KINDS:
-        raise ConfigError(f"{where}: unknown rule {kind!r} (known: stable@SECONDS, lean@UTILISATION)")
+        raise ConfigError(f"{where}: unknown rule {kind!r} (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM)")
     return Rule(kind, float(value))
 
 
 USAGE = {
     "stable": "stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained",
     "lean": "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained",
+    "mem": "mem@HEADROOM:POLICY, e.g. mem@1.3:ddpg:pretrained",
 }
 """How a rule is written in front of a policy name, for errors."""
 
@@ -243,9 +288,14 @@ class RuleChain:
 
     def reset(self) -> None:
         """Forget the asks of an earlier episode."""
-        self.memory = [
-            deque(maxlen=window_intervals(r.value, self.interval_s)) if r.kind == "stable" else None for r in self.rules
-        ]
+        self.memory = [self._window(r) for r in self.rules]
+
+    def _window(self, rule: Rule) -> deque | None:
+        if rule.kind == "stable":
+            return deque(maxlen=window_intervals(rule.value, self.interval_s))
+        if rule.kind == "mem":
+            return deque(maxlen=window_intervals(MEM_WINDOW_S, self.interval_s))
+        return None
 
     def apply(
         self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, e2e_latency: float = 0.0
@@ -256,6 +306,10 @@ class RuleChain:
             if rule.kind == "stable":
                 memory.append(want)
                 want = stabilize(want, current, list(memory))
+            elif rule.kind == "mem":
+                memory.append(memory_use(services, current))
+                highest = np.where(np.isnan(stacked := np.vstack(list(memory))), -np.inf, stacked).max(axis=0)
+                want = fit_memory(want, current, np.where(np.isfinite(highest), highest, np.nan), rule.value)
             else:
                 want = hold_growth(want, current, growth_room(services, rule.value), latency_limit(e2e_latency))
         return want

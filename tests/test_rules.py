@@ -32,6 +32,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
         ("", ()),
         ("stable@120", (Rule("stable", 120.0),)),
         ("lean@0.1:stable@120", (Rule("lean", 0.1), Rule("stable", 120.0))),
+        ("mem@1.3:lean@0.1", (Rule("mem", 1.3), Rule("lean", 0.1))),
         (" lean@0 : stable@0 ", (Rule("lean", 0.0), Rule("stable", 0.0))),
     ],
 )
@@ -48,7 +49,8 @@ def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
         ("stable@x", "rules: 'stable@x' needs a number after '@', got 'x'"),
         ("stable@-1", "rules: stabilization window must be in [0, 3600] s, got -1"),
         ("lean@1.5", "rules: utilisation threshold must be in [0, 1], got 1.5"),
-        ("safe@1", "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION)"),
+        ("mem@0.9", "rules: memory headroom must be in [1, 4] (times peak use), got 0.9"),
+        ("safe@1", "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM)"),
     ],
 )
 def test_bad_rules_are_one_line_errors_naming_the_key(text: str, message: str) -> None:
@@ -89,7 +91,9 @@ def _episode(rules_in_env: str, wrappers: str, steps: int = 160) -> list[tuple[f
     return out
 
 
-@pytest.mark.parametrize("rules", ["stable@120", "lean@0.1", "lean@0.1:stable@120", "stable@60:lean@0.2"])
+@pytest.mark.parametrize(
+    "rules", ["stable@120", "lean@0.1", "lean@0.1:stable@120", "stable@60:lean@0.2", "mem@1.3", "mem@1.5:lean@0.1"]
+)
 def test_rules_in_the_env_decide_as_the_controllers_wrappers(rules: str) -> None:
     """Training under ``env.rules`` and deploying behind the same wrappers give the same episode:
     the env goes through the very decode, rule and re-encode steps a controller does."""
@@ -151,6 +155,68 @@ def test_chain_applies_the_last_named_rule_first() -> None:
     assert list(cut.replicas) == [2, 2] and list(cut.mem_limit) == [512.0, 512.0]
     chain.reset()
     assert list(chain.apply(down, current, idle).replicas) == [1, 1]
+
+
+# (current limit MiB, peak use MiB per replica, headroom) -> limit the rule lets through
+@pytest.mark.parametrize(
+    ("limit", "peak", "headroom", "expected"),
+    [
+        (512.0, 100.0, 1.3, 130.0),  # far above the need: cut to 1.3 x the peak
+        (150.0, 100.0, 1.3, 150.0),  # inside [130, 162.5]: left alone (no resize every interval)
+        (162.0, 100.0, 1.3, 162.0),
+        (163.0, 100.0, 1.3, 130.0),  # just past the band: cut
+        (120.0, 100.0, 1.3, 130.0),  # below the target: raised at once
+        (256.0, float("nan"), 1.3, 256.0),  # no ready replica, no use known: kept
+        (300.0, 99.2, 2.0, 199.0),  # target ceil(198.4) = 199; 300 is above 1.25 x 199: cut
+    ],
+)
+def test_fit_memory_table(limit: float, peak: float, headroom: float, expected: float) -> None:
+    from envs.metrics import ScalingDecision
+    from envs.rules import fit_memory
+
+    ask = ScalingDecision(np.array([3]), np.array([0.7]), np.array([1000.0]))
+    current = ScalingDecision(np.array([2]), np.array([1.0]), np.array([limit]))
+    got = fit_memory(ask, current, np.array([peak]), headroom)
+    assert list(got.mem_limit) == [expected]
+    assert list(got.replicas) == [3] and list(got.cpu_limit) == [0.7]  # only memory is the rule's
+
+
+def test_mem_rule_takes_the_window_peak_and_forgets_it_after_the_window() -> None:
+    """``mem@H`` sizes from the highest use of the last 300 s, read from the observation rows
+    (use over the current limit), and forgets a peak once it has left the window."""
+    from envs.metrics import ScalingDecision
+    from envs.observation import N_SERVICE_FEATURES, F
+
+    chain = RuleChain(parse_rules("mem@1.5"), 60.0)  # a 300 s window is 5 intervals of 60 s
+    current = ScalingDecision(np.array([2]), np.array([1.0]), np.array([400.0]))
+    rows = np.zeros((1, N_SERVICE_FEATURES))
+    ask = ScalingDecision(np.array([2]), np.array([1.0]), np.array([4000.0]))
+    rows[0, F["mem_util"]] = 0.5  # 200 MiB: target 300; 400 is above 1.25 x 300: cut
+    assert list(chain.apply(ask, current, rows).mem_limit) == [300.0]
+    current = ScalingDecision(np.array([2]), np.array([1.0]), np.array([300.0]))
+    rows[0, F["mem_util"]] = 0.2  # 60 MiB now, but the 200 MiB peak is still in the window
+    for _ in range(4):
+        assert list(chain.apply(ask, current, rows).mem_limit) == [300.0]
+    assert list(chain.apply(ask, current, rows).mem_limit) == [90.0]  # the peak has left the window
+    rows[0, F["mem_util"]] = 0.0  # nothing ready: the window's known peak still counts
+    assert list(chain.apply(ask, current, rows).mem_limit) == [90.0]
+
+
+def test_mem_rule_keeps_memory_near_use_in_an_episode() -> None:
+    """Behind ``mem@1.3`` a policy asking for the most memory ends far below the top of the range,
+    and no interval is more than a band above 1.3 x what the pods use."""
+    cfg = {"workloads": ["family:bursty"], "episode_steps": 80}
+    env = AutoscaleEnv({**cfg, "rules": "mem@1.3"})
+    bare = AutoscaleEnv(cfg)
+    for e in (env, bare):
+        e.reset(seed=3)
+    greedy = np.tile(np.array([0.0, 0.0, 1.0], dtype=np.float32), env.action_space.shape[0] // 3)
+    for _ in range(80):
+        env.step(greedy)
+        bare.step(greedy)
+    assert env.decision.mem_limit.sum() < 0.5 * bare.decision.mem_limit.sum()
+    use = env.metrics.mem_usage
+    assert np.all(env.decision.mem_limit <= np.ceil(1.3 * 1.25 * np.maximum(use, 1.0)) * 1.5)
 
 
 def test_validation_runs_baselines_without_the_training_rules() -> None:

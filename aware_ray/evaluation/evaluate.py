@@ -214,15 +214,17 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 def table(summary: dict[str, Any]) -> str:
-    """The scoreboard as a fixed-width text table: money, and CPU and memory apart."""
+    """The scoreboard as a fixed-width text table: money, and CPU and memory apart. Policy names are
+    printed whole: rules in front of a policy (``mem@1.3:lean@0.1:...``) are what tells rows apart."""
+    w = max([24, *(len(s["policy"]) for s in summary["scores"])])
     head = (
-        f"{'workload':<50} {'policy':<24} {'viol%':>6} {'money':>8} {'core-h':>8} {'GiB-h':>8} {'util':>5} "
+        f"{'workload':<50} {'policy':<{w}} {'viol%':>6} {'money':>8} {'core-h':>8} {'GiB-h':>8} {'util':>5} "
         f"{'actions':>8} {'gap':>6}"
     )
     lines = [head, "-" * len(head)]
     for s in summary["scores"]:
         lines.append(
-            f"{s['trace'][-50:]:<50} {s['policy'][-24:]:<24} {100 * s['slo_violation_rate']:>6.2f} "
+            f"{s['trace'][-50:]:<50} {s['policy']:<{w}} {100 * s['slo_violation_rate']:>6.2f} "
             f"{s['money']:>8.2f} {s['cpu_core_hours']:>8.2f} {s['mem_gib_hours']:>8.2f} "
             f"{s['mean_cpu_utilization']:>5.2f} {s['scaling_actions']:>8.0f} {_fmt(s['gap_closed'], '>6.2f')}"
         )
