@@ -156,6 +156,7 @@ def test_summary_of_one_workload():
         (["adapt.finetune_step=10"], r"unknown key 'adapt.finetune_step'"),
         (["adapt.eval_hours=true"], r"adapt.eval_hours: expected int or float, got True"),
         (["adapt.pretrained_meta=/nonexistent"], r"adapt.pretrained_meta: /nonexistent: not found"),
+        (["adapt.shipped=experiments"], r"adapt.shipped: experiments: not a policy folder"),
         (
             ["env.history_window=0", "env.context_span=0", "ddpg.workload_loss_weight=0", "ddpg.synthetic_contexts=0"],
             r"env.history_window: the meta policy needs a meta-learner",

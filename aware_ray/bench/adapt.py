@@ -318,7 +318,7 @@ def check_adapt(adapt: dict[str, Any], source: str, cfg: TrainConfig) -> dict[st
         raise ConfigError(f"{source}: adapt.target_set: must be a list of 'key=value' overrides")
     if not cfg.env.history_window:
         raise ConfigError(f"{source}: env.history_window: the meta policy needs a meta-learner (> 0)")
-    for key in ("pretrained_meta", "pretrained_flat", "shipped"):
+    for key in ("pretrained_meta", "pretrained_flat"):
         if out[key]:
             from aware_ray.training.init_weights import resolve_source
 
@@ -326,6 +326,13 @@ def check_adapt(adapt: dict[str, Any], source: str, cfg: TrainConfig) -> dict[st
                 resolve_source(out[key])
             except ConfigError as exc:
                 raise ConfigError(f"{source}: adapt.{key}: {str(exc).removeprefix('run.init_from: ')}") from None
+    if out["shipped"]:
+        from policies.ddpg.policy import DDPGPolicy
+
+        try:
+            DDPGPolicy.load(out["shipped"])
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: adapt.shipped: {exc}") from None
     # Every run's recipe must build before any work starts: the pre-training pair and the target runs.
     from aware_ray.training.train import build_algo_config
 
