@@ -3,6 +3,7 @@ the field, /v1/decide equals /v1/act on the builder's observation, a version swa
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import threading
@@ -70,6 +71,17 @@ def test_round_trip_equals_evaluate(endpoint, episode):
             assert s.min_replicas <= d["replicas"] <= s.max_replicas
 
 
+def test_b64_observations_answer_as_the_json_lists_do(endpoint, episode):
+    _, steps = episode
+    obs = [s[0] for s in steps[:4]]
+    as_json = _act(endpoint.url, [{"app": "social-network", "observation": o.tolist()} for o in obs])
+    mixed = [{"app": "social-network", "observation_b64": _b64(o)} for o in obs[:3]]
+    mixed.append({"app": "social-network", "observation": obs[3].tolist()})
+    as_b64 = _act(endpoint.url, mixed)
+    assert as_json.status_code == as_b64.status_code == 200, as_b64.text
+    assert as_b64.json() == as_json.json()
+
+
 def test_decide_equals_act_on_the_builders_observation(endpoint, episode):
     env, steps = episode
     from dataclasses import asdict
@@ -117,6 +129,16 @@ def _chain3_metrics(**over):
 
 
 OBS = [0.0] * 768
+
+
+def _b64(values) -> str:
+    return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()
+
+
+def _b64_item(b64: str, **extra) -> str:
+    return json.dumps({"items": [{"app": "social-network", "observation_b64": b64, **extra}]})
+
+
 BAD_BODIES = [
     ("act", "{not json", 400, "body"),
     ("act", json.dumps({}), 422, "items"),
@@ -152,6 +174,14 @@ BAD_BODIES = [
     ("act", json.dumps({"items": [{"app": "social-network", "observation": OBS, "extra": 1}]}), 422, "items.0.extra"),
     ("act", json.dumps({"items": [{"app": "chain3", "observation": OBS}] * 300}), 422, "items"),
     ("act", json.dumps({"items": [{"app": "chain3", "observation": [0.0] * 1_200_000}]}), 413, "body"),
+    ("act", _b64_item("not base64!"), 422, "items.0.observation_b64"),
+    ("act", _b64_item(_b64(OBS)[:-4]), 422, "items.0.observation_b64"),  # 767 values
+    ("act", _b64_item(base64.b64encode(b"\0" * 3070).decode()), 422, "items.0.observation_b64"),  # not 4-byte
+    ("act", _b64_item(_b64([0.0] * 3 + [float("nan")] + [0.0] * 764)), 422, "items.0.observation_b64.3"),
+    ("act", _b64_item(_b64([0.0] * 767 + [float("-inf")])), 422, "items.0.observation_b64.767"),
+    ("act", _b64_item(_b64([0.0] * 9 + [11.0] + [0.0] * 758)), 422, "items.0.observation_b64.9"),
+    ("act", _b64_item(_b64(OBS), observation=OBS), 422, "items.0.observation_b64"),
+    ("act", _b64_item(12), 422, "items.0.observation_b64"),
     ("decide", json.dumps({"items": [{"app": "chain3", "metrics": []}]}), 422, "items.0.metrics"),
     (
         "decide",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,49 @@ def start_serve(args: dict[str, Any], host: str, port: int, grpc_port: int = 0, 
     serve.run(build_app(args), name=name, route_prefix="/")
 
 
+def direct_ingress_on(env: dict[str, str] | None = None) -> bool:
+    """Whether Ray processes started with `env` (default: this process's) run Serve's direct ingress."""
+    env = dict(os.environ if env is None else env)
+    on = {"1", "true", "True"}
+    optimized = env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED", "0") in on
+    flag = env.get("RAY_SERVE_ENABLE_DIRECT_INGRESS")
+    return (flag in on if flag is not None else optimized) or env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
+
+
+def direct_ingress_urls(
+    app_name: str = "aware-ray", want: int = 1, timeout_s: float = 60.0, protocol: str = "HTTP"
+) -> list[str]:
+    """The HTTP URLs of the application's replicas themselves, when Serve runs with direct ingress.
+
+    With ``RAY_SERVE_THROUGHPUT_OPTIMIZED=1`` (or ``RAY_SERVE_ENABLE_DIRECT_INGRESS=1``) in the
+    environment of the Ray processes, each ingress replica also serves HTTP on its own port (from
+    ``RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT``, 30000), bound to the proxy's host: a request skips the
+    proxy hop (docs/serving.md). Waits up to `timeout_s` for `want` replicas when direct ingress is
+    on here; [] without it. ``protocol="GRPC"`` gives the replicas' gRPC targets (``host:port``; with
+    Serve's gRPC options set, from port 40000). The targets come from Serve's controller
+    (``get_target_groups``, which Serve's own HAProxy reads).
+    """
+    import ray
+    from ray.serve.context import _get_global_client
+
+    controller = _get_global_client()._controller
+    host = str(ray.get(controller.get_http_config.remote()).host)
+    deadline = time.monotonic() + (timeout_s if direct_ingress_on() else 0.0)
+    while True:
+        groups = ray.get(controller.get_target_groups.remote(app_name))
+        scheme = "http://" if protocol == "HTTP" else ""
+        urls = sorted(
+            f"{scheme}{t.ip if host in ('0.0.0.0', '::') else host}:{t.port}"
+            for g in groups
+            if str(g.protocol).endswith(protocol)
+            for t in g.targets
+            if t.name.startswith("SERVE_REPLICA")
+        )
+        if len(urls) >= want or time.monotonic() >= deadline:
+            return urls
+        time.sleep(0.5)
+
+
 def main_serve(ns: argparse.Namespace) -> int:
     import ray
 
@@ -55,6 +99,9 @@ def main_serve(ns: argparse.Namespace) -> int:
         ray.init(include_dashboard=False)
     start_serve(args, ns.host, ns.port, ns.grpc_port)
     print(f"serving on http://{ns.host}:{ns.port} (Ctrl-C stops)", flush=True)
+    direct = direct_ingress_urls(timeout_s=10.0)
+    if direct:
+        print(f"direct ingress (no proxy hop): {' '.join(direct)}", flush=True)
     try:
         deadline = time.monotonic() + ns.seconds if ns.seconds > 0 else None
         while deadline is None or time.monotonic() < deadline:

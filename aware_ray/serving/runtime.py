@@ -172,8 +172,8 @@ class PolicyRuntime:
         d = result.decision
         return {
             "app": app,
-            "raw_action": [float(x) for x in raw],
-            "action": [float(x) for x in np.asarray(effective, dtype=np.float32)],
+            "raw_action": np.asarray(raw).tolist(),  # each value as a Python float, as float(x) gives it
+            "action": np.asarray(effective, dtype=np.float32).tolist(),
             "decision": [
                 {
                     "service": s.name,
@@ -185,7 +185,7 @@ class PolicyRuntime:
                 for i, s in enumerate(ctx.app.services)
             ],
             "guard_reasons": {k: v for k, v in result.counts().items() if v},
-            "embedding": None if emb is None else [float(x) for x in emb],
+            "embedding": None if emb is None else np.asarray(emb).tolist(),
             "policy_version": self.version,
         }
 

@@ -8,8 +8,11 @@ never a 500.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -31,11 +34,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+OBSERVATION_LIMIT = 10.0
+"""Every observation feature lies in [-10, 10] (the observation space's bounds)."""
+
+
 class ActItem(_Strict):
+    """One observation, as a JSON list (``observation``) or as packed float32 (``observation_b64``): exactly one."""
+
     app: str = Field(min_length=1, max_length=200)
     """The app the observation comes from (one the endpoint serves: see GET /v1/policy)."""
-    observation: list[Finite]
+    observation: list[Finite] | None = None
     """The flat observation the ObservationBuilder built, in [-10, 10]."""
+    observation_b64: str | None = None
+    """The same vector as standard base64 of its little-endian float32 bytes (``obs.astype("<f4").tobytes()``):
+    shape ``[observation_size]`` (GET /v1/policy), 4 bytes a feature: 4,096 characters for 768 features
+    whatever their values (the JSON list runs 4.8 KB mostly zeros to about 16 KB dense), and it decodes
+    without parsing one number per feature (docs/serving.md)."""
 
 
 class ActRequest(_Strict):
@@ -94,23 +108,61 @@ class RequestError(ValueError):
         self.field, self.status = field, status
 
 
-def check_act(req: ActRequest, apps: dict[str, Any], size: int) -> None:
-    """Apps known, observations of the policy's length and inside the observation space."""
+def check_act(req: ActRequest, apps: dict[str, Any], size: int) -> np.ndarray:
+    """Apps known, observations of the policy's length and inside the observation space.
+
+    Returns the observations as one float32 matrix (items x size), whichever encoding each item used."""
+    out = np.empty((len(req.items), size), dtype=np.float32)
     for i, item in enumerate(req.items):
-        if item.app not in apps:
-            raise RequestError(f"items.{i}.app", f"unknown app {item.app!r} (served: {', '.join(sorted(apps))})")
-        if len(item.observation) != size:
-            raise RequestError(f"items.{i}.observation", f"length {len(item.observation)}, the policy reads {size}")
-        bad = next((j for j, x in enumerate(item.observation) if not -10.0 <= x <= 10.0), None)
-        if bad is not None:
-            raise RequestError(f"items.{i}.observation.{bad}", f"{item.observation[bad]} is outside [-10, 10]")
+        check_app(item.app, apps, f"items.{i}.app")
+        if item.observation_b64 is not None:
+            if item.observation is not None:
+                raise RequestError(f"items.{i}.observation_b64", "give observation or observation_b64, not both")
+            out[i] = check_observation(
+                decode_b64(item.observation_b64, f"items.{i}.observation_b64"), size, f"items.{i}.observation_b64"
+            )
+        elif item.observation is not None:
+            out[i] = check_observation(item.observation, size, f"items.{i}.observation")
+        else:
+            raise RequestError(f"items.{i}.observation", "missing (give observation or observation_b64)")
+    return out
+
+
+def check_app(app: str, apps: dict[str, Any], field: str) -> None:
+    if app not in apps:
+        raise RequestError(field, f"unknown app {app!r} (served: {', '.join(sorted(apps))})")
+
+
+def decode_b64(text: str, field: str) -> np.ndarray:
+    """Base64 of little-endian float32 bytes as a float32 vector; RequestError(field) if it is not that."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RequestError(field, f"not base64 ({str(exc).splitlines()[0]})") from None
+    if len(raw) % 4:
+        raise RequestError(field, f"{len(raw)} bytes, not a whole number of float32 values (4 bytes each)")
+    return np.frombuffer(raw, dtype="<f4")
+
+
+def check_observation(values: Any, size: int, field: str) -> np.ndarray:
+    """One observation of the policy's length, finite and inside [-10, 10], as float32; RequestError names
+    the first bad feature (``field.J``)."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (size,):
+        raise RequestError(field, f"length {arr.size}, the policy reads {size}")
+    ok = (arr >= -OBSERVATION_LIMIT) & (arr <= OBSERVATION_LIMIT)  # False for NaN too
+    if not ok.all():
+        j = int(np.flatnonzero(~ok)[0])
+        x = values[j] if isinstance(values, list) else float(arr[j])
+        what = "is not a finite number" if not np.isfinite(arr[j]) else "is outside [-10, 10]"
+        raise RequestError(f"{field}.{j}", f"{x} {what}")
+    return arr.astype(np.float32)
 
 
 def check_decide(req: DecideRequest, apps: dict[str, Any]) -> None:
     """Apps known, every per-service list as long as the app's services, actions and rewards aligned."""
     for i, item in enumerate(req.items):
-        if item.app not in apps:
-            raise RequestError(f"items.{i}.app", f"unknown app {item.app!r} (served: {', '.join(sorted(apps))})")
+        check_app(item.app, apps, f"items.{i}.app")
         n = apps[item.app]
         for j, m in enumerate(item.metrics):
             for key in PER_SERVICE:
