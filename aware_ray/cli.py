@@ -271,14 +271,25 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="benchmarks; each prints one JSON line")
     be.add_argument(
         "name",
-        choices=["sim", "learner", "sampling", "ddpg-pendulum", "ddpg-quality", "bootstrap", "separability", "serve"],
+        choices=[
+            "sim",
+            "learner",
+            "sampling",
+            "ddpg-pendulum",
+            "ddpg-quality",
+            "bootstrap",
+            "separability",
+            "serve",
+            "adapt",
+        ],
         help="sim: env, vector env and simulator throughput; learner: DDPG updates/s and where an update's "
         "time goes; sampling: env runner scale-out and train's end-to-end rates; "
         "ddpg-pendulum: DDPG on Pendulum-v1; ddpg-quality: a policy "
         "against the baselines on held-out workloads; bootstrap: heuristic vs RL from scratch vs "
         "bootstrapped RL over one lifecycle; separability: how well the load itself separates the "
         "workload families (linear probe and MLP, short window and long context); serve: the policy "
-        "endpoint's latency and throughput and the controller's overhead",
+        "endpoint's latency and throughput and the controller's overhead; adapt: env steps to 90 %% of a specialist on "
+        "held-out workloads, meta policy vs transfer learning vs scratch, and the zero-shot score",
     )
     be.add_argument("--seconds", type=float, default=3.0, help="sim, sampling: measurement time per figure")
     be.add_argument("--batch", type=int, default=256, help="sim: envs in the batched simulator figure")
@@ -312,14 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--workers", type=int, default=0, help="ddpg-quality: parallel processes (0: one per core)")
     _scoreboard_args(be, "ddpg-quality: ")
     be.add_argument(
-        "--out", default=None, help="ddpg-quality, bootstrap: output folder (reports/quality, reports/bootstrap)"
+        "--out",
+        default=None,
+        help="ddpg-quality, bootstrap, adapt: output folder (reports/quality, reports/bootstrap, reports/adapt)",
     )
     be.add_argument(
         "--config",
-        default="experiments/configs/bootstrap.yaml",
-        help="bootstrap: training config with a bootstrap section",
+        default=None,
+        help="bootstrap: training config with a bootstrap section (experiments/configs/bootstrap.yaml); "
+        "adapt: config with an adapt section (experiments/configs/adapt.yaml)",
     )
-    be.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="bootstrap: config override")
+    be.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="bootstrap, adapt: config override")
     be.add_argument("--episodes", type=int, default=64, help="bootstrap: episodes per arm")
     be.add_argument("--switch-at", type=int, default=40, help="bootstrap: first episode that sees the new workload")
     be.add_argument(
@@ -329,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap: workload spec(s) switched to midway (default family:flash-crowd)",
     )
     be.add_argument(
-        "--arms", default=None, help="bootstrap: comma-separated subset of heuristic,rl_scratch,rl_bootstrap"
+        "--arms",
+        default=None,
+        help="bootstrap: comma-separated subset of heuristic,rl_scratch,rl_bootstrap; "
+        "adapt: of meta_finetune,flat_finetune,scratch",
     )
     be.add_argument("--probe-steps", type=int, default=160, help="separability: intervals per episode")
     be.add_argument("--train-seeds", type=int, default=20, help="separability: training episodes per family")

@@ -12,6 +12,8 @@ traces and families (and other apps, zero-shot), several seeds, at real time unl
 otherwise; per workload the money, CPU and memory, the gap closed in money and the goal.
 ``bootstrap``: heuristic only vs RL from scratch vs bootstrapped RL over one lifecycle
 (see ``aware_ray.bench.bootstrap``).
+``adapt``: env steps to 90 % of a specialist on held-out workloads, the meta policy fine-tuned vs
+transfer learning vs scratch, and the zero-shot score (see ``aware_ray.bench.adapt``).
 """
 
 from __future__ import annotations
@@ -288,7 +290,7 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
         from aware_ray.bench.bootstrap import bench_bootstrap
 
         return bench_bootstrap(
-            args.config,
+            args.config or "experiments/configs/bootstrap.yaml",
             args.set,
             args.episodes,
             args.switch_at,
@@ -298,6 +300,11 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
             args.out or "reports/bootstrap",
             [a.strip() for a in args.arms.split(",")] if args.arms else None,
         )
+    if name == "adapt":
+        from aware_ray.bench.adapt import bench_adapt
+
+        arms = [a.strip() for a in args.arms.split(",")] if args.arms else None
+        return bench_adapt(args.config or "experiments/configs/adapt.yaml", args.set, args.out or "reports/adapt", arms)
     if name == "separability":
         from aware_ray.bench.separability import bench_separability
 

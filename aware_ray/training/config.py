@@ -86,6 +86,9 @@ class RunConfig:
     """Torch intra-op threads in the learner."""
     max_env_runner_restarts: int = 100
     """How many times a lost env runner is restarted before the run fails (0: fail at once)."""
+    init_from: str = ""
+    """Fine-tuning: start from these weights (an RLlib checkpoint, a training run folder or an exported
+    policy; see aware_ray.training.init_weights) with fresh replay and schedules. Empty: random weights."""
 
     def __post_init__(self) -> None:
         for key in ("iterations", "steps_per_iteration", "num_envs_per_env_runner", "rollout_fragment_length"):

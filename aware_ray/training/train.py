@@ -104,6 +104,10 @@ def _trainable(params: dict[str, Any]) -> None:
     out = Path(params["out"])
     torch.set_num_threads(cfg.run.torch_threads)
     algo = build_algo_config(cfg).build_algo()
+    if cfg.run.init_from and not params["resume"]:
+        from aware_ray.training.init_weights import load_initial_weights
+
+        load_initial_weights(algo, cfg.run.init_from)
     if params.get("experience") and not params["resume"]:
         from aware_ray.control.experience_reader import seed_replay
 
@@ -257,6 +261,11 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | N
         raise ConfigError(f"{cfg.source}: ddpg: {str(exc).strip().splitlines()[0]}") from None
     if resume:
         check_resume(out)
+    if cfg.run.init_from:
+        from aware_ray.training.init_weights import resolve_source
+
+        # Absolute, for the trial process (which need not share our working directory).
+        cfg.raw.setdefault("run", {})["init_from"] = cfg.run.init_from = str(resolve_source(cfg.run.init_from)[1])
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", yaml.safe_dump(cfg.raw, sort_keys=False))
     t0 = time.time()
