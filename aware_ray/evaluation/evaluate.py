@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from aware_ray.evaluation.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS, EpisodeResult, run_episode
+from aware_ray.evaluation.rollout import (
+    SUMMARY_FIELDS,
+    TIMESERIES_FIELDS,
+    EpisodeResult,
+    one_inference_thread,
+    run_episode,
+)
 from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE, scores
 from envs.app import load_app
 from envs.autoscale_env import AutoscaleEnv
@@ -138,6 +144,7 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
     """Evaluate and write DIR/summary.json, summary.csv, timeseries.csv, plots and report.md."""
     workloads = validate(plan)
     specs = workload_specs(plan)
+    one_inference_thread()
     jobs = [(p, s, seed) for s in specs for seed in range(plan.seeds) for p in plan.policies]
     workers = plan.workers or os.cpu_count() or 1
     results: list[EpisodeResult] = []
@@ -148,7 +155,7 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
             results.append(_job(plan, *job))
             _tick(bar, job)
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=one_inference_thread) as pool:
             futures = {pool.submit(_job, plan, *job): job for job in jobs}
             for fut in as_completed(futures):
                 results.append(fut.result())

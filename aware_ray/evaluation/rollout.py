@@ -14,6 +14,21 @@ import numpy as np
 from envs.autoscale_env import AutoscaleEnv
 from policies.base import Policy
 
+
+def one_inference_thread() -> None:
+    """Run a learned policy's forwards on one torch thread in this process (and in the processes it
+    forks). A scoring episode forwards one observation at a time, which no second thread speeds up,
+    while two threads on a busy 2-core machine contend: measured at load 7-8 with the shipped
+    policy, one forward took 2.5-2.8 ms on one thread and 9-31 ms on two, and a `rank` of two
+    policies took over an hour. Not for a process that also trains: training sets its own threads
+    (``run.torch_threads``). Does nothing where torch is not installed."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency; heuristics alone would not need it
+        return
+    torch.set_num_threads(1)
+
+
 SUMMARY_FIELDS = (
     "policy",
     "trace",

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from aware_ray.evaluation.rollout import one_inference_thread
 from aware_ray.training.reselect import run_validation
 from aware_ray.training.validation import (
     EVAL_TIME_COMPRESSION,
@@ -115,6 +116,7 @@ def main_rank(
     time_compression: float = EVAL_TIME_COMPRESSION,
     memory_price: float | None = None,
 ) -> int:
+    one_inference_thread()
     result = rank(run_dir, names, time_compression, memory_price)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
