@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from aware_ray.cli import main
+from aware_ray.demo import RECOMMENDED
 from aware_ray.evaluation.rollout import SUMMARY_FIELDS, TIMESERIES_FIELDS
 
 
@@ -154,11 +155,11 @@ def test_demo_quick(tmp_path: Path) -> None:
     assert main(["demo", "--quick", "--no-train", "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert {"oracle", "static", "vpa", "hpa+vpa", "hpa@0.6", "ddpg:pretrained"} <= set(summary["policies"])
-    assert summary["policies"][0] == "lean@0.1:ddpg:pretrained"
+    assert summary["policies"][0] == RECOMMENDED
     report = (out / "report.md").read_text()
     assert report.startswith("# aware-ray demo") and "## Scoreboard: social-network" in report
     n = len(summary["workloads"])
-    row = next(line for line in report.splitlines() if line.startswith("| `lean@0.1:ddpg:pretrained` |"))
+    row = next(line for line in report.splitlines() if line.startswith(f"| `{RECOMMENDED}` |"))
     assert "recommended deployment" in row and row.endswith(f" of {n} |")
 
 
