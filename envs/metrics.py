@@ -11,6 +11,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 
+def cpu_utilization(cpu_usage: np.ndarray, ready_replicas: np.ndarray, cpu_limit: np.ndarray) -> np.ndarray:
+    """CPU used over CPU limit of the ready replicas (the HPA's metric); 0 with none ready. Elementwise,
+    so one app's services and a batch of apps (``envs.metrics_batch``) share it."""
+    cap = ready_replicas * cpu_limit
+    return np.divide(cpu_usage, cap, out=np.zeros_like(cpu_usage, dtype=float), where=cap > 0)
+
+
 @dataclass
 class ServiceMetrics:
     """Per-service observations for one control interval (arrays of shape (n_services,))."""
@@ -61,8 +68,7 @@ class ServiceMetrics:
     @property
     def cpu_utilization(self) -> np.ndarray:
         """CPU used over CPU limit of the ready replicas (the HPA's metric); 0 with none ready."""
-        cap = self.ready_replicas * self.cpu_limit
-        return np.divide(self.cpu_usage, cap, out=np.zeros_like(self.cpu_usage, dtype=float), where=cap > 0)
+        return cpu_utilization(self.cpu_usage, self.ready_replicas, self.cpu_limit)
 
     @property
     def mem_utilization(self) -> np.ndarray:

@@ -12,28 +12,12 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from envs.metrics import ServiceMetrics
+from envs.metrics import ServiceMetrics, cpu_utilization
 
-PER_SERVICE = (
-    "replicas",
-    "ready_replicas",
-    "pending_replicas",
-    "cpu_limit",
-    "mem_limit",
-    "cpu_usage",
-    "mem_usage",
-    "request_rate",
-    "queue",
-    "p50_ms",
-    "p95_ms",
-    "p99_ms",
-    "dropped",
-    "oom_kills",
-    "throttled",
-)
-"""Fields of shape (batch, services)."""
-PER_APP = ("t_seconds", "external_rps", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "dropped_total")
-"""Fields of shape (batch,)."""
+PER_APP = tuple(f.name for f in fields(ServiceMetrics) if f.type == "float")
+"""Fields of shape (batch,): the app-wide scalars of ``ServiceMetrics``."""
+PER_SERVICE = tuple(f.name for f in fields(ServiceMetrics) if f.name not in PER_APP)
+"""Fields of shape (batch, services): its per-service arrays."""
 
 
 @dataclass
@@ -82,8 +66,7 @@ class MetricsBatch:
     @property
     def cpu_utilization(self) -> np.ndarray:
         """CPU used over CPU limit of the ready replicas (the HPA's metric); 0 with none ready."""
-        cap = self.ready_replicas * self.cpu_limit
-        return np.divide(self.cpu_usage, cap, out=np.zeros_like(self.cpu_usage, dtype=float), where=cap > 0)
+        return cpu_utilization(self.cpu_usage, self.ready_replicas, self.cpu_limit)
 
     def take(self, rows: np.ndarray) -> MetricsBatch:
         """The batch of the given rows (copies)."""
@@ -101,3 +84,7 @@ class MetricsBatch:
             getattr(self, k)[b] = getattr(metrics, k)
         for k in PER_APP:
             getattr(self, k)[b] = float(getattr(metrics, k))
+
+
+if [f.name for f in fields(MetricsBatch)] != [f.name for f in fields(ServiceMetrics)]:  # pragma: no cover
+    raise TypeError("MetricsBatch must have the fields of ServiceMetrics, in order")

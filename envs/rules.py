@@ -308,8 +308,8 @@ class RuleChain:
                 want = stabilize(want, current, list(memory))
             elif rule.kind == "mem":
                 memory.append(memory_use(services, current))
-                highest = np.where(np.isnan(stacked := np.vstack(list(memory))), -np.inf, stacked).max(axis=0)
-                want = fit_memory(want, current, np.where(np.isfinite(highest), highest, np.nan), rule.value)
+                peak = np.fmax.reduce(np.vstack(list(memory)), axis=0)  # NaN only where no interval knew the use
+                want = fit_memory(want, current, peak, rule.value)
             else:
                 want = hold_growth(want, current, growth_room(services, rule.value), latency_limit(e2e_latency))
         return want

@@ -643,14 +643,9 @@ def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[s
     t0 = time.time()
     runs: dict[str, Any] = {"pretrain": {}, "specialist": {}, "arms": {}, "baseline_s": {}}
     shipped: dict[str, Any] = {}
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=max(2, 1 + cfg.run.num_env_runners),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    from aware_ray.training.train import start_ray
+
+    started = start_ray(1 + cfg.run.num_env_runners)
     try:
         init = {"meta": adapt["pretrained_meta"], "flat": adapt["pretrained_flat"]}
         for kind in ("meta", "flat"):

@@ -204,14 +204,9 @@ def bench_bootstrap(
     for spec in new_workloads:
         make_workload(spec, 100.0)
     runs: dict[str, Any] = {}
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=max(2, 1 + cfg.run.num_env_runners),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+    from aware_ray.training.train import start_ray
+
+    started = start_ray(1 + cfg.run.num_env_runners)
     try:
         for arm in arms:
             runs[arm] = run_arm(cfg, arm, episodes, switch_at, new_workloads, Path(out) if out else None)
