@@ -39,6 +39,17 @@ interval). It replaces the policy's memory ask; the replicas and CPU asks pass. 
 function of the observation rows with a window's memory, the env applies it in training and a
 controller behind it at deployment, so a policy meets the same limits in both.
 
+``floor@T``, never below the HPA at target T. ``lean@U`` bounds how far a learned policy may grow;
+nothing bounds how far behind the load it may stay. A policy that learned to run services hot
+(cheap, and on its training load rarely late) can sit under-provisioned through a slow rise that
+the HPA would have followed: its asks come from observations like those of its training load,
+and a rise of another shape is not one it learned to answer. The rule raises each service's
+replicas to at least what the HPA at target T would set, ``ceil(replicas x utilisation / T)``,
+with the HPA's 10 % tolerance and its reading of utilisation (over every desired pod, a pod not
+ready yet counting as using nothing, as in ``lean@U``), at the CPU limit the policy asked for.
+Decreases down to that floor, CPU limits and memory pass as asked. With T near the HPA's own
+targets the policy keeps its savings wherever it runs below T and loses only its lateness.
+
 Where they run: a controller puts them in front of any policy (``policies.base.PolicyRule``, built
 by the registry from names such as ``lean@0.1:stable@120:ddpg:pretrained``), and the env applies
 the same rules when its config names them (``rules: "lean@0.1:stable@120"``), so a policy can
@@ -76,7 +87,9 @@ MEM_WINDOW_S = 300.0
 """Window of ``mem@H``'s peak use: the VPA's memory aggregation interval as ``policies.vpa`` runs it."""
 MEM_BAND = 1.25
 """``mem@H`` lowers a limit only when it is more than this factor above H x the peak."""
-KINDS = ("stable", "lean", "mem")
+HPA_TOLERANCE = 0.1
+"""``floor@T`` binds where utilisation is more than this fraction above T (the HPA's default tolerance)."""
+KINDS = ("stable", "lean", "mem", "floor")
 
 
 # ---------------------------------------------------------------------------------- stable@S
@@ -183,13 +196,36 @@ def fit_memory(want: ScalingDecision, current: ScalingDecision, peak: np.ndarray
     return ScalingDecision(replicas=want.replicas, cpu_limit=want.cpu_limit, mem_limit=mem)
 
 
+# ---------------------------------------------------------------------------------- floor@T
+
+
+def hpa_floor(want: ScalingDecision, current: ScalingDecision, services: np.ndarray, target: float) -> ScalingDecision:
+    """`want` with each service's replicas raised to at least what the HPA at `target` would set:
+    the CPU in use (utilisation over all desired replicas, as the HPA counts a pod not ready yet
+    when it scales up) over `target`, in pods of the CPU limit `want` asks for. Only where
+    utilisation is above ``target x (1 + HPA_TOLERANCE)``, as the HPA acts; CPU and memory pass."""
+    replicas, ready = services[:, F["replicas"]], services[:, F["ready"]]
+    share_ready = np.minimum(np.divide(ready, replicas, out=np.ones_like(ready), where=replicas > 0), 1.0)
+    utilization = services[:, F["cpu_util"]] * share_ready
+    capacity = np.asarray(current.replicas, dtype=np.float64) * np.asarray(current.cpu_limit, dtype=np.float64)
+    used = utilization * capacity
+    pods = np.ceil(used / (target * np.maximum(np.asarray(want.cpu_limit, dtype=np.float64), 1e-12)) - 1e-9)
+    late = utilization > target * (1.0 + HPA_TOLERANCE)
+    floor = np.where(late, pods, 0.0).astype(np.int64)
+    return ScalingDecision(
+        replicas=np.maximum(np.asarray(want.replicas, dtype=np.int64), floor),
+        cpu_limit=want.cpu_limit,
+        mem_limit=want.mem_limit,
+    )
+
+
 # ---------------------------------------------------------------------------------- chains
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule: ``stable`` with a window in seconds, ``lean`` with a utilisation threshold, or
-    ``mem`` with a headroom over peak memory use."""
+    """One rule: ``stable`` with a window in seconds, ``lean`` with a utilisation threshold, ``mem``
+    with a headroom over peak memory use, or ``floor`` with the HPA target it keeps up with."""
 
     kind: str
     value: float
@@ -206,8 +242,11 @@ def check_rule(kind: str, value: float, where: str) -> Rule:
         raise ConfigError(f"{where}: utilisation threshold must be in [0, 1], got {value:g}")
     if kind == "mem" and not 1 <= value <= 4:
         raise ConfigError(f"{where}: memory headroom must be in [1, 4] (times peak use), got {value:g}")
+    if kind == "floor" and not 0 < value <= 1:
+        raise ConfigError(f"{where}: HPA target must be in (0, 1], got {value:g}")
     if kind not in KINDS:
-        raise ConfigError(f"{where}: unknown rule {kind!r} (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM)")
+        known = "stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET"
+        raise ConfigError(f"{where}: unknown rule {kind!r} (known: {known})")
     return Rule(kind, float(value))
 
 
@@ -215,6 +254,7 @@ USAGE = {
     "stable": "stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained",
     "lean": "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained",
     "mem": "mem@HEADROOM:POLICY, e.g. mem@1.3:ddpg:pretrained",
+    "floor": "floor@TARGET:POLICY, e.g. floor@0.7:ddpg:pretrained",
 }
 """How a rule is written in front of a policy name, for errors."""
 
@@ -310,6 +350,8 @@ class RuleChain:
                 memory.append(memory_use(services, current))
                 peak = np.fmax.reduce(np.vstack(list(memory)), axis=0)  # NaN only where no interval knew the use
                 want = fit_memory(want, current, peak, rule.value)
+            elif rule.kind == "floor":
+                want = hpa_floor(want, current, services, rule.value)
             else:
                 want = hold_growth(want, current, growth_room(services, rule.value), latency_limit(e2e_latency))
         return want

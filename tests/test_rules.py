@@ -33,6 +33,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
         ("stable@120", (Rule("stable", 120.0),)),
         ("lean@0.1:stable@120", (Rule("lean", 0.1), Rule("stable", 120.0))),
         ("mem@1.3:lean@0.1", (Rule("mem", 1.3), Rule("lean", 0.1))),
+        ("floor@0.7:mem@1.3:lean@0.1", (Rule("floor", 0.7), Rule("mem", 1.3), Rule("lean", 0.1))),
         (" lean@0 : stable@0 ", (Rule("lean", 0.0), Rule("stable", 0.0))),
     ],
 )
@@ -50,7 +51,12 @@ def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
         ("stable@-1", "rules: stabilization window must be in [0, 3600] s, got -1"),
         ("lean@1.5", "rules: utilisation threshold must be in [0, 1], got 1.5"),
         ("mem@0.9", "rules: memory headroom must be in [1, 4] (times peak use), got 0.9"),
-        ("safe@1", "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM)"),
+        ("floor@0", "rules: HPA target must be in (0, 1], got 0"),
+        ("floor@1.2", "rules: HPA target must be in (0, 1], got 1.2"),
+        (
+            "safe@1",
+            "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET)",
+        ),
     ],
 )
 def test_bad_rules_are_one_line_errors_naming_the_key(text: str, message: str) -> None:
@@ -92,7 +98,17 @@ def _episode(rules_in_env: str, wrappers: str, steps: int = 160) -> list[tuple[f
 
 
 @pytest.mark.parametrize(
-    "rules", ["stable@120", "lean@0.1", "lean@0.1:stable@120", "stable@60:lean@0.2", "mem@1.3", "mem@1.5:lean@0.1"]
+    "rules",
+    [
+        "stable@120",
+        "lean@0.1",
+        "lean@0.1:stable@120",
+        "stable@60:lean@0.2",
+        "mem@1.3",
+        "mem@1.5:lean@0.1",
+        "floor@0.7",
+        "floor@0.6:mem@1.3:lean@0.1",
+    ],
 )
 def test_rules_in_the_env_decide_as_the_controllers_wrappers(rules: str) -> None:
     """Training under ``env.rules`` and deploying behind the same wrappers give the same episode:
@@ -217,6 +233,38 @@ def test_mem_rule_keeps_memory_near_use_in_an_episode() -> None:
     assert env.decision.mem_limit.sum() < 0.5 * bare.decision.mem_limit.sum()
     use = env.metrics.mem_usage
     assert np.all(env.decision.mem_limit <= np.ceil(1.3 * 1.25 * np.maximum(use, 1.0)) * 1.5)
+
+
+# (replicas, ready, utilisation of ready pods, current CPU limit, asked replicas, asked CPU limit)
+# -> replicas let through by floor@0.5
+@pytest.mark.parametrize(
+    ("replicas", "ready", "util", "limit", "ask_replicas", "ask_cpu", "expected"),
+    [
+        (4, 4, 0.5, 1.0, 2, 1.0, 2),  # at the target: the HPA would not act; the cut passes
+        (4, 4, 0.55, 1.0, 2, 1.0, 2),  # within the 10 % tolerance: still passes
+        (4, 4, 0.6, 1.0, 2, 1.0, 5),  # 2.4 cores in use at 0.5 per pod of 1 core: ceil(4.8) = 5
+        (4, 4, 0.6, 1.0, 6, 1.0, 6),  # the policy already asks for more: its ask
+        (4, 4, 0.6, 1.0, 2, 2.0, 3),  # at the 2-core limit it asked for: ceil(2.4) = 3 pods
+        (4, 2, 1.0, 1.0, 4, 1.0, 4),  # two pods still starting count as idle: 2 cores at 0.5 -> 4
+        (4, 0, 0.0, 1.0, 1, 1.0, 1),  # nothing ready, nothing known: the ask
+        (2, 2, 1.0, 0.5, 2, 0.5, 4),  # saturated (utilisation capped at 1): doubled, as the HPA would
+    ],
+)
+def test_floor_rule_table(
+    replicas: int, ready: int, util: float, limit: float, ask_replicas: int, ask_cpu: float, expected: int
+) -> None:
+    from envs.metrics import ScalingDecision
+    from envs.observation import N_SERVICE_FEATURES, F
+    from envs.rules import hpa_floor
+
+    rows = np.zeros((1, N_SERVICE_FEATURES))
+    rows[0, F["replicas"]], rows[0, F["ready"]] = replicas / 10, ready / 10  # scaled as the env scales them
+    rows[0, F["cpu_util"]] = util
+    current = ScalingDecision(np.array([replicas]), np.array([limit]), np.array([512.0]))
+    ask = ScalingDecision(np.array([ask_replicas]), np.array([ask_cpu]), np.array([300.0]))
+    got = hpa_floor(ask, current, rows, 0.5)
+    assert list(got.replicas) == [expected]
+    assert list(got.cpu_limit) == [ask_cpu] and list(got.mem_limit) == [300.0]  # only replicas are the rule's
 
 
 def test_validation_runs_baselines_without_the_training_rules() -> None:
