@@ -162,6 +162,17 @@ def test_risk_gap_is_continuous_at_the_frontier_end_and_floors_the_relative_char
     assert risk_gap(0.02, 5.0, [(0.0, 3.0)], 4.0) is None  # frontier cheaper than the oracle
 
 
+def test_risk_gap_past_a_riskiest_point_near_the_oracle_does_not_reward_violations() -> None:
+    """The riskiest point can cost almost what the oracle does; a policy that violates far more
+    for less is not scored in the hundreds (an untrained policy once scored +121 so), and being
+    cheaper than the oracle there counts as closing the whole gap at most."""
+    from aware_ray.evaluation.scoreboard import risk_gap
+
+    near = [(0.0, 10.0), (0.05, 4.01)]
+    assert risk_gap(1.0, 0.5, near, 4.0) == -1.0
+    assert risk_gap(0.06, 3.0, near, 4.0) == pytest.approx(1.0 - 0.01 / 0.05)
+
+
 def test_validation_charges_a_policy_riskier_than_every_target() -> None:
     """Cheap and risky on `u`, where the riskiest target violates 5 %: the plain gap closed has
     no figure there (counted 0, as good as a tuned HPA); the score charges it, so the safe policy

@@ -11,6 +11,8 @@ Figures, all measured in one run on one machine (so their ratios mean something)
   sending batches, over a small grid of (clients x batch); ``max_decisions_per_s`` the best;
 - ``controller``: the controller's own time per interval (observe, rules, guard, apply, simulate,
   record), the endpoint's round trip excluded, on the simulator.
+HTTP calls go through ``http.client`` keep-alive connections (``requests`` would add about a
+millisecond of the caller's own to each figure: ``goals.p99_100rps.bounds.client_overhead_ms``).
 The keys above are Serve's default settings with the endpoint's defaults (JSON lists, no batch wait).
 ``baseline`` is the first configuration (2 ms batch wait) in the same run; ``paths`` compares ways to
 reach the same replica: JSON vs ``observation_b64``, gRPC through Serve's gRPC proxy, and, in a
@@ -24,10 +26,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import os
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -121,18 +125,45 @@ def _pct(ms: list[float]) -> dict[str, float]:
 
 
 def http_client(url: str, bodies: list[bytes], path: str = "/v1/act") -> Client:
-    """Clients POSTing `bodies` in turn (GET when `bodies` is empty) over a keep-alive session."""
+    """Clients POSTing `bodies` in turn (GET when `bodies` is empty) over one keep-alive connection
+    each, with the standard library's ``http.client``: a caller's own cost per request is then a
+    fraction of a millisecond (``requests`` adds about one, ``client_overhead_ms``), so the figures
+    are the endpoint's. The controller and any other caller may use either."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"content-type": "application/json"}
+
+    def open_() -> Call:
+        conn = [http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)]
+
+        def call(i: int) -> bool:
+            try:
+                if bodies:
+                    conn[0].request("POST", path, body=bodies[i % len(bodies)], headers=headers)
+                else:
+                    conn[0].request("GET", path)
+                answer = conn[0].getresponse()
+                answer.read()
+                return answer.status == 200
+            except (OSError, http.client.HTTPException):
+                conn[0].close()  # the next request opens a new connection
+                conn[0] = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+                return False
+
+        return call
+
+    return open_
+
+
+def requests_client(url: str, path: str = "/healthz") -> Client:
+    """GETs of `path` over a ``requests`` keep-alive session: what the library itself costs a caller
+    per request, beside ``http_client`` on the same route (``client_overhead_ms``)."""
 
     def open_() -> Call:
         s = requests.Session()
 
         def call(i: int) -> bool:
             try:
-                if bodies:
-                    r = s.post(url + path, data=bodies[i % len(bodies)], headers={"content-type": "application/json"})
-                else:
-                    r = s.get(url + path)
-                return r.status_code == 200
+                return s.get(url + path).status_code == 200
             except requests.RequestException:
                 return False
 
@@ -371,6 +402,7 @@ def bench_serve(seconds: float = 10.0) -> dict[str, Any]:
         if direct:
             d = direct[0]
             direct_healthz = _sequential(http_client(d, [], "/healthz"), 300)
+            requests_healthz = _sequential(requests_client(d), 300)
             paths["direct_json"] = _latency(http_client(d, json_bodies), seconds)
             paths["direct_b64"] = _latency(http_client(d, b64_bodies), seconds)
             paths["direct_b64"]["decisions_per_s"] = _grid(direct, obs, True, (*grid_cfg, (4, 64)), half)
@@ -406,6 +438,10 @@ def bench_serve(seconds: float = 10.0) -> dict[str, Any]:
     if direct:
         bounds["direct_healthz_p50_ms"] = direct_healthz["p50"]
         bounds["proxy_hop_p50_ms"] = round(proxy_healthz["p50"] - direct_healthz["p50"], 2)
+        bounds["client_overhead_ms"] = {
+            "http_client_healthz_p50": direct_healthz["p50"],
+            "requests_healthz_p50": requests_healthz["p50"],
+        }
     return {
         "bench": "serve",
         "cpus": os.cpu_count(),

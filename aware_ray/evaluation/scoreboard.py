@@ -28,8 +28,9 @@ The basis of each gap is recorded (``gap_basis``).
 
 Choosing among policies needs one figure per workload even where the gap has none, and the
 riskier end is exactly where a policy that cuts too far lands. ``risk_gap`` gives it one: the
-gap against the cheapest point (which flatters it) less its violations above the riskiest
-point's, relative to them; it meets the gap closed at the frontier's end and falls to -1. Training
+gap against the cheapest point (which flatters it; counted no higher than 1, since past that
+point a cost below the oracle's is bought with violations) less its violations above the
+riskiest point's, relative to them; it meets the gap closed at the frontier's end and falls to -1. Training
 keeps the checkpoint with the best mean of it (``aware_ray.training.validation``); the quality
 goal itself stays on the gap closed and the violation reduction (``goal_met``), with its
 violation cap and, beside it, its memory condition (``memory_met``).
@@ -143,8 +144,8 @@ RISK_FLOOR = 0.01
 
 
 def risk_gap(v: float, c: float, front: list[tuple[float, float]], oracle_cost: float | None) -> float | None:
-    """The gap closed, extended past the riskiest heuristic point: there ``(C - c) / (C - O) -
-    (v - V) / max(V, RISK_FLOOR)``, with (V, C) that point and O the oracle's cost, no lower
+    """The gap closed, extended past the riskiest heuristic point: there ``min((C - c) / (C - O), 1)
+    - (v - V) / max(V, RISK_FLOOR)``, with (V, C) that point and O the oracle's cost, no lower
     than -1. None where the gap has no figure for another reason (no frontier, no oracle, or a
     frontier no dearer than the oracle)."""
     if not front or oracle_cost is None:
@@ -157,7 +158,11 @@ def risk_gap(v: float, c: float, front: list[tuple[float, float]], oracle_cost: 
     gap = (h - c) / (h - oracle_cost)
     v_max = front[-1][0]
     if v > v_max + 1e-12:
-        gap = max(-1.0, gap - (v - v_max) / max(v_max, RISK_FLOOR))
+        # Past the riskiest point its cost can sit next to the oracle's, and the gap's denominator
+        # with it: a policy that violates every interval for almost nothing would then score in
+        # the hundreds. Cheaper than the oracle is bought with violations here, so no more than
+        # the whole gap counts before the charge.
+        gap = max(-1.0, min(gap, 1.0) - (v - v_max) / max(v_max, RISK_FLOOR))
     return gap
 
 
