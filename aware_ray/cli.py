@@ -56,7 +56,13 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         help="trace CSV (shipped name or path; FILE#column for one column); repeatable",
     )
     p.add_argument("--family", action="append", default=[], metavar="NAME", help="synthetic family; repeatable")
-    p.add_argument("--validation", action="store_true", help="add every trace of the default validation split")
+    p.add_argument(
+        "--held-out",
+        "--validation",
+        dest="held_out",
+        action="store_true",
+        help="add every trace of the default held-out split (--validation is its old name)",
+    )
     p.add_argument("--max-hours", type=float, default=6.0, help="longest simulated time per episode")
     p.add_argument("--seeds", type=int, default=3, help="seeds per workload")
     p.add_argument("--workers", type=int, default=0, help="parallel processes (0: one per core)")
@@ -74,8 +80,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from envs.workload import default_split
 
     traces = list(args.trace)
-    if args.validation:
-        traces += [s.split(":", 1)[1] for s in default_split()["validation"]]
+    if args.held_out:
+        traces += [s.split(":", 1)[1] for s in default_split()["held_out"]]
     env = {}
     if args.noise is not None:
         env["noise"] = args.noise

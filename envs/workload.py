@@ -309,7 +309,7 @@ def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> 
 
 
 def default_split() -> dict[str, list[str]]:
-    """The shipped train / validation split as ``trace:`` specs, read from ``traces/split.yaml``.
+    """The shipped train / held-out split as ``trace:`` specs, read from ``traces/split.yaml``.
 
     Raises:
         ConfigError: if the split file is missing, malformed, or names nothing.
@@ -319,9 +319,9 @@ def default_split() -> dict[str, list[str]]:
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{SPLIT_FILE}: cannot read split ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{SPLIT_FILE}: expected a mapping with 'train' and 'validation' lists")
+        raise ConfigError(f"{SPLIT_FILE}: expected a mapping with 'train' and 'held_out' lists")
     split: dict[str, list[str]] = {}
-    for key in ("train", "validation"):
+    for key in ("train", "held_out"):
         entries = data.get(key)
         if not isinstance(entries, list) or not entries or not all(isinstance(e, str) and e for e in entries):
             raise ConfigError(f"{SPLIT_FILE}: '{key}' must be a non-empty list of trace file names")

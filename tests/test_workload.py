@@ -71,8 +71,8 @@ def test_multi_column_file_needs_a_column() -> None:
 
 def test_default_split_names_only_shipped_files_and_columns() -> None:
     split = default_split()
-    assert set(split) == {"train", "validation"}
-    train, validation = split["train"], split["validation"]
+    assert set(split) == {"train", "held_out"}
+    train, validation = split["train"], split["held_out"]
     assert len(train) == 5
     assert len(validation) == 3 + 6
     assert not set(train) & set(validation)
@@ -94,7 +94,7 @@ def test_default_split_names_only_shipped_files_and_columns() -> None:
 def test_split_file_is_plain_yaml_of_file_names() -> None:
     data = yaml.safe_load((TRACES_DIR / "split.yaml").read_text())
     assert data["train"][0] == "nasa_http_1995-07_1min.csv"
-    assert "nasa_http_1995-08_1min.csv" in data["validation"]
+    assert "nasa_http_1995-08_1min.csv" in data["held_out"]
 
 
 # --- TraceWorkload -----------------------------------------------------------------------------
@@ -316,3 +316,23 @@ def test_make_workload_bad_file_names_spec_file_and_line(tmp_path: Path) -> None
     with pytest.raises(TraceError) as info:
         make_workload(spec, peak_rps=1.0)
     assert str(info.value) == f"workload {spec!r}: {path}:3: negative rate -3 in column 'requests_per_second'"
+
+
+def test_validation_shares_no_workload_with_the_held_out_list() -> None:
+    """Training's validation chooses checkpoints and `rank` chooses deployments; a held-out workload
+    in it would make every held-out figure a test of what was chosen on it. Checked for the code's
+    defaults and every shipped training config."""
+    from aware_ray.bench.runner import HELD_OUT_FAMILIES
+    from aware_ray.training.config import RunConfig
+
+    held_traces = {s.removeprefix("trace:") for s in default_split()["held_out"]}
+    default = RunConfig()
+    configs = sorted((Path(__file__).resolve().parent.parent / "experiments" / "configs").glob("*.yaml"))
+    runs = [(default.eval_traces, default.eval_families)]
+    for path in configs:
+        run = (yaml.safe_load(path.read_text()) or {}).get("run") or {}
+        runs.append((run.get("eval_traces", default.eval_traces), run.get("eval_families", default.eval_families)))
+    assert len(runs) > 8
+    for traces, families in runs:
+        assert not set(traces) & held_traces
+        assert not set(families) & set(HELD_OUT_FAMILIES)

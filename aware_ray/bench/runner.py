@@ -100,6 +100,12 @@ SHORT_PROBE_STEPS = 160
 """Episode length of the second probe figure: time-compressed instances of the families."""
 
 
+HELD_OUT_FAMILIES = ("flash-crowd", "bursty", "spikes", "diurnal+jitter")
+"""Synthetic held-out workloads of ``bench ddpg-quality`` on social-network (the first alone on the
+other apps), beside the held-out traces of ``envs/traces/split.yaml``. Training's validation uses
+none of these names (``training.config.RunConfig.eval_families``)."""
+
+
 def quality_rows(summary: dict[str, Any], policy: str) -> dict[str, dict[str, Any]]:
     """The benchmark's figures for `policy` per workload, from one app's ``evaluate`` summary (its
     ``summary.json``): means over seeds scored in money against the heuristic frontier (and each
@@ -214,8 +220,8 @@ def bench_ddpg_quality(
 
     names = [policy] if isinstance(policy, str) else list(policy)
     price = DEFAULT_MEMORY_PRICE if memory_price is None else memory_price
-    traces = [s.split(":", 1)[1] for s in default_split()["validation"]]
-    families = ["flash-crowd", "bursty", "spikes"]
+    traces = [s.split(":", 1)[1] for s in default_split()["held_out"]]
+    families = list(HELD_OUT_FAMILIES)
     summaries: dict[str, Any] = {}
     for app in QUALITY_APPS:
         held = traces if app == "social-network" else traces[:3]

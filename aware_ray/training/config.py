@@ -72,10 +72,14 @@ class RunConfig:
     """Score the policy on the validation workloads every this many iterations (0: only at the end)."""
     checkpoint_every: int = 5
     """Save an RLlib checkpoint every this many iterations (and at the end)."""
-    eval_traces: list[str] = field(default_factory=lambda: ["wc98_1998-07_post-tournament_1min.csv"])
-    """Validation traces (held out from training) for model selection."""
-    eval_families: list[str] = field(default_factory=lambda: ["flash-crowd"])
-    """Validation synthetic families."""
+    eval_traces: list[str] = field(default_factory=list)
+    """Validation traces for model selection. None by default: every shipped trace is either trained
+    on or in the held-out list (``envs/traces/split.yaml``), and a choice made on held-out load
+    would leave no test of it."""
+    eval_families: list[str] = field(default_factory=lambda: ["mixer", "ramp"])
+    """Validation synthetic families: instances of training families under names the held-out list
+    does not use (``bench.runner.HELD_OUT_FAMILIES``), so each is a load the policy has not seen and
+    that no quality figure is measured on. The shipped recipes name six (``default.yaml``)."""
     eval_hours: float = 2.0
     """Simulated hours per validation episode."""
     eval_seeds: int = 1
