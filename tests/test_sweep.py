@@ -29,6 +29,8 @@ def test_shipped_sweeps_are_valid() -> None:
     assert full.base.run.eval_every == 4 and full.grace_period == 4
     assert {"ddpg.actor_lr", "ddpg.tau", "env.history_window", "ddpg.twin_q", "env.rules"} <= set(full.space)
     assert Sweep(CONFIGS / "sweep-tiny.yaml").base.run.iterations == 2
+    short = Sweep(CONFIGS / "sweep-short.yaml")
+    assert short.base.run.iterations == 8 and short.grace_period == short.base.run.eval_every == 2
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,9 @@ from cluster.errors import ClusterError
 
 
 def main_control(args: argparse.Namespace) -> int:
+    from aware_ray.evaluation.rollout import one_inference_thread
+
+    one_inference_thread()  # a policy acting in this process forwards a few rows an interval
     overrides: dict = {
         "endpoint": args.endpoint,
         "timeout_ms": args.timeout_ms,

@@ -34,7 +34,7 @@ from envs.observation_schema import observation_schema
 from policies import registry
 from policies.base import EnvContext, Policy
 
-DEFAULT_SPEC = "mem@1.3:lean@0.1:ddpg:pretrained"
+DEFAULT_SPEC = "floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained"
 """The recommended deployment (see the model card)."""
 DEFAULT_APPS = ("social-network", "chain3", "ecommerce", "single")
 UNSERVABLE = ("oracle", "static")

@@ -95,6 +95,9 @@ def reselect(run_dir: str | Path) -> dict[str, Any]:
 
 
 def main_reselect(run_dir: str) -> int:
+    from aware_ray.evaluation.rollout import one_inference_thread
+
+    one_inference_thread()  # scoring forwards one observation at a time: a second thread only contends
     summary = reselect(run_dir)
     best = summary["best"]
     print(
