@@ -340,8 +340,9 @@ def _deploy(replicas: int = 1, batch_wait_s: float | None = None) -> None:
     from ray import serve
 
     from aware_ray.serving.app import PolicyEndpoint
+    from aware_ray.serving.runtime import DEFAULT_SPEC
 
-    user_config: dict[str, Any] = {"policy": "lean@0.1:ddpg:pretrained", "apps": [APP]}
+    user_config: dict[str, Any] = {"policy": DEFAULT_SPEC, "apps": [APP]}  # the recommended deployment
     if batch_wait_s is not None:
         user_config["batch_wait_timeout_s"] = batch_wait_s
     app = PolicyEndpoint.options(num_replicas=replicas, user_config=user_config).bind(None)
