@@ -135,11 +135,16 @@ def growth_room(services: np.ndarray, min_utilization: float) -> np.ndarray:
     if min_utilization <= 0:
         return np.full(len(services), np.inf)
     backlog = np.expm1(services[:, F["queue"]] * 10.0)
+    starved = (services[:, F["throttled"]] > 0) | (services[:, F["drops"]] > 0) | (backlog > BACKLOG_REQUESTS)
+    return np.where(starved, np.inf, desired_utilization(services) / min_utilization)
+
+
+def desired_utilization(services: np.ndarray) -> np.ndarray:
+    """Per service, CPU utilisation over every desired replica, ``cpu_util x ready / replicas``: a
+    pod not ready yet counts as using nothing, as the HPA counts it when it scales up."""
     replicas, ready = services[:, F["replicas"]], services[:, F["ready"]]
     share_ready = np.minimum(np.divide(ready, replicas, out=np.ones_like(ready), where=replicas > 0), 1.0)
-    starved = (services[:, F["throttled"]] > 0) | (services[:, F["drops"]] > 0) | (backlog > BACKLOG_REQUESTS)
-    room = services[:, F["cpu_util"]] * share_ready / min_utilization
-    return np.where(starved, np.inf, room)
+    return services[:, F["cpu_util"]] * share_ready
 
 
 def latency_limit(e2e_latency: float) -> float:
@@ -204,9 +209,7 @@ def hpa_floor(want: ScalingDecision, current: ScalingDecision, services: np.ndar
     the CPU in use (utilisation over all desired replicas, as the HPA counts a pod not ready yet
     when it scales up) over `target`, in pods of the CPU limit `want` asks for. Only where
     utilisation is above ``target x (1 + HPA_TOLERANCE)``, as the HPA acts; CPU and memory pass."""
-    replicas, ready = services[:, F["replicas"]], services[:, F["ready"]]
-    share_ready = np.minimum(np.divide(ready, replicas, out=np.ones_like(ready), where=replicas > 0), 1.0)
-    utilization = services[:, F["cpu_util"]] * share_ready
+    utilization = desired_utilization(services)
     capacity = np.asarray(current.replicas, dtype=np.float64) * np.asarray(current.cpu_limit, dtype=np.float64)
     used = utilization * capacity
     pods = np.ceil(used / (target * np.maximum(np.asarray(want.cpu_limit, dtype=np.float64), 1e-12)) - 1e-9)
