@@ -53,3 +53,28 @@ def test_ridge_probe_scores_what_it_did_not_fit() -> None:
     x_te = centres[y_te] + rng.normal(0, 0.5, (30, 2))
     assert ridge_probe(x_tr, y_tr, x_te, y_te) == 1.0
     assert ridge_probe(x_tr, (y_tr + 1) % 3, x_te, y_te) == 0.0
+
+
+@pytest.mark.parametrize("rules", ["", "floor@0.8:mem@1.3:lean@0.1"])
+def test_episodes_stepped_side_by_side_embed_as_one_by_one(rules: str, tmp_path) -> None:
+    """``collect_many`` runs one forward for every episode's interval; each episode's embeddings are
+    still exactly those of the episode run alone, behind the rules the policy trained under."""
+    import json
+    import shutil
+
+    from aware_ray.evaluation.probe import collect_many
+    from policies import registry
+    from policies.ddpg.policy import DDPGPolicy
+
+    folder = tmp_path / "policy"
+    shutil.copytree(registry.PRETRAINED_DIR, folder)
+    meta = json.loads((folder / "policy.json").read_text())
+    meta["env"]["rules"] = rules  # as if trained behind them: the policy then acts behind them
+    (folder / "policy.json").write_text(json.dumps(meta))
+    policy = DDPGPolicy.load(folder)
+    cfg = policy.env_overrides()
+    episodes = [("step", 3), ("bursty", 4), ("ramp", 5)]
+    together = collect_many(policy, cfg, episodes, steps=72, every=8)
+    for (family, seed), emb in zip(episodes, together, strict=True):
+        alone = collect(policy, cfg, family, seed=seed, steps=72, every=8)
+        assert emb.shape == alone.shape and np.array_equal(emb, alone)

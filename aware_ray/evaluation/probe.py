@@ -19,8 +19,8 @@ import numpy as np
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.synthetic import FAMILIES
-from policies.base import EnvContext
-from policies.registry import trained_behind_rules
+from policies.base import EnvContext, behind_rules
+from policies.given_action import GivenAction
 
 PROBE_FAMILIES = ("diurnal", "bursty", "flash-crowd", "ramp", "spikes", "step")
 
@@ -50,19 +50,49 @@ class RawWindow:
 
 
 def collect(policy: Any, env_config: dict[str, Any], family: str, seed: int, steps: int = 160, every: int = 8):
+    """Embeddings of one episode of `family` under `policy` (every `every` intervals past the first
+    window)."""
+    return collect_many(policy, env_config, [(family, seed)], steps, every)[0]
+
+
+def collect_many(
+    policy: Any, env_config: dict[str, Any], episodes: list[tuple[str, int]], steps: int = 160, every: int = 8
+) -> list[np.ndarray]:
+    """``collect`` of several (family, seed) episodes, stepped side by side.
+
+    Where the policy answers a batch (``act_batch``), one forward serves the interval of every
+    episode, and the rules it trained under run per episode around that action (``GivenAction``),
+    as around the policy itself; each row of a batched forward is what the policy gives for it
+    alone, bit for bit (``policies.ddpg.policy.ROW_BLOCK``), so the embeddings are those of the
+    episodes run one by one. One observation at a time, the forwards were most of a training
+    validation (30 episodes of 480 intervals)."""
     shape = {"level_prob": 0.0, "idle_prob": 0.0, "jitter_prob": 0.0}  # the probe names families, at their own level
-    env = AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps, **shape})
-    obs, _ = env.reset(seed=seed)
-    acting = trained_behind_rules(policy, EnvContext.of(env))  # as it acts everywhere else
-    state = acting.initial_state()
-    window = env.config.history_window
-    out = []
+    envs = [
+        AutoscaleEnv({**env_config, "workloads": [f"family:{family}"], "episode_steps": steps, **shape})
+        for family, _ in episodes
+    ]
+    obs = [env.reset(seed=seed)[0] for env, (_, seed) in zip(envs, episodes, strict=True)]
+    batched = callable(getattr(policy, "act_batch", None))
+    givens = [GivenAction(policy.name) for _ in envs] if batched else []
+    actings = [  # as it acts everywhere else: behind the rules it trained under
+        behind_rules(givens[i] if batched else policy, EnvContext.of(env), getattr(policy, "rules", ()))
+        for i, env in enumerate(envs)
+    ]
+    states = [acting.initial_state() for acting in actings]
+    window = envs[0].config.history_window if envs else 0
+    kept: list[list[np.ndarray]] = [[] for _ in envs]
     for t in range(steps):
-        action, state = acting.act(obs, state)
-        obs, *_ = env.step(action)
-        if t >= window and t % every == 0:
-            out.append(obs)
-    return policy.embedding(np.stack(out))
+        if batched:
+            for given, action in zip(givens, policy.act_batch(np.stack(obs)), strict=True):
+                given.action = action
+        for i, (env, acting) in enumerate(zip(envs, actings, strict=True)):
+            action, states[i] = acting.act(obs[i], states[i])
+            obs[i], *_ = env.step(action)
+            if t >= window and t % every == 0:
+                kept[i].append(obs[i])
+    sizes = [len(k) for k in kept]
+    embedded = policy.embedding(np.concatenate([np.stack(k) for k in kept]))
+    return np.split(embedded, np.cumsum(sizes)[:-1])
 
 
 def trained_length(env_config: dict[str, Any]) -> int:
@@ -96,13 +126,13 @@ def probe_folds(
         raise ValueError(f"probe seeds: need at least 2 (one to fit, one to score), got {seeds}")
     steps = int(steps or trained_length(env_config))
     fams = [f for f in PROBE_FAMILIES if f in FAMILIES]
+    runs = [(k, fam, s) for k, fam in enumerate(fams) for s in range(seeds)]
+    embedded = collect_many(policy, env_config, [(fam, 1000 + 17 * s + k) for k, fam, s in runs], steps=steps)
     xs, ys, ss = [], [], []
-    for k, fam in enumerate(fams):
-        for s in range(seeds):
-            e = collect(policy, env_config, fam, seed=1000 + 17 * s + k, steps=steps)
-            xs.append(e)
-            ys.append(np.full(len(e), k))
-            ss.append(np.full(len(e), s))
+    for (k, _, s), e in zip(runs, embedded, strict=True):
+        xs.append(e)
+        ys.append(np.full(len(e), k))
+        ss.append(np.full(len(e), s))
     x, y, seed_of = np.concatenate(xs), np.concatenate(ys), np.concatenate(ss)
     return [
         ridge_probe(x[seed_of != s], y[seed_of != s], x[seed_of == s], y[seed_of == s], ridge, len(fams))

@@ -33,32 +33,13 @@ from envs.observation_builder import ObservationBuilder
 from envs.observation_schema import observation_schema
 from policies import registry
 from policies.base import EnvContext, Policy
+from policies.given_action import GivenAction
 
 DEFAULT_SPEC = "floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained"
 """The recommended deployment (see the model card)."""
 DEFAULT_APPS = ("social-network", "chain3", "ecommerce", "single")
 UNSERVABLE = ("oracle", "static")
 """Policies that need the future arrival series: nothing to serve live."""
-
-
-class GivenAction:
-    """A policy whose action was computed elsewhere (by a batched forward, or by the endpoint).
-
-    Put behind the spec's rules, it lets the rule wrappers run exactly as they run around the
-    policy itself in ``evaluate``."""
-
-    vertical_mode = "in-place"
-
-    def __init__(self, name: str = "given"):
-        self.name = name
-        self.action: np.ndarray | None = None
-
-    def initial_state(self) -> Any:
-        return None
-
-    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        assert self.action is not None, "set .action before act()"
-        return self.action, state
 
 
 @dataclass
