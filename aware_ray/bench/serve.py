@@ -24,7 +24,6 @@ Goals on a 2-core machine: p99 <= 10 ms at 100 requests/s; >= 1,000 decisions/s.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import http.client
 import json
@@ -87,9 +86,12 @@ def _forward_us(obs: np.ndarray) -> dict[str, float]:
 
 
 def _body(obs: np.ndarray, b64: bool) -> bytes:
-    """A /v1/act body for the rows of `obs`, as JSON lists or as ``observation_b64``."""
+    """A /v1/act body for the rows of `obs`, as JSON lists or as ``observation_b64`` (packed as the
+    controller packs them)."""
+    from aware_ray.control.client import act_item
+
     if b64:
-        items = [{"app": APP, "observation_b64": base64.b64encode(o.astype("<f4").tobytes()).decode()} for o in obs]
+        items = [act_item(APP, o) for o in obs]
     else:
         items = [{"app": APP, "observation": o.tolist()} for o in obs]
     return json.dumps({"items": items}).encode()
