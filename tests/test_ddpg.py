@@ -213,6 +213,59 @@ def test_module_forward_train_flags_nan_rows() -> None:
     assert out[AUX_PRED].shape == out[AUX_TARGET].shape
 
 
+def _train_outputs_and_grads(m: DDPGTorchRLModule, batch: dict) -> tuple[dict, dict]:
+    out = m._forward_train(batch)
+    keys = (Q_PREDS, Q_TWIN_PREDS, Q_CURR, Q_TARGET_NEXT, ACTOR_PREACTIVATION, ACTOR_ACTIONS, ACTION_MASK, AUX_PRED)
+    m.zero_grad()
+    sum(out[k].float().pow(2).sum() for k in keys if out[k].requires_grad).backward()
+    grads = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
+    return {k: out[k].detach() for k in keys}, grads
+
+
+def test_cutting_padding_slots_leaves_the_training_forward_and_its_gradients_unchanged(monkeypatch) -> None:
+    """chain3 in 6 slots: the training forward runs its networks on the 3 real ones only, with the
+    same outputs (padding slots' actions 0) and the same gradients as over all 6."""
+    m = module(twin_q=True)
+    m.make_target_networks()
+    obs, nxt = observations(6), observations(6).flip(0)
+    batch = {
+        Columns.OBS: obs,
+        Columns.NEXT_OBS: nxt,
+        Columns.ACTIONS: torch.as_tensor(np.random.default_rng(1).uniform(-1, 1, (6, 18)), dtype=torch.float32),
+        Columns.REWARDS: torch.zeros(6),
+    }
+    assert m.services_in_use(obs, nxt) == 3
+    cut, cut_grads = _train_outputs_and_grads(m, batch)
+    monkeypatch.setattr(m, "services_in_use", lambda *o: None)
+    full, full_grads = _train_outputs_and_grads(m, batch)
+    assert cut[ACTOR_PREACTIVATION].shape == (6, 18) and not cut[ACTOR_PREACTIVATION][:, 9:].any()
+    for k in full:
+        torch.testing.assert_close(cut[k], full[k], rtol=1e-5, atol=1e-6)
+    assert cut_grads.keys() == full_grads.keys()
+    for n in full_grads:
+        torch.testing.assert_close(cut_grads[n], full_grads[n], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("masks", "expected"),
+    [
+        ([[1, 1, 1, 0, 0, 0]], 3),
+        ([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 0]], 5),  # the widest row decides
+        ([[1, 0, 0, 0, 1, 0]], 5),  # a gap is kept: only trailing padding is cut
+        ([[1, 1, 1, 1, 1, 1]], None),  # nothing to cut
+        ([[0, 0, 0, 0, 0, 0]], 1),
+    ],
+)
+def test_services_in_use_by_hand(masks: list[list[int]], expected: int | None) -> None:
+    m = module()
+    obs = observations(len(masks)).clone()
+    split = m.split
+    for row, mask in enumerate(masks):
+        for slot, on in enumerate(mask):
+            obs[row, slot * split.F + split.mask_index] = float(on)
+    assert m.services_in_use(obs) == expected
+
+
 def test_twin_critic_changes_the_target() -> None:
     m = module(twin_q=True)
     m.make_target_networks()

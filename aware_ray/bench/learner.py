@@ -6,6 +6,12 @@ the learner connector, the path every run took before the flat buffer) and ``Fla
 (n-step transitions in flat arrays, the batch a fancy-index). One cProfile window of the flat
 path gives the time shares of an update: replay sampling, batch building (numpy to torch),
 forward per network, loss, backward, optimizer step, target update, metrics, weight sync.
+
+What bounds the rate is arithmetic: the floating-point operations of one update (counted by
+torch's ``FlopCounterMode``), against what this core's matrix products reach on the update's own
+shapes in the same run. ``updates_per_s_at_gemm_rate`` is the rate an update would reach if every
+operation ran as fast as a large matrix product: the ceiling on one thread, whatever the Python
+around it.
 """
 
 from __future__ import annotations
@@ -54,6 +60,35 @@ def _shares(profile: cProfile.Profile, total_s: float) -> dict[str, float]:
         cum = sum(row[3] for key, row in stats.items() if key in keys)
         out[share] = round(cum / total_s, 3)
     return out
+
+
+ISSUE_BASELINE_S_PER_UPDATE = 0.4
+"""Seconds per 256-sample update of ``default.yaml``'s learner when throughput work began (episode
+replay, one meta-learner pass per use, all 16 service slots); the goal is ten times its rate."""
+
+
+def gemm_gflops(rows: int = 3072, width: int = 128, seconds: float = 1.0) -> float:
+    """This core's float32 matrix-product rate on an update's typical shape (rows x 128 by 128 x 128:
+    a per-service layer over 256 rows of 12 services), GFLOP/s."""
+    import torch
+
+    a, b = torch.randn(rows, width), torch.randn(width, width)
+    for _ in range(5):
+        a @ b
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        a @ b
+        n += 1
+    return 2.0 * rows * width * width * n / (time.perf_counter() - t) / 1e9
+
+
+def update_gflop(update: Any) -> float:
+    """Floating-point operations of one call of ``update`` (forward and backward), GFLOP."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        update()
+    return counter.get_total_flops() / 1e9
 
 
 def bench_learner(
@@ -133,6 +168,8 @@ def bench_learner(
             algo.env_runner_group.sync_weights(from_worker_or_learner_group=lg, inference_only=True)
         sync_s = (time.perf_counter() - t) / updates
         shares = _shares(prof, total)
+        gflop = update_gflop(flat_update)
+        gemm = gemm_gflops()
         per_update = total / updates
         shares["weight_sync_local"] = round(sync_s / (per_update + sync_s), 3)
         new_rate, old_rate = (float(np.median([r[0] for r in x])) for x in (flat_rates, old_rates))
@@ -149,6 +186,14 @@ def bench_learner(
             "speedup_vs_episode_replay": round(new_rate / old_rate, 2),
             "speedup_vs_episode_replay_cpu": round(new_cpu / old_cpu, 2),
             "goal_speedup": 10.0,
+            "goal_updates_per_s": round(10.0 / ISSUE_BASELINE_S_PER_UPDATE, 1),
+            "speedup_vs_issue_baseline": round(new_rate * ISSUE_BASELINE_S_PER_UPDATE, 2),
+            "gflop_per_update": round(gflop, 3),
+            "achieved_gflops": round(gflop * new_rate, 1),
+            "gemm_gflops_this_core": round(gemm, 1),
+            "updates_per_s_at_gemm_rate": round(gemm / gflop, 1),
+            "bound": "arithmetic: every operation at the core's matrix-product rate gives "
+            f"{gemm / gflop:.1f} updates/s on one thread",
             "profile_shares_flat": shares,
             "profile_s_per_update": round(per_update, 4),
             "warm_sample_env_steps_per_s": round(warm_steps / sample_s, 1),

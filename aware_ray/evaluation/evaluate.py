@@ -31,8 +31,9 @@ from aware_ray.evaluation.rollout import (
     SUMMARY_FIELDS,
     TIMESERIES_FIELDS,
     EpisodeResult,
+    EpisodeRun,
     one_inference_thread,
-    run_episode,
+    run_episodes,
 )
 from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE, scores
 from envs.app import load_app
@@ -127,13 +128,38 @@ def episode_rates(workload: Workload, seed: int, env: AutoscaleEnv, max_hours: f
 
 def run_job(plan: EvalPlan, spec: str, seed: int, make: Callable[[AutoscaleEnv, np.ndarray], Policy]) -> EpisodeResult:
     """One episode of one (workload, seed) under the policy `make(env, rates)` builds."""
+    return run_episodes([_episode_run(plan, spec, seed, make)])[0]
+
+
+def run_jobs_together(
+    plan: EvalPlan,
+    jobs: list[tuple[str, int]],
+    forward: Callable[[np.ndarray], np.ndarray],
+    make: Callable[..., Policy],
+) -> list[EpisodeResult]:
+    """``run_job`` of each (workload, seed) for one learned policy, the episodes stepped side by side
+    with one batched ``forward`` (its ``act_batch``) per interval (``rollout.run_episodes``);
+    ``make(given, env)`` is what acts around each episode's row of it (a ``GivenAction``)."""
+    from policies.given_action import GivenAction
+
+    runs = []
+    for spec, seed in jobs:
+        given = GivenAction()
+        runs.append(_episode_run(plan, spec, seed, lambda env, rates, g=given: make(g, env)))
+        runs[-1].given = given
+    return run_episodes(runs, forward)
+
+
+def _episode_run(
+    plan: EvalPlan, spec: str, seed: int, make: Callable[[AutoscaleEnv, np.ndarray], Policy]
+) -> EpisodeRun:
     probe = _env(plan, "in-place")
     workload = make_workload(spec, probe.peak_rps, probe.config.time_compression)
     rates = episode_rates(workload, seed, probe, plan.max_hours)
     policy = make(probe, rates)
     env = probe if policy.vertical_mode == "in-place" else _env(plan, policy.vertical_mode)
     record = plan.timeseries == "all" or (plan.timeseries == "first-seed" and seed == 0)
-    return run_episode(policy, env, rates, seed, workload.name, workload.family, record)
+    return EpisodeRun(policy, env, rates, seed, workload.name, workload.family, record)
 
 
 def _job(plan: EvalPlan, policy_name: str, spec: str, seed: int) -> EpisodeResult:

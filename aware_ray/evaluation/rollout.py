@@ -90,66 +90,121 @@ def run_episode(
     record_timeseries: bool = False,
 ) -> EpisodeResult:
     """Replay `rates` (one per control interval) under `policy` in `env`, seeded by `seed`."""
-    obs, _ = env.reset(seed=seed, options={"rates": rates, "workload": workload, "family": family})
-    state = policy.initial_state()
-    n = len(rates)
-    violated = dropped = core_h = mem_h = reward = 0.0
-    used = cap = 0.0
-    actions = clamps = 0
-    rows: list[tuple[Any, ...]] = []
-    p99 = np.zeros(n)
-    ext = np.zeros(n)
-    reps = np.zeros(n)
-    cores = np.zeros(n)
-    names = [s.name for s in env.app.services]
-    for i in range(n):
-        action, state = policy.act(obs, state)
-        obs, r, _, truncated, info = env.step(action)
+    return run_episodes([EpisodeRun(policy, env, rates, seed, workload, family, record_timeseries)])[0]
+
+
+@dataclass
+class EpisodeRun:
+    """One episode to replay: what acts, in which env, on which rates."""
+
+    policy: Policy
+    env: AutoscaleEnv
+    rates: np.ndarray
+    seed: int
+    workload: str
+    family: str
+    record_timeseries: bool = False
+    given: Any = None
+    """The ``GivenAction`` inside ``policy`` that a batched forward sets (``run_episodes``)."""
+
+
+def run_episodes(runs: list[EpisodeRun], forward: Any = None) -> list[EpisodeResult]:
+    """``run_episode`` of each run, stepped side by side.
+
+    With ``forward`` (a learned policy's ``act_batch``), one forward per interval answers every
+    episode still running, and each run's ``given`` hands its row to the rules that act around
+    it, as they act around the policy itself. A batched forward's rows are what the policy gives
+    each observation alone, bit for bit (``policies.ddpg.policy.ROW_BLOCK``), so the results are
+    those of the episodes run one by one; a training validation ran its episodes' forwards one
+    observation at a time, and they were most of its time.
+    """
+    obs = [
+        r.env.reset(seed=r.seed, options={"rates": r.rates, "workload": r.workload, "family": r.family})[0]
+        for r in runs
+    ]
+    states = [r.policy.initial_state() for r in runs]
+    tallies = [_Tally(r) for r in runs]
+    running = [k for k, r in enumerate(runs) if len(r.rates)]
+    i = 0
+    while running:
+        if forward is not None:
+            for k, action in zip(running, forward(np.stack([obs[k] for k in running])), strict=True):
+                runs[k].given.action = action
+        still = []
+        for k in running:
+            run = runs[k]
+            action, states[k] = run.policy.act(obs[k], states[k])
+            obs[k], r, _, truncated, info = run.env.step(action)
+            tallies[k].add(i, r, info)
+            if not truncated and i + 1 < len(run.rates):
+                still.append(k)
+        running = still
+        i += 1
+    return [t.result() for t in tallies]
+
+
+class _Tally:
+    """The scoreboard totals of one episode as it runs (``run_episodes``)."""
+
+    def __init__(self, run: EpisodeRun):
+        self.run = run
+        n = len(run.rates)
+        self.steps = 0
+        self.violated = self.dropped = self.core_h = self.mem_h = self.reward = 0.0
+        self.used = self.cap = 0.0
+        self.actions = self.clamps = 0
+        self.rows: list[tuple[Any, ...]] = []
+        self.p99, self.ext, self.reps, self.cores = (np.zeros(n) for _ in range(4))
+        self.names = [s.name for s in run.env.app.services]
+
+    def add(self, i: int, reward: float, info: dict[str, Any]) -> None:
+        env = self.run.env
         sb = info["scoreboard"]
-        violated += sb.violated
-        dropped += sb.dropped
-        core_h += sb.cpu_core_hours
-        mem_h += sb.mem_gib_hours
-        reward += r
-        actions += sb.scaling_actions
-        clamps += sb.guard_clamps
-        p99[i] = sb.e2e_p99_ms
-        ext[i] = sb.external_rps
+        self.steps = i + 1
+        self.violated += sb.violated
+        self.dropped += sb.dropped
+        self.core_h += sb.cpu_core_hours
+        self.mem_h += sb.mem_gib_hours
+        self.reward += reward
+        self.actions += sb.scaling_actions
+        self.clamps += sb.guard_clamps
+        self.p99[i] = sb.e2e_p99_ms
+        self.ext[i] = sb.external_rps
         truth = getattr(env.backend, "truth", None)
         d = env.decision
-        reps[i] = float(d.replicas.sum())
-        cores[i] = float((d.replicas * d.cpu_limit).sum())
+        self.reps[i] = float(d.replicas.sum())
+        self.cores[i] = float((d.replicas * d.cpu_limit).sum())
         if truth is not None:
             u = float(truth.cpu_usage[0].sum())
             c = float((truth.ready_avg[0] * d.cpu_limit).sum())
         else:
             m = env.metrics
             u, c = float(m.cpu_usage.sum()), float((m.ready_replicas * m.cpu_limit).sum())
-        used += u
-        cap += c
-        if record_timeseries:
-            rows.extend(_service_rows(env, policy.name, workload, seed, names))
-        if truncated:
-            n = i + 1
-            break
-    summary = {
-        "policy": policy.name,
-        "trace": workload,
-        "family": family,
-        "app": env.app.name,
-        "seed": seed,
-        "steps": n,
-        "time_compression": env.config.time_compression,
-        "slo_violation_rate": violated / n,
-        "dropped_requests": dropped,
-        "cpu_core_hours": core_h,
-        "mem_gib_hours": mem_h,
-        "mean_cpu_utilization": used / cap if cap > 0 else 0.0,
-        "scaling_actions": actions,
-        "guard_clamps": clamps,
-        "reward": reward,
-    }
-    return EpisodeResult(summary, rows, p99[:n], ext[:n], reps[:n], cores[:n])
+        self.used += u
+        self.cap += c
+        if self.run.record_timeseries:
+            self.rows.extend(_service_rows(env, self.run.policy.name, self.run.workload, self.run.seed, self.names))
+
+    def result(self) -> EpisodeResult:
+        run, n = self.run, self.steps
+        summary = {
+            "policy": run.policy.name,
+            "trace": run.workload,
+            "family": run.family,
+            "app": run.env.app.name,
+            "seed": run.seed,
+            "steps": n,
+            "time_compression": run.env.config.time_compression,
+            "slo_violation_rate": self.violated / n if n else 0.0,
+            "dropped_requests": self.dropped,
+            "cpu_core_hours": self.core_h,
+            "mem_gib_hours": self.mem_h,
+            "mean_cpu_utilization": self.used / self.cap if self.cap > 0 else 0.0,
+            "scaling_actions": self.actions,
+            "guard_clamps": self.clamps,
+            "reward": self.reward,
+        }
+        return EpisodeResult(summary, self.rows, self.p99[:n], self.ext[:n], self.reps[:n], self.cores[:n])
 
 
 def _service_rows(env: AutoscaleEnv, policy: str, workload: str, seed: int, names: list[str]) -> list[tuple]:

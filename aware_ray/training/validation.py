@@ -60,7 +60,7 @@ def validation_rows(
 ) -> list[dict[str, Any]]:
     """Scoreboard rows of `policy` (or of named baselines) on the run's validation workloads;
     ``wrap(policy, env)``, when given, is what acts (the policy behind a controller's rule)."""
-    from aware_ray.evaluation.evaluate import EvalPlan, run_job
+    from aware_ray.evaluation.evaluate import EvalPlan, run_job, run_jobs_together
     from policies import registry as policy_registry
 
     run = cfg.run
@@ -75,24 +75,30 @@ def validation_rows(
         memory_price=cfg.env.memory_price,
     )
     specs = [f"trace:{t}" for t in run.eval_traces] + [f"family:{f}" for f in run.eval_families]
+    jobs = [(spec, seed) for spec in specs for seed in range(run.eval_seeds)]
+    if names is None and callable(getattr(policy, "act_batch", None)):
+        # One forward per interval for all episodes: the same rows, bit for bit, in half the time.
+        make = lambda given, e: acting(policy, e, wrap, given)  # noqa: E731
+        return [res.summary for res in run_jobs_together(plan, jobs, policy.act_batch, make)]
     rows = []
-    for spec in specs:
-        for seed in range(run.eval_seeds):
-            if names is None:
-                rows.append(run_job(plan, spec, seed, lambda e, r: acting(policy, e, wrap)).summary)
-            for name in names or []:
-                make = lambda e, r, n=name: policy_registry.make_policy(n, e, r)  # noqa: E731
-                rows.append(run_job(plan, spec, seed, make).summary)
+    for spec, seed in jobs:
+        if names is None:
+            rows.append(run_job(plan, spec, seed, lambda e, r: acting(policy, e, wrap)).summary)
+        for name in names or []:
+            make = lambda e, r, n=name: policy_registry.make_policy(n, e, r)  # noqa: E731
+            rows.append(run_job(plan, spec, seed, make).summary)
     return rows
 
 
-def acting(policy: Any, env: Any, wrap: Any = None) -> Any:
+def acting(policy: Any, env: Any, wrap: Any = None, given: Any = None) -> Any:
     """What acts for `policy` in `env`: the policy behind the rules it trained under, and
-    ``wrap(...)`` of that when given."""
-    from policies.base import EnvContext
-    from policies.registry import trained_behind_rules
+    ``wrap(...)`` of that when given. With ``given`` (a ``GivenAction``), that stands in for the
+    policy inside the same rules, under the policy's name."""
+    from policies.base import EnvContext, behind_rules
 
-    inner = trained_behind_rules(policy, EnvContext.of(env))
+    if given is not None:
+        given.name = policy.name
+    inner = behind_rules(policy if given is None else given, EnvContext.of(env), getattr(policy, "rules", ()))
     return wrap(inner, env) if wrap else inner
 
 

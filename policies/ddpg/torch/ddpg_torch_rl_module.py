@@ -74,14 +74,22 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
     # ------------------------------------------------------------------ building blocks
 
     def _context(
-        self, obs: torch.Tensor, meta: torch.nn.Module | None, detach: bool = False, emb: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        meta: torch.nn.Module | None,
+        detach: bool = False,
+        emb: torch.Tensor | None = None,
+        keep: int | None = None,
     ):
         """(services, context, mask, embedding) of a batch; context = app features + embedding.
 
         ``emb``: the embedding of ``obs`` when the caller already has it (the meta-learner's GRU
         is the costliest part of an update, so a training pass runs it once per network).
+        ``keep``: only the first ``keep`` service slots (``services_in_use``), the rest being padding.
         """
         svc, app, hist, lctx, mask = self.split(obs)
+        if keep is not None:
+            svc, mask = svc[:, :keep], mask[:, :keep]
         if emb is None and meta is not None and hist is not None:
             emb = meta(hist, lctx)
         if emb is not None:
@@ -96,19 +104,42 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         """Deterministic action in [-1, 1] (padding services get 0)."""
         return torch.tanh(self.preactivation(obs, actor, meta))
 
-    def preactivation(self, obs: torch.Tensor, actor=None, meta=None, emb=None) -> torch.Tensor:
-        """The deterministic action before the actor's tanh (padding services get 0)."""
+    def preactivation(self, obs: torch.Tensor, actor=None, meta=None, emb=None, keep=None) -> torch.Tensor:
+        """The deterministic action before the actor's tanh (padding services get 0); ``keep`` as
+        in ``_context``, the slots past it filled with those zeros."""
         actor = actor or self.actor
         if not self.layout:
             return actor.preactivation(obs)
-        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, detach=True, emb=emb)
-        return actor.preactivation(svc, ctx, mask)
+        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, detach=True, emb=emb, keep=keep)
+        z = actor.preactivation(svc, ctx, mask)
+        if keep is not None and keep < self.split.S:
+            z = torch.nn.functional.pad(z, (0, (self.split.S - keep) * ACTION_DIMS_PER_SERVICE))
+        return z
 
-    def q_value(self, obs: torch.Tensor, action: torch.Tensor, critic, meta=None, emb=None) -> torch.Tensor:
+    def q_value(self, obs: torch.Tensor, action: torch.Tensor, critic, meta=None, emb=None, keep=None) -> torch.Tensor:
         if not self.layout:
             return critic(obs, action)
-        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, emb=emb)
+        svc, ctx, mask, _ = self._context(obs, meta if meta is not None else self.meta, emb=emb, keep=keep)
         return critic(svc, ctx, mask, action)
+
+    def services_in_use(self, *observations: torch.Tensor) -> int | None:
+        """How many leading service slots hold a real service in any row of ``observations`` (None
+        without a layout, or when all do).
+
+        Observations pad the app's services to ``max_services`` slots, and every per-service
+        network runs on each slot: on a 12-service app with 16 slots, a quarter of an update's
+        arithmetic went to padding that the masked pooling then multiplied by zero. Trailing
+        slots that are padding in every row of the batch are cut before the networks run; the
+        masks already keep padding out of every output, so the losses are the same function.
+        """
+        if not self.layout:
+            return None
+        used = torch.zeros(self.split.S, dtype=torch.bool, device=observations[0].device)
+        for obs in observations:
+            used |= (self.split(obs)[-1] != 0).any(dim=0)
+        idx = torch.nonzero(used)
+        keep = int(idx.max()) + 1 if len(idx) else 1
+        return None if keep >= self.split.S else keep
 
     def _embeddings(self, obs: torch.Tensor, meta) -> torch.Tensor | None:
         """The workload embedding of ``obs`` by ``meta`` (None without a meta-learner)."""
@@ -159,9 +190,10 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         # which it learns) and, detached, the actor's objective: the same values and gradients
         # as one pass per use, at a third of the GRU time.
         emb = self._embeddings(obs, self.meta)
-        out[Q_PREDS] = self.q_value(obs, act, self.critic, emb=emb)
+        keep = self.services_in_use(obs, nxt)
+        out[Q_PREDS] = self.q_value(obs, act, self.critic, emb=emb, keep=keep)
         if self.twin_q:
-            out[Q_TWIN_PREDS] = self.q_value(obs, act, self.critic_twin, emb=emb)
+            out[Q_TWIN_PREDS] = self.q_value(obs, act, self.critic_twin, emb=emb, keep=keep)
 
         # Actor objective: Q of the actor's action with the critic frozen, so its loss moves
         # only the actor (and the embedding is detached: the meta-learner learns from the
@@ -173,9 +205,9 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
             p.requires_grad_(False)
         try:
             frozen = None if emb is None else emb.detach()
-            out[ACTOR_PREACTIVATION] = self.preactivation(obs, emb=frozen)
+            out[ACTOR_PREACTIVATION] = self.preactivation(obs, emb=frozen, keep=keep)
             out[ACTOR_ACTIONS] = torch.tanh(out[ACTOR_PREACTIVATION])
-            out[Q_CURR] = self.q_value(obs, out[ACTOR_ACTIONS], self.critic, emb=frozen)
+            out[Q_CURR] = self.q_value(obs, out[ACTOR_ACTIONS], self.critic, emb=frozen, keep=keep)
         finally:
             for p in critic_params:
                 p.requires_grad_(True)
@@ -188,7 +220,7 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         else:
             out[ACTION_MASK] = torch.ones_like(act)
         with torch.no_grad():
-            out[Q_TARGET_NEXT] = self.forward_target({Columns.OBS: nxt})
+            out[Q_TARGET_NEXT] = self.forward_target({Columns.OBS: nxt}, keep=keep)
         if self.meta is not None:
             out[AUX_PRED] = self.meta.predict(emb)
             out[AUX_TARGET] = self.split(nxt)[1]
@@ -197,21 +229,22 @@ class DDPGTorchRLModule(TorchRLModule, DefaultDDPGRLModule):
         return out
 
     @override(TargetNetworkAPI)
-    def forward_target(self, batch: dict[str, Any], **kwargs) -> torch.Tensor:
-        """min-over-critics target Q of the target actor's (optionally smoothed) next action."""
+    def forward_target(self, batch: dict[str, Any], keep: int | None = None, **kwargs) -> torch.Tensor:
+        """min-over-critics target Q of the target actor's (optionally smoothed) next action;
+        ``keep`` as in ``_context``."""
         obs = batch[Columns.OBS]
         meta = getattr(self, "target_meta", None)
         emb = self._embeddings(obs, meta)
-        a = torch.tanh(self.preactivation(obs, actor=self.target_actor, meta=meta, emb=emb))
+        a = torch.tanh(self.preactivation(obs, actor=self.target_actor, meta=meta, emb=emb, keep=keep))
         if self.target_noise > 0:
             eps = torch.clamp(torch.randn_like(a) * self.target_noise, -self.target_noise_clip, self.target_noise_clip)
             a = torch.clamp(a + eps, -1.0, 1.0)
             if self.layout:
                 mask = self.split(obs)[-1]
                 a = (a.reshape(a.shape[0], -1, ACTION_DIMS_PER_SERVICE) * mask.unsqueeze(-1)).reshape(a.shape)
-        q = self.q_value(obs, a, self.target_critic, meta=meta, emb=emb)
+        q = self.q_value(obs, a, self.target_critic, meta=meta, emb=emb, keep=keep)
         if self.twin_q:
-            q = torch.minimum(q, self.q_value(obs, a, self.target_critic_twin, meta=meta, emb=emb))
+            q = torch.minimum(q, self.q_value(obs, a, self.target_critic_twin, meta=meta, emb=emb, keep=keep))
         return q
 
     @override(QNetAPI)

@@ -173,7 +173,8 @@ class ServiceCritic(nn.Module):
 
     def forward(self, svc: torch.Tensor, context: torch.Tensor, mask: torch.Tensor, action: torch.Tensor):
         b, s, _ = svc.shape
-        act = action.reshape(b, s, self.action_dims)
+        # The action may hold more service slots than ``svc`` (padding cut by the caller).
+        act = action.reshape(b, -1, self.action_dims)[:, :s]
         pooled = _masked_mean(shared_input_layers(self.encode, torch.cat([svc, act], dim=-1), context), mask)
         return self.value(torch.cat([pooled, context], dim=-1)).squeeze(-1)
 

@@ -1,0 +1,82 @@
+"""Validation steps its episodes side by side with one forward per interval: the same rows, bit for
+bit, as the episodes run one by one (``rollout.run_episodes``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from aware_ray.evaluation.rollout import EpisodeRun, run_episode, run_episodes
+from aware_ray.training.config import load_train_config
+from aware_ray.training.validation import validation_rows
+from envs.autoscale_env import AutoscaleEnv
+from policies import registry
+from policies.base import EnvContext
+from policies.ddpg.policy import DDPGPolicy
+from policies.given_action import GivenAction
+
+
+class OneByOne:
+    """A policy's ``act`` without its ``act_batch``: validation then runs episodes one at a time."""
+
+    def __init__(self, policy: DDPGPolicy):
+        self.policy = policy
+        self.name = policy.name
+        self.rules = policy.rules
+        self.vertical_mode = policy.vertical_mode
+
+    def initial_state(self) -> Any:
+        return self.policy.initial_state()
+
+    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        return self.policy.act(observation, state)
+
+
+def _policy(tmp_path: Path, rules: str) -> DDPGPolicy:
+    folder = tmp_path / "policy"
+    shutil.copytree(registry.PRETRAINED_DIR, folder)
+    meta = json.loads((folder / "policy.json").read_text())
+    meta["env"]["rules"] = rules  # as if trained behind them: the policy then acts behind them
+    (folder / "policy.json").write_text(json.dumps(meta))
+    return DDPGPolicy.load(folder)
+
+
+@pytest.mark.parametrize(("rules", "wrapped"), [("", ""), ("floor@0.8:mem@1.3", "stable@120:lean@0.1:")])
+def test_validation_rows_side_by_side_equal_one_by_one(rules: str, wrapped: str, tmp_path: Path) -> None:
+    policy = _policy(tmp_path, rules)
+    cfg = load_train_config(
+        "experiments/configs/default.yaml",
+        ["run.eval_hours=0.25", "run.eval_families=[ramp, step+jitter]", "run.eval_seeds=2"],
+    )
+    wrap = None
+    if wrapped:
+        chain = registry.wrap_chain(wrapped + "ddpg:pretrained")[1]
+        wrap = lambda p, env: chain(p, EnvContext.of(env))  # noqa: E731
+    together = validation_rows(policy, cfg, wrap=wrap)
+    alone = validation_rows(OneByOne(policy), cfg, wrap=wrap)
+    assert len(together) == 4
+    assert [r["policy"] for r in together] == [r["policy"] for r in alone]
+    assert together == alone
+
+
+def test_episodes_of_different_lengths_step_together_as_alone() -> None:
+    """An episode that ends early leaves the batch; the others go on as they would alone."""
+    policy = DDPGPolicy.load(registry.PRETRAINED_DIR)
+    cfg = {**policy.env_overrides(), "app": "social-network"}
+    rng = np.random.default_rng(0)
+    series = [rng.uniform(50, 400, n) for n in (30, 55, 42)]
+    alone = [
+        run_episode(policy, AutoscaleEnv(cfg), rates, 7, f"w{k}", "test").summary for k, rates in enumerate(series)
+    ]
+    runs = []
+    for k, rates in enumerate(series):
+        given = GivenAction(policy.name)
+        runs.append(EpisodeRun(given, AutoscaleEnv(cfg), rates, 7, f"w{k}", "test", given=given))
+    together = [res.summary for res in run_episodes(runs, policy.act_batch)]
+    assert [r["steps"] for r in together] == [30, 55, 42]
+    assert together == alone
