@@ -10,6 +10,7 @@ import yaml
 
 from aware_ray.cli import main
 from aware_ray.training.config import apply_overrides, build_train_config, load_train_config
+from aware_ray.training.rank import ranking_key
 
 CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
@@ -156,7 +157,7 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     names = [str(out / "policy_final"), f"ddpg:{out}", f"stable@0:{out}", f"stable@300:ddpg:{out}"]
     assert main(["rank", str(out), *names, "--out", str(ranked)]) == 0
     rows = json.loads(ranked.read_text())["ranking"]
-    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert [ranking_key(r) for r in rows] == sorted((ranking_key(r) for r in rows), reverse=True)
     assert sorted(r["policy"] for r in rows) == sorted(names)
     best_row = next(r for r in rows if r["policy"] == f"ddpg:{out}")
     assert best_row["score"] == pytest.approx(again["best"]["score"])
