@@ -33,8 +33,19 @@ def _train(out: Path, *extra: str) -> subprocess.Popen:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the run's process group and every descendant of its driver: Ray starts some of its
+    processes in sessions of their own, and a Tune trial left running would go on writing the run
+    folder (a later iteration's state) after the test has read it."""
+    try:
+        kids = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for kid in kids:
+        with contextlib.suppress(psutil.Error):
+            kid.kill()
+    psutil.wait_procs(kids, timeout=30)
     proc.wait(timeout=30)
 
 
@@ -93,8 +104,6 @@ def test_a_killed_driver_resumes_from_its_checkpoint(tmp_path: Path) -> None:
     proc = _train(out, "--set", "run.iterations=50", *noise)
     try:
         _wait(lambda: _iterations(out) >= 2, 300, "no checkpoint of iteration 2")
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
     finally:
         _kill_group(proc)
     done = _iterations(out)

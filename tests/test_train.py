@@ -141,7 +141,11 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     # A finished run is not overwritten; --resume with more iterations continues it.
     assert main(["train", "--config", str(path), "--out", str(out)]) == 2
     assert main(["train", "--config", str(path), "--out", str(out), "--resume", "--set", "run.iterations=3"]) == 0
-    assert json.loads((out / "train_summary.json").read_text())["iterations"] == 3
+    resumed = json.loads((out / "train_summary.json").read_text())
+    assert resumed["iterations"] == 3
+    # Resuming a run that has no iteration left to do changes nothing and still reports its steps.
+    assert main(["train", "--config", str(path), "--out", str(out), "--resume", "--set", "run.iterations=3"]) == 0
+    assert json.loads((out / "train_summary.json").read_text())["env_steps"] == resumed["env_steps"]
     # Reselecting with the same scoreboard repeats the validation rollouts of training exactly.
     trained = {v["iteration"]: v["score"] for v in json.loads((out / "validation.json").read_text())}
     assert main(["reselect", str(out)]) == 0

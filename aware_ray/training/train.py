@@ -181,7 +181,12 @@ def _trainable(params: dict[str, Any]) -> None:
         if (cfg.run.checkpoint_every and it % cfg.run.checkpoint_every == 0) or last:
             _save(algo, out / "checkpoints" / f"iter_{it}")
             _save(algo, out / "checkpoints" / "latest")
-            st = {"iteration": it, "best": best, "exploration_sigma": metrics["exploration/sigma"]}
+            st = {
+                "iteration": it,
+                "best": best,
+                "exploration_sigma": metrics["exploration/sigma"],
+                "env_steps": metrics["env_steps"],
+            }
             if algo.bootstrap is not None:
                 st["bootstrap"] = algo.bootstrap.lifecycle.state()
             write_json(state_file, st)
@@ -301,7 +306,8 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | N
     summary = {
         "config": cfg.source,
         "iterations": state["iteration"],
-        "env_steps": final.get("env_steps"),
+        # A resumed run with no iteration left to do reports nothing: its steps are the state's.
+        "env_steps": final.get("env_steps", state.get("env_steps")),
         "wall_s": round(time.time() - t0, 1),
         "best": state["best"],
         "final_metrics": {k: v for k, v in final.items() if isinstance(v, int | float) and "/" in k},
@@ -324,8 +330,9 @@ def main_train(config: str, overrides: list[str], out: str, resume: bool, experi
         read_records(experience)  # a bad source fails here, in one line, before Ray starts
     summary = train(cfg, Path(out), resume, experience)
     best = summary["best"]
+    steps = "?" if summary["env_steps"] is None else f"{summary['env_steps']:,.0f}"
     print(
-        f"aware-ray train: {summary['iterations']} iterations, {summary['env_steps']:,.0f} env steps in "
+        f"aware-ray train: {summary['iterations']} iterations, {steps} env steps in "
         f"{summary['wall_s']:.0f}s; best validation score {best['score']:+.2f} at iteration {best['iteration']}; "
         f"policy in {summary['policy']}",
         file=sys.stdout,
