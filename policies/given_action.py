@@ -1,9 +1,11 @@
 """A policy whose action was computed elsewhere: a batched forward, or the endpoint.
 
-Put behind a policy's rules (``policies.base.behind_rules``), it lets the rule wrappers run exactly
-as they run around the policy itself, while one forward serves many observations: the endpoint
-answers a batch of requests so (``aware_ray.serving.runtime``), and the embedding probe steps its
-episodes side by side so (``aware_ray.evaluation.probe``).
+Standing in for a learned policy (its name, the rules it trained under), it goes behind those rules
+with ``policies.registry.trained_behind_rules`` as the policy would, so the rule wrappers run exactly
+as they run around the policy itself while one forward serves many observations: the endpoint
+answers a batch of requests so (``aware_ray.serving.runtime``), the controller applies the
+endpoint's answer so (``aware_ray.control.app_controller``), and validation and the embedding probe
+step their episodes side by side so (``aware_ray.evaluation``).
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ import numpy as np
 
 
 class GivenAction:
-    """Acts with ``.action``, set by the caller before each ``act``."""
+    """Acts with ``.action``, set by the caller before each ``act``; ``name`` and ``rules`` are
+    those of the policy it stands in for (no rules for a heuristic or a policy trained without)."""
 
     vertical_mode = "in-place"
 
-    def __init__(self, name: str = "given"):
+    def __init__(self, name: str = "given", rules: tuple = ()):
         self.name = name
+        self.rules = tuple(rules)
         self.action: np.ndarray | None = None
+
+    @classmethod
+    def standing_in_for(cls, policy: Any) -> GivenAction:
+        """A given action under `policy`'s name and trained rules."""
+        return cls(policy.name, getattr(policy, "rules", ()))
 
     def initial_state(self) -> Any:
         return None

@@ -44,28 +44,12 @@ from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.guarded import outcome_of
 from policies.bootstrap.phase import Phase
 from policies.bootstrap.teacher import make_teacher
+from policies.given_action import GivenAction
 
 log = logging.getLogger("aware_ray.control")
 
 MODES = ("shadow", "canary", "active")
 POLICY, HEURISTIC = "policy", "heuristic"
-
-
-class _Given:
-    """The endpoint's raw action as a policy, so the spec's rule wrappers run around it as in ``evaluate``."""
-
-    vertical_mode = "in-place"
-
-    def __init__(self, name: str, rules: tuple):
-        self.name, self.rules = name, rules
-        self.action: np.ndarray | None = None
-
-    def initial_state(self) -> Any:
-        return None
-
-    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        assert self.action is not None
-        return self.action, state
 
 
 @dataclass
@@ -110,7 +94,7 @@ class AppController:
         self.acts = acts
         """Whether the policy may act here (active mode, or canary and this app is in it)."""
         inner, wrap = registry.wrap_chain(spec)
-        self.given = _Given(inner, trained_rules)
+        self.given = GivenAction(inner, trained_rules)
         self.policy: Policy = wrap(registry.trained_behind_rules(self.given, self.ctx), self.ctx)
         self.bootstrap = bootstrap
         cfg = bootstrap or BootstrapConfig()

@@ -132,22 +132,20 @@ def run_job(plan: EvalPlan, spec: str, seed: int, make: Callable[[AutoscaleEnv, 
 
 
 def run_jobs_together(
-    plan: EvalPlan,
-    jobs: list[tuple[str, int]],
-    forward: Callable[[np.ndarray], np.ndarray],
-    make: Callable[..., Policy],
+    plan: EvalPlan, jobs: list[tuple[str, int]], policy: Any, make: Callable[..., Policy]
 ) -> list[EpisodeResult]:
-    """``run_job`` of each (workload, seed) for one learned policy, the episodes stepped side by side
-    with one batched ``forward`` (its ``act_batch``) per interval (``rollout.run_episodes``);
-    ``make(given, env)`` is what acts around each episode's row of it (a ``GivenAction``)."""
+    """``run_job`` of each (workload, seed) for one learned `policy`, the episodes stepped side by
+    side with one batched forward (its ``act_batch``) per interval (``rollout.run_episodes``);
+    ``make(given, env)`` is what acts around each episode's row of it (a ``GivenAction`` standing in
+    for `policy`)."""
     from policies.given_action import GivenAction
 
     runs = []
     for spec, seed in jobs:
-        given = GivenAction()
+        given = GivenAction.standing_in_for(policy)
         runs.append(_episode_run(plan, spec, seed, lambda env, rates, g=given: make(g, env)))
         runs[-1].given = given
-    return run_episodes(runs, forward)
+    return run_episodes(runs, policy.act_batch)
 
 
 def _episode_run(

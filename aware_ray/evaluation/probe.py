@@ -19,8 +19,9 @@ import numpy as np
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.synthetic import FAMILIES
-from policies.base import EnvContext, behind_rules
+from policies.base import EnvContext
 from policies.given_action import GivenAction
+from policies.registry import trained_behind_rules
 
 PROBE_FAMILIES = ("diurnal", "bursty", "flash-crowd", "ramp", "spikes", "step")
 
@@ -73,10 +74,9 @@ def collect_many(
     ]
     obs = [env.reset(seed=seed)[0] for env, (_, seed) in zip(envs, episodes, strict=True)]
     batched = callable(getattr(policy, "act_batch", None))
-    givens = [GivenAction(policy.name) for _ in envs] if batched else []
+    givens = [GivenAction.standing_in_for(policy) for _ in envs] if batched else []
     actings = [  # as it acts everywhere else: behind the rules it trained under
-        behind_rules(givens[i] if batched else policy, EnvContext.of(env), getattr(policy, "rules", ()))
-        for i, env in enumerate(envs)
+        trained_behind_rules(givens[i] if batched else policy, EnvContext.of(env)) for i, env in enumerate(envs)
     ]
     states = [acting.initial_state() for acting in actings]
     window = envs[0].config.history_window if envs else 0

@@ -131,12 +131,9 @@ class PolicyRuntime:
 
     def rules_policy(self, app: str) -> tuple[Policy, GivenAction]:
         """The spec's rules (and the trained policy's own) around a ``GivenAction``, for `app`."""
-        given = GivenAction(self.inner_name)
+        given = GivenAction(self.inner_name, self.learned.rules if self.learned is not None else ())
         ctx = self.apps[app].ctx
-        inner: Policy = given
-        if self.learned is not None:
-            inner = registry.trained_behind_rules(_Named(given, self.learned.rules), ctx)
-        return self.wrap(inner, ctx), given
+        return self.wrap(registry.trained_behind_rules(given, ctx), ctx), given
 
     def decide_one(self, app: str, obs: np.ndarray, raw: np.ndarray, emb: np.ndarray | None) -> dict[str, Any]:
         rt = self.apps[app]
@@ -169,21 +166,6 @@ class PolicyRuntime:
             "embedding": None if emb is None else np.asarray(emb).tolist(),
             "policy_version": self.version,
         }
-
-
-class _Named:
-    """A given action carrying the trained policy's rules (what ``trained_behind_rules`` reads)."""
-
-    vertical_mode = "in-place"
-
-    def __init__(self, given: GivenAction, rules: tuple):
-        self.given, self.rules, self.name = given, rules, given.name
-
-    def initial_state(self) -> Any:
-        return None
-
-    def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        return self.given.act(observation, state)
 
 
 def _card_summary(folder: Any) -> str:

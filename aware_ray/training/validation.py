@@ -78,8 +78,8 @@ def validation_rows(
     jobs = [(spec, seed) for spec in specs for seed in range(run.eval_seeds)]
     if names is None and callable(getattr(policy, "act_batch", None)):
         # One forward per interval for all episodes: the same rows, bit for bit, in about 60 % of the time.
-        make = lambda given, e: acting(policy, e, wrap, given)  # noqa: E731
-        return [res.summary for res in run_jobs_together(plan, jobs, policy.act_batch, make)]
+        make = lambda given, e: acting(given, e, wrap)  # noqa: E731
+        return [res.summary for res in run_jobs_together(plan, jobs, policy, make)]
     rows = []
     for spec, seed in jobs:
         if names is None:
@@ -90,15 +90,13 @@ def validation_rows(
     return rows
 
 
-def acting(policy: Any, env: Any, wrap: Any = None, given: Any = None) -> Any:
+def acting(policy: Any, env: Any, wrap: Any = None) -> Any:
     """What acts for `policy` in `env`: the policy behind the rules it trained under, and
-    ``wrap(...)`` of that when given. With ``given`` (a ``GivenAction``), that stands in for the
-    policy inside the same rules, under the policy's name."""
-    from policies.base import EnvContext, behind_rules
+    ``wrap(...)`` of that when given."""
+    from policies.base import EnvContext
+    from policies.registry import trained_behind_rules
 
-    if given is not None:
-        given.name = policy.name
-    inner = behind_rules(policy if given is None else given, EnvContext.of(env), getattr(policy, "rules", ()))
+    inner = trained_behind_rules(policy, EnvContext.of(env))
     return wrap(inner, env) if wrap else inner
 
 
