@@ -35,7 +35,7 @@ from policies import registry
 from policies.base import EnvContext, Policy
 from policies.given_action import GivenAction
 
-DEFAULT_SPEC = "floor@0.7:mem@1.3:lean@0.1:ddpg:pretrained"
+DEFAULT_SPEC = "stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained"
 """The recommended deployment (see the model card)."""
 DEFAULT_APPS = ("social-network", "chain3", "ecommerce", "single")
 UNSERVABLE = ("oracle", "static")
