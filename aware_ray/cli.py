@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from envs.errors import ConfigError, TraceError
+from policies.recommended import RECOMMENDED
 
 EXIT_BAD_INPUT = 2
 
@@ -170,9 +171,7 @@ def cmd_control(args: argparse.Namespace) -> int:
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve a policy over HTTP (and gRPC) as a Ray Serve application")
     p.add_argument("--config", default=None, help="a Serve config YAML (experiments/configs/serve.yaml)")
-    p.add_argument(
-        "--policy", default=None, help="policy spec (default stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained)"
-    )
+    p.add_argument("--policy", default=None, help=f"policy spec (default {RECOMMENDED})")
     p.add_argument("--apps", default=None, help="comma-separated app names served (default: all shipped)")
     p.add_argument("--host", default="127.0.0.1", help="HTTP host")
     p.add_argument("--port", type=int, default=8000, help="HTTP port")

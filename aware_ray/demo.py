@@ -5,9 +5,9 @@
    working end to end;
 2. ``aware-ray evaluate`` on a held-out real trace (the 1998 World Cup after the tournament) and a
    synthetic flash crowd, neither trained on: the recommended deployment
-   (``stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained``), the shipped policy bare
-   (``ddpg:pretrained``), the policy step 1 just trained, the tuned-HPA frontier, VPA, HPA+VPA,
-   static provisioning and the clairvoyant oracle; writing the scoreboard, plots and ``report.md`` into ``OUT``.
+   (``policies.recommended.RECOMMENDED``), the shipped policy bare (``ddpg:pretrained``), the policy
+   step 1 just trained, the tuned-HPA frontier, VPA, HPA+VPA, static provisioning and the
+   clairvoyant oracle; writing the scoreboard, plots and ``report.md`` into ``OUT``.
 
 The report opens with which row is which and whether each policy meets the quality goal per
 workload. A few minutes of training does not make a policy that beats a tuned HPA; the shipped
@@ -23,13 +23,10 @@ from typing import Any
 from aware_ray.evaluation.evaluate import EvalPlan, run, table
 from aware_ray.evaluation.scoreboard import goal_met
 from envs.atomic_write import write_text
+from policies.recommended import RECOMMENDED
 from policies.registry import FRONTIER_TARGETS
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "configs" / "demo.yaml"
-RECOMMENDED = "stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained"
-"""The recommended deployment: the shipped policy behind the ``lean@0.1`` controller rule, with memory
-limits sized from use by ``mem@1.3``, replicas never below the HPA at 0.8's (``floor@0.8``) and no
-decrease below the highest ask of the last 120 s (``stable@120``; ``envs.rules``)."""
 SHIPPED = "ddpg:pretrained"
 BASELINES = ["hpa-frontier", "vpa", "hpa+vpa", "oracle", "static"]
 ROLES = {

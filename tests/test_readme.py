@@ -9,6 +9,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aware_ray.cli import build_parser, main
 
@@ -128,4 +129,10 @@ def test_the_headline_is_the_measured_held_out_count() -> None:
     text = README.read_text()
     assert f"**{met} of {len(rows)}** held-out workloads" in " ".join(text.split())
     assert measured["policy"] == RECOMMENDED == DEFAULT_SPEC
+    # The shipped Serve and controller configs name it too (YAML cannot import the constant).
+    serve_cfg = yaml.safe_load((ROOT / "experiments" / "configs" / "serve.yaml").read_text())
+    serve_app = serve_cfg["applications"][0]
+    assert serve_app["args"]["policy"] == serve_app["deployments"][0]["user_config"]["policy"] == RECOMMENDED
+    control_cfg = yaml.safe_load((ROOT / "experiments" / "configs" / "control.yaml").read_text())
+    assert control_cfg["control"]["policy"] == RECOMMENDED
     assert f"Deploy **`{RECOMMENDED}`**" in text

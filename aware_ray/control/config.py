@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from envs.errors import ConfigError
+from policies.recommended import RECOMMENDED
 
 
 class _Model(BaseModel):
@@ -67,7 +68,7 @@ class ControlConfig(_Model):
     """Base URL of the policy endpoint (``aware-ray serve``)."""
     timeout_ms: float = Field(300.0, gt=0)
     """Longest wait for the endpoint per interval; past it the heuristic decides that interval."""
-    policy: str = "stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained"
+    policy: str = RECOMMENDED
     """The spec the endpoint serves; its rules are applied again here with each app's state."""
     mode: Literal["shadow", "canary", "active"] = "active"
     """shadow: the heuristic acts, the policy's decisions are recorded; canary: the policy acts on

@@ -198,8 +198,8 @@ class PolicyEndpoint:
 def build_app(args: dict[str, Any] | None = None) -> serve.Application:
     """The application for ``serve run``/``serve deploy`` (``import_path: aware_ray.serving.app:build_app``).
 
-    ``args``: ``policy`` (a spec the CLI accepts; default
-    ``stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained``), ``apps``
+    ``args``: ``policy`` (a spec the CLI accepts; default the recommended deployment,
+    ``policies.recommended.RECOMMENDED``), ``apps``
     (names served; default every shipped app), ``env`` (EnvConfig keys, e.g. the guard). The policy
     is checked here, so a bad spec fails the deploy with one line instead of crash-looping replicas.
     """

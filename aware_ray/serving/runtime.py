@@ -34,9 +34,10 @@ from envs.observation_schema import observation_schema
 from policies import registry
 from policies.base import EnvContext, Policy
 from policies.given_action import GivenAction
+from policies.recommended import RECOMMENDED
 
-DEFAULT_SPEC = "stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained"
-"""The recommended deployment (see the model card)."""
+DEFAULT_SPEC = RECOMMENDED
+"""The recommended deployment (``policies.recommended``; see the model card)."""
 DEFAULT_APPS = ("social-network", "chain3", "ecommerce", "single")
 UNSERVABLE = ("oracle", "static")
 """Policies that need the future arrival series: nothing to serve live."""
