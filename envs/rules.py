@@ -344,20 +344,27 @@ class RuleChain:
         self, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, e2e_latency: float = 0.0
     ) -> ScalingDecision:
         """The decision to let through, from the policy's ask, the current settings, the
-        services' observation rows and the app's end-to-end p99 over its SLO."""
-        for rule, memory in zip(reversed(self.rules), reversed(self.memory), strict=True):
-            if rule.kind == "stable":
-                memory.append(want)
-                want = stabilize(want, current, list(memory))
-            elif rule.kind == "mem":
-                memory.append(memory_use(services, current))
-                peak = np.fmax.reduce(np.vstack(list(memory)), axis=0)  # NaN only where no interval knew the use
-                want = fit_memory(want, current, peak, rule.value)
-            elif rule.kind == "floor":
-                want = hpa_floor(want, current, services, rule.value)
-            else:
-                want = hold_growth(want, current, growth_room(services, rule.value), latency_limit(e2e_latency))
+        services' observation rows and the app's end-to-end p99 over its SLO, with each rule
+        handing the next its decision as is (``effective_action`` hands it on as an action, as
+        wrappers do; the two agree for one rule)."""
+        for k in reversed(range(len(self.rules))):
+            want = self._apply_rule(k, want, current, services, e2e_latency)
         return want
+
+    def _apply_rule(
+        self, k: int, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, e2e_latency: float
+    ) -> ScalingDecision:
+        rule, memory = self.rules[k], self.memory[k]
+        if rule.kind == "stable":
+            memory.append(want)
+            return stabilize(want, current, list(memory))
+        if rule.kind == "mem":
+            memory.append(memory_use(services, current))
+            peak = np.fmax.reduce(np.vstack(list(memory)), axis=0)  # NaN only where no interval knew the use
+            return fit_memory(want, current, peak, rule.value)
+        if rule.kind == "floor":
+            return hpa_floor(want, current, services, rule.value)
+        return hold_growth(want, current, growth_room(services, rule.value), latency_limit(e2e_latency))
 
     def effective_action(
         self,
@@ -367,5 +374,15 @@ class RuleChain:
         guard: GuardConfig,
         e2e_latency: float = 0.0,
     ) -> np.ndarray:
-        """The action rows (n_services, 3) a controller would send for the policy's `grid`."""
-        return rewrite_actions(grid, current, guard, lambda want: self.apply(want, current, services, e2e_latency))
+        """The action rows (n_services, 3) a controller would send for the policy's `grid`: each rule
+        in turn decodes the action the one inside it sent and re-encodes what it changed, as nested
+        wrappers (``policies.base.PolicyRule``) do. An action moves a setting by a bounded factor per
+        interval, so what the next rule sees (and a window remembers) is the ask as an action can
+        carry it; handing decisions on unencoded let ``stable@S`` outside ``mem@H`` remember a
+        memory cut deeper than one interval can make, and the env's episode part from the
+        controller's."""
+        for k in reversed(range(len(self.rules))):
+            grid = rewrite_actions(
+                grid, current, guard, lambda want, k=k: self._apply_rule(k, want, current, services, e2e_latency)
+            )
+        return grid

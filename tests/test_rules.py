@@ -108,6 +108,8 @@ def _episode(rules_in_env: str, wrappers: str, steps: int = 160) -> list[tuple[f
         "mem@1.5:lean@0.1",
         "floor@0.7",
         "floor@0.6:mem@1.3:lean@0.1",
+        "stable@120:mem@1.3",
+        "stable@120:floor@0.8:mem@1.3:lean@0.1",  # the recommended deployment's rules
     ],
 )
 def test_rules_in_the_env_decide_as_the_controllers_wrappers(rules: str) -> None:
