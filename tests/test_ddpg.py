@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from ray.rllib.core.columns import Columns
+from ray.rllib.utils.metrics import NUM_ENV_STEPS_SAMPLED_LIFETIME
 
 from envs.autoscale_env import AutoscaleEnv
 from envs.errors import ConfigError
@@ -300,6 +301,28 @@ def test_policy_delay_skips_actor_updates() -> None:
     assert [learner.actor_update_due("x", 1) for _ in range(3)] == [True, True, True]
 
 
+def test_the_actor_waits_for_its_warm_up_while_the_targets_keep_their_schedule() -> None:
+    """``num_steps_sampled_before_actor_learns``: no actor step before that many env steps were
+    sampled (RLlib's lifetime counter, which a checkpoint restores), TD3's delay after; the target
+    networks' schedule (``actor_updated``) runs through the warm-up."""
+    learner, _ = _learner(DDPGConfig().training(policy_delay=2, num_steps_sampled_before_actor_learns=100))
+    due, schedule = [], []
+    for sampled in (0, 50, 99, 99, 100, 100, 150, 150):
+        learner.before_gradient_based_update(timesteps={NUM_ENV_STEPS_SAMPLED_LIFETIME: sampled})
+        due.append(learner.actor_update_due("m", 2, 100))
+        schedule.append(learner.actor_updated["m"])
+    assert due == [False, False, False, False, True, False, True, False]
+    assert schedule == [True, False, True, False, True, False, True, False]
+
+
+def test_bc_weight_puts_the_learner_in_td3_bc_from_the_start() -> None:
+    """``ddpg.bc_weight`` > 0: the learner starts in "online" cloning with that weight; 0 keeps DDPG."""
+    learner, _ = _learner(DDPGConfig().training(bc_weight=0.4))
+    assert (learner.bc_mode, learner.bc_weight) == ("online", 0.4)
+    plain, _ = _learner(DDPGConfig())
+    assert (plain.bc_mode, plain.bc_weight) == ("off", 0.0)
+
+
 def test_td3_preset() -> None:
     cfg = DDPGConfig.td3()
     assert (cfg.twin_q, cfg.policy_delay, cfg.target_noise, cfg.target_noise_clip) == (True, 2, 0.2, 0.5)
@@ -398,6 +421,10 @@ def test_exploration_noise_schedule() -> None:
         ({"aux_loss_weight": -1.0}, "aux_loss_weight"),
         ({"saturation_penalty": -0.1}, "saturation_penalty"),
         ({"saturation_penalty": "high"}, "saturation_penalty"),
+        ({"num_steps_sampled_before_actor_learns": -1}, "num_steps_sampled_before_actor_learns"),
+        ({"num_steps_sampled_before_actor_learns": 0.5}, "num_steps_sampled_before_actor_learns"),
+        ({"bc_weight": -1.0}, "bc_weight"),
+        ({"bc_weight": 1.0, "bootstrap": {"heuristic": "hpa@0.5"}}, "bc_weight: bootstrapping sets"),
     ],
 )
 def test_config_validate(kwargs: dict, message: str) -> None:

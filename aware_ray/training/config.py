@@ -48,6 +48,8 @@ DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
     "train_batch_size_per_learner": int,
     "training_intensity": (int, float),
     "num_steps_sampled_before_learning_starts": int,
+    "num_steps_sampled_before_actor_learns": int,
+    "bc_weight": (int, float),
     "replay_buffer_config": dict,
     "grad_clip": (int, float),
 }

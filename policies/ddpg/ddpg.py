@@ -29,7 +29,7 @@ DDPG_OPTION_KEYS = (
     *("embedding_dim", "meta_hidden", "workload_code_dim", "synthetic_contexts", "context_renewal"),
     *("num_steps_sampled_before_learning_starts", "target_noise", "target_noise_clip", "aux_loss_weight"),
     *("workload_loss_weight", "saturation_penalty", "training_intensity", "actor_hiddens", "critic_hiddens"),
-    "exploration",
+    *("exploration", "num_steps_sampled_before_actor_learns", "bc_weight"),
 )
 """Options whose values ``policies.ddpg.options.check_options`` rules on."""
 REPLAY_STATE_KEY = "replay_buffer"
@@ -45,6 +45,18 @@ class DDPGConfig(SACConfig):
         """Twin critics, the target taking the smaller (TD3's clipped double Q)."""
         self.policy_delay = 1
         """Update the actor once every this many critic updates (TD3: 2)."""
+        self.num_steps_sampled_before_actor_learns = 0
+        """Env steps sampled (over the run's life) before the actor's first update; until then only
+        the critics and the meta-learner learn. For fine-tuning (``run.init_from``) from an
+        exported policy, whose critics start fresh: a fresh critic's gradient first pulls the
+        actor away from what it knew, and a warm-up lets the critics learn to value that actor
+        first (the same reason RLlib's ``num_steps_sampled_before_learning_starts`` waits for data)."""
+        self.bc_weight = 0.0
+        """TD3+BC for the whole run: the actor's loss is -Q over mean |Q| plus this times the mean
+        square distance to the replayed actions (``BC_MODES``' "online"). For fine-tuning: the replay
+        holds the loaded actor's own asks, so the critic's gradient may improve on them but not
+        carry the actor far from what it knew (a fresh critic's first gradients did, in both plain
+        and warmed-up fine-tunes). 0: plain DDPG. Bootstrapping sets the weight per phase instead."""
         self.target_noise = 0.0
         """Std of Gaussian noise on the target actor's action (TD3's target smoothing: 0.2)."""
         self.target_noise_clip = 0.5
@@ -107,6 +119,8 @@ class DDPGConfig(SACConfig):
         self,
         *,
         policy_delay: int | None = NotProvided,
+        num_steps_sampled_before_actor_learns: int | None = NotProvided,
+        bc_weight: float | None = NotProvided,
         target_noise: float | None = NotProvided,
         target_noise_clip: float | None = NotProvided,
         exploration: dict[str, Any] | None = NotProvided,
@@ -129,6 +143,8 @@ class DDPGConfig(SACConfig):
         super().training(**kwargs)
         for name, value in (
             ("policy_delay", policy_delay),
+            ("num_steps_sampled_before_actor_learns", num_steps_sampled_before_actor_learns),
+            ("bc_weight", bc_weight),
             ("target_noise", target_noise),
             ("target_noise_clip", target_noise_clip),
             ("actor_hiddens", actor_hiddens),
@@ -175,6 +191,8 @@ class DDPGConfig(SACConfig):
                     "workload_loss_weight: needs the env's infos in replayed steps, which RLlib's"
                     " PrioritizedEpisodeReplayBuffer drops; use EpisodeReplayBuffer"
                 )
+        if self.bootstrap is not None and self.bc_weight > 0:
+            raise ValueError("bc_weight: bootstrapping sets the cloning weight per phase (bootstrap.online_bc_weight)")
         if self.bootstrap is not None:
             from policies.bootstrap.config import BootstrapConfig
             from policies.bootstrap.driver import EpisodeReports

@@ -1,4 +1,5 @@
-"""Framework-neutral part of DDPG's learner: metric keys, and the update counter for TD3's delay."""
+"""Framework-neutral part of DDPG's learner: metric keys, the update counter for TD3's delay and
+the actor's warm-up."""
 
 from __future__ import annotations
 
@@ -43,9 +44,14 @@ class DDPGLearner(DQNLearner):
         super().build()
         self.updates_per_module: dict[str, int] = {}
         self.actor_updated: dict[str, bool] = {}
-        """Per module, whether the last gradient update stepped the actor (TD3's delay)."""
-        self.bc_mode = "off"
-        self.bc_weight = 0.0
+        """Per module, whether the last gradient update was one of TD3's delayed steps, on which the
+        actor steps (unless it is still warming up) and the target networks move."""
+        self.sampled_lifetime = 0
+        """Env steps sampled over the run's life at the current update (RLlib's counter, which a
+        checkpoint restores): what ``num_steps_sampled_before_actor_learns`` is counted in."""
+        weight = float(getattr(self.config, "bc_weight", 0.0) or 0.0)
+        self.bc_mode = "online" if weight > 0 else "off"  # ``ddpg.bc_weight``; bootstrapping switches it per phase
+        self.bc_weight = weight
         self.context_pools: dict[str, Any] = {}
         """Per module, the pool of fresh workload contexts (built on the first update that needs it)."""
 
@@ -58,13 +64,21 @@ class DDPGLearner(DQNLearner):
         self.bc_mode = mode
         self.bc_weight = float(weight)
 
-    def actor_update_due(self, module_id: str, policy_delay: int) -> bool:
-        """TD3's delayed actor: True on every ``policy_delay``-th critic update."""
+    def actor_update_due(self, module_id: str, policy_delay: int, actor_learns_from: int = 0) -> bool:
+        """Whether the actor steps on this update: on every ``policy_delay``-th critic update (TD3's
+        delayed actor), once ``actor_learns_from`` env steps have been sampled. The target networks
+        move on TD3's schedule whatever the warm-up, so the critics' targets follow their critics
+        while the actor waits."""
         n = self.updates_per_module.get(module_id, 0)
         self.updates_per_module[module_id] = n + 1
         due = n % max(policy_delay, 1) == 0
         self.actor_updated[module_id] = due
-        return due
+        return due and self.sampled_lifetime >= actor_learns_from
+
+    @override(Learner)
+    def before_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:
+        super().before_gradient_based_update(timesteps=timesteps)
+        self.sampled_lifetime = int(timesteps.get(NUM_ENV_STEPS_SAMPLED_LIFETIME, 0) or 0)
 
     @override(DQNLearner)
     def after_gradient_based_update(self, *, timesteps: dict[str, Any]) -> None:

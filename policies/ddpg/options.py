@@ -16,9 +16,15 @@ UNIT_INTERVAL = ("actor_lr", "critic_lr", "tau", "gamma")
 """Numbers in (0, 1]."""
 POSITIVE_INTS = ("policy_delay", "train_batch_size_per_learner", "embedding_dim", "meta_hidden", "workload_code_dim")
 """Integers >= 1."""
-NON_NEGATIVE_INTS = ("synthetic_contexts", "context_renewal", "num_steps_sampled_before_learning_starts")
+NON_NEGATIVE_INTS = (
+    *("synthetic_contexts", "context_renewal", "num_steps_sampled_before_learning_starts"),
+    "num_steps_sampled_before_actor_learns",
+)
 """Integers >= 0."""
-NON_NEGATIVE = ("target_noise", "target_noise_clip", "aux_loss_weight", "workload_loss_weight", "saturation_penalty")
+NON_NEGATIVE = (
+    *("target_noise", "target_noise_clip", "aux_loss_weight", "workload_loss_weight", "saturation_penalty"),
+    "bc_weight",
+)
 """Numbers >= 0."""
 HIDDENS = ("actor_hiddens", "critic_hiddens")
 

@@ -228,13 +228,14 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
     @override(DQNTorchLearner)
     def compute_gradients(self, loss_per_module: dict[ModuleID, TensorType], **kwargs) -> ParamDict:
         grads = super().compute_gradients(loss_per_module, **kwargs)
-        # TD3's delayed actor: on the other updates the actor's gradients are dropped, so its
-        # optimizer does not step (a zero gradient would still move Adam's momentum).
+        # TD3's delayed actor and the actor's warm-up: on the other updates the actor's gradients
+        # are dropped, so its optimizer does not step (a zero gradient would still move Adam's
+        # momentum).
         for module_id in loss_per_module:
             if module_id not in self._module:
                 continue
             cfg = self.config.get_config_for_module(module_id)
-            due = self.actor_update_due(module_id, cfg.policy_delay)
+            due = self.actor_update_due(module_id, cfg.policy_delay, cfg.num_steps_sampled_before_actor_learns)
             self.metrics.log_value((module_id, ACTOR_UPDATED_KEY), float(due), window=1)
             if not due:
                 for p in self._module[module_id].unwrapped().actor.parameters():
