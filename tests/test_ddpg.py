@@ -323,6 +323,17 @@ def test_bc_weight_puts_the_learner_in_td3_bc_from_the_start() -> None:
     assert (plain.bc_mode, plain.bc_weight) == ("off", 0.0)
 
 
+@pytest.mark.parametrize("train_meta", [True, False])
+def test_train_meta_false_leaves_the_meta_learner_to_no_optimizer(train_meta: bool) -> None:
+    """``ddpg.train_meta: false`` keeps a loaded meta-learner as it is: no optimizer holds its
+    weights (the critic's still holds the critic's)."""
+    learner, _ = _learner(DDPGConfig().training(train_meta=train_meta))
+    module = learner.module["default_policy"].unwrapped()
+    stepped = {id(p) for opt in learner._named_optimizers.values() for g in opt.param_groups for p in g["params"]}
+    assert bool({id(p) for p in module.meta.parameters()} & stepped) is train_meta
+    assert {id(p) for p in module.critic.parameters()} <= stepped
+
+
 def test_td3_preset() -> None:
     cfg = DDPGConfig.td3()
     assert (cfg.twin_q, cfg.policy_delay, cfg.target_noise, cfg.target_noise_clip) == (True, 2, 0.2, 0.5)
@@ -424,6 +435,7 @@ def test_exploration_noise_schedule() -> None:
         ({"num_steps_sampled_before_actor_learns": -1}, "num_steps_sampled_before_actor_learns"),
         ({"num_steps_sampled_before_actor_learns": 0.5}, "num_steps_sampled_before_actor_learns"),
         ({"bc_weight": -1.0}, "bc_weight"),
+        ({"train_meta": "no"}, "train_meta: must be true or false"),
         ({"bc_weight": 1.0, "bootstrap": {"heuristic": "hpa@0.5"}}, "bc_weight: bootstrapping sets"),
     ],
 )

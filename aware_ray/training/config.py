@@ -50,6 +50,7 @@ DDPG_KEYS: dict[str, type | tuple[type, ...]] = {
     "num_steps_sampled_before_learning_starts": int,
     "num_steps_sampled_before_actor_learns": int,
     "bc_weight": (int, float),
+    "train_meta": bool,
     "replay_buffer_config": dict,
     "grad_clip": (int, float),
 }

@@ -115,7 +115,7 @@ class DDPGTorchLearner(DQNTorchLearner, DDPGLearner):
         critic_params = self.get_parameters(module.critic)
         if config.twin_q:
             critic_params += self.get_parameters(module.critic_twin)
-        if module.meta is not None:
+        if module.meta is not None and config.train_meta:  # ``train_meta: false``: no optimizer steps it
             critic_params += self.get_parameters(module.meta)
         self.register_optimizer(
             module_id=module_id,
