@@ -50,7 +50,9 @@ class DDPGConfig(SACConfig):
         the critics and the meta-learner learn. For fine-tuning (``run.init_from``) from an
         exported policy, whose critics start fresh: a fresh critic's gradient first pulls the
         actor away from what it knew, and a warm-up lets the critics learn to value that actor
-        first (the same reason RLlib's ``num_steps_sampled_before_learning_starts`` waits for data)."""
+        first (the same reason RLlib's ``num_steps_sampled_before_learning_starts`` waits for data).
+        Measured behind the deployment's rules, a warm-up alone did not keep the actor from
+        drifting once it moved (docs/results/2026-12-06-burst-rule-and-critic-warmup.md)."""
         self.train_meta = True
         """Whether the meta-learner learns (through the critic's loss and its own heads). False keeps
         the loaded meta-learner as it is: for fine-tuning an exported policy, whose actor reads the
@@ -60,9 +62,10 @@ class DDPGConfig(SACConfig):
         self.bc_weight = 0.0
         """TD3+BC for the whole run: the actor's loss is -Q over mean |Q| plus this times the mean
         square distance to the replayed actions (``BC_MODES``' "online"). For fine-tuning: the replay
-        holds the loaded actor's own asks, so the critic's gradient may improve on them but not
-        carry the actor far from what it knew (a fresh critic's first gradients did, in both plain
-        and warmed-up fine-tunes). 0: plain DDPG. Bootstrapping sets the weight per phase instead."""
+        holds the loaded actor's own asks, so the term anchors the actor to what it knew while the
+        critic's gradient moves it (a fresh critic carried it far, in plain and warmed-up
+        fine-tunes; the anchor slowed that drift without stopping it, same results page). 0: plain
+        DDPG. Bootstrapping sets the weight per phase instead."""
         self.target_noise = 0.0
         """Std of Gaussian noise on the target actor's action (TD3's target smoothing: 0.2)."""
         self.target_noise_clip = 0.5
