@@ -55,9 +55,10 @@ by the registry from names such as ``lean@0.1:stable@120:ddpg:pretrained``), and
 the same rules when its config names them (``rules: "lean@0.1:stable@120"``), so a policy can
 train under the rules it will be deployed behind: DESIGN's rule that training and the live
 controller run the same decoding and guard, extended to the rules. Both paths parse names with
-``parse_rule`` and go through ``RuleChain.effective_action``: the policy's ask is decoded, the
-rules may change it, and only the services they changed are re-encoded, so the action the env
-applies (and shows in the next observation) is the one a controller would have sent.
+``parse_rule`` and go through ``RuleChain.effective_action``: rule by rule, innermost first, the
+action is decoded, the rule may change it, and only the services it changed are re-encoded, as
+each nested wrapper does, so the action the env applies (and shows in the next observation) is
+the one a controller would have sent.
 
 Pure maths, plus one small stateful class for the window's memory; nothing here reads a clock.
 """
