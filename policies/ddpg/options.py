@@ -27,6 +27,8 @@ NON_NEGATIVE = (
 )
 """Numbers >= 0."""
 HIDDENS = ("actor_hiddens", "critic_hiddens")
+BOOLS = ("train_meta",)
+"""True or false."""
 
 
 def _number(v: Any) -> bool:
@@ -63,6 +65,9 @@ def check_options(options: dict[str, Any]) -> None:
     ti = options.get("training_intensity")
     if ti is not None and not (_number(ti) and ti > 0):
         raise ValueError(f"training_intensity: must be a number > 0, got {ti!r}")
+    for key in BOOLS:
+        if key in options and not isinstance(options[key], bool):
+            raise ValueError(f"{key}: must be true or false, got {options[key]!r}")
     for key in HIDDENS:
         if key in options:
             sizes = options[key]
