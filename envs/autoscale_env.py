@@ -221,8 +221,9 @@ class AutoscaleEnv(gym.Env):
         self.decision = applied
         self.last_guard = result
         self.steps += 1
-        record = self._record(changed, result, overridden)
-        obs = self.builder.step(self.metrics, a, record.reward)
+        scores = self._scores(changed, overridden)
+        record = step_record(scores, 0, self.metrics.t_seconds, changed, result.clamped)
+        obs = self.builder.step(self.metrics, a, float(scores.history_reward[0]))
         truncated = self.steps >= self.episode_steps
         info = {"scoreboard": record, "guard_reasons": result.counts(), "workload_id": self._label()}
         return obs, record.reward, False, truncated, info
@@ -263,34 +264,31 @@ class AutoscaleEnv(gym.Env):
             return -1
         return self.workload_id
 
-    def _record(self, changed: int, result: GuardResult, overridden: float = 0.0) -> StepRecord:
-        """Scoreboard of the interval: ground truth from the simulator, else the observed metrics."""
+    def _scores(self, changed: int, overridden: float = 0.0) -> IntervalScores:
+        """Scores of the interval: ground truth from the simulator, else the observed metrics."""
         assert self.metrics is not None and self.decision is not None
         truth = getattr(self.backend, "truth", None)
-        return interval_record(
-            self.metrics, truth, self.decision, self.app, self.config, changed, result.clamped, overridden
-        )
+        return interval_scores(self.metrics, truth, self.decision, self.app, self.config, changed, overridden)
 
 
-def interval_record(
+def interval_scores(
     m: ServiceMetrics,
     truth: Any,
     decision: ScalingDecision,
     app: AppSpec,
     config: EnvConfig,
     changed: int,
-    guard_clamps: int,
     overridden: float = 0.0,
-) -> StepRecord:
-    """Scoreboard figures and reward of one interval that ended with metrics `m` under `decision`.
+) -> IntervalScores:
+    """Scoreboard figures and rewards of one interval that ended with metrics `m` under `decision`.
 
     ``truth``: the simulator's ground truth of the interval (``StepTruth``, a batch of one), or
     None on a cluster, where the observed metrics stand in for it. The env, the endpoint
     (``/v1/decide`` rebuilds the history's rewards) and the controller all score intervals with
     this one function; it is ``score_intervals`` (which the vector env runs for all its clusters)
-    over a batch of one.
+    over a batch of one, the reward the history rows record (``EnvConfig.history_weights``) included.
     """
-    scores = score_intervals(
+    return score_intervals(
         MetricsBatch.of(m) if truth is None else None,
         truth,
         np.asarray(decision.replicas)[None],
@@ -301,8 +299,8 @@ def interval_record(
         config.reward,
         np.array([changed]),
         np.array([overridden]),
+        config.history_weights,
     )
-    return step_record(scores, 0, m.t_seconds, changed, guard_clamps)
 
 
 def step_record(scores: IntervalScores, b: int, t_seconds: float, changed: int, guard_clamps: int) -> StepRecord:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,20 @@ from envs.reward import RewardWeights
 from envs.rules import parse_rules
 from envs.simulator import SimConfig
 from envs.typed_config import from_mapping
+
+LAYOUT_KEYS = ("max_services", "history_window", "context_span", "context_buckets")
+"""The env settings that shape the observation: a learned policy acts only in an env with its own."""
+
+
+def policy_needs(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The env settings a policy trained in `env` (a config mapping, as a policy exports it) needs
+    wherever it acts, besides its layout (``LAYOUT_KEYS``): the weights of the reward its history
+    rows recorded, as ``history_reward``. An env built with them records the reward the policy
+    learned to read whatever reward it pays (evaluate's, a controller's), so the meta-learner sees
+    in evaluation, serving and control what it saw in training. Empty for a policy whose export
+    names no reward (it trained with the default weights)."""
+    weights = env.get("history_reward") or env.get("reward")
+    return {} if weights is None else {"history_reward": dict(weights)}
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,14 @@ class EnvConfig:
     """How limit changes reach pods: 'in-place' resize or 'recreate' (evict and restart)."""
     reward: RewardWeights = field(default_factory=RewardWeights)
     """Reward weights (see envs.reward)."""
+    history_reward: RewardWeights | None = None
+    """Weights of the reward the history rows record (None: ``reward``'s). The history window is
+    the meta-learner's input and holds each interval's reward, so other reward weights are another
+    input: fine-tuned under a dearer CPU charge, a policy read the larger negative rewards as load
+    and over-provisioned before it had learned anything (measured: validation +0.47 to -2.54 at 32
+    times the charge). Set it to the weights the policy was trained with to change what it learns
+    from without changing what it sees; the exported policy records it, so the endpoint and the
+    controller rebuild the history the same way."""
     guard: GuardConfig = field(default_factory=GuardConfig)
     """Guard limits (see envs.guard)."""
     memory_price: float = 1.0 / 9.0
@@ -102,6 +125,11 @@ class EnvConfig:
             )
         self.sim_config()  # checks interval_s, substeps, noise and vertical_mode
         parse_rules(self.rules)
+
+    @property
+    def history_weights(self) -> RewardWeights:
+        """The weights of the reward the history rows record."""
+        return self.reward if self.history_reward is None else self.history_reward
 
     def sim_config(self) -> SimConfig:
         """The simulator settings of this env (validated there, errors name the key)."""

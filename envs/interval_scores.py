@@ -1,7 +1,7 @@
 """The scoreboard figures and reward of a batch of control intervals, as arrays.
 
 One function scores every interval the project runs: the single env and the controller call it
-with a batch of one (``envs.autoscale_env.interval_record``), the vector env with all of its
+with a batch of one (``envs.autoscale_env.interval_scores``), the vector env with all of its
 clusters at once. Ground truth from the simulator where there is one; on a cluster the observed
 metrics stand in for it.
 """
@@ -34,6 +34,9 @@ class IntervalScores:
     cpu_utilization: np.ndarray
     reward: np.ndarray
     reserved_cores: np.ndarray
+    history_reward: np.ndarray
+    """The reward under the history's weights (``EnvConfig.history_weights``): what the history
+    rows record. The same array as ``reward`` unless those weights differ."""
 
 
 def score_intervals(
@@ -47,6 +50,7 @@ def score_intervals(
     weights: RewardWeights,
     changed: np.ndarray,
     overridden: np.ndarray | float = 0.0,
+    history_weights: RewardWeights | None = None,
 ) -> IntervalScores:
     """Scores of intervals that ended with metrics `m` under the decisions (replicas, limits),
     (batch, services) each.
@@ -54,7 +58,7 @@ def score_intervals(
     ``truth``: the simulator's ground truth of the intervals (``StepTruth``, a row per interval),
     or None on a cluster, where the observed metrics `m` stand in for it (`m` is read only then).
     ``changed``: services whose settings changed in each interval; ``overridden``: how far the
-    rules moved each action.
+    rules moved each action; ``history_weights``: the weights of ``history_reward`` (None: `weights`).
     """
     hours = interval_s / 3600.0
     if truth is not None:
@@ -79,7 +83,7 @@ def score_intervals(
     reserved = (replicas * cpu_limit).sum(axis=-1)
     reserved_mem = (replicas * mem_limit).sum(axis=-1)
     violated = (p99 > app.slo_ms) | (dropped >= DROP_VIOLATION)
-    r = reward_batch(
+    terms = dict(
         e2e_p99_ms=p99,
         slo_ms=app.slo_ms,
         drop_share=drop_share,
@@ -87,11 +91,13 @@ def score_intervals(
         cpu_utilization=util,
         changed_services=changed,
         n_services=app.n_services,
-        weights=weights,
         reserved_share=reserved / app.node_cores,
         reserved_mem_share=reserved_mem / app.node_mem_mib,
         overridden=overridden,
     )
+    r = reward_batch(weights=weights, **terms)
+    same = history_weights is None or history_weights == weights
+    history = r if same else reward_batch(weights=history_weights, **terms)
     return IntervalScores(
         external_rps=external / interval_s,
         e2e_p99_ms=p99,
@@ -102,4 +108,5 @@ def score_intervals(
         cpu_utilization=util,
         reward=r,
         reserved_cores=reserved,
+        history_reward=history,
     )

@@ -120,9 +120,9 @@ class AutoscaleVectorEnv(VectorEnv):
         self._take_settings(m)
         scores = score_intervals(
             m, self.sim.truth, self.replicas, self.cpu_limit, self.mem_limit, self.app, cfg.interval_s, cfg.reward,
-            changed, overridden,
+            changed, overridden, cfg.history_weights,
         )  # fmt: skip
-        self.state.step(m, a, scores.reward)
+        self.state.step(m, a, scores.history_reward)
         if resetting.size:
             self.state.reset(m.take(resetting), resetting)
         self.steps += active

@@ -175,6 +175,18 @@ def ddpg_path(name: str) -> Path:
     return PRETRAINED_DIR if spec == "pretrained" else Path(spec)
 
 
+def history_needs(name: str) -> dict[str, object]:
+    """The env settings the history rows of the learned policy `name` wraps need
+    (``envs.config.policy_needs``); empty for a heuristic. Per policy, unlike the layout: learned
+    policies trained under other rewards run side by side, each in an env of its own."""
+    name = inner_name(name)
+    if not name.startswith("ddpg:"):
+        return {}
+    from policies.ddpg.policy import DDPGPolicy
+
+    return DDPGPolicy.load(ddpg_path(name)).history_needs()
+
+
 def env_overrides(names: list[str]) -> dict[str, object]:
     """Env settings the learned policies need (their observation layout); they must agree."""
     from policies.ddpg.policy import DDPGPolicy

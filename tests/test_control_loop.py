@@ -49,7 +49,8 @@ def test_closed_loop_equals_evaluate(endpoint, tmp_path):
     summary = json.loads((tmp_path / "control" / "summary.json").read_text())
     plan = EvalPlan(policies=[SPEC], traces=[TRACE], seeds=1, max_hours=0.5, timeseries="all")
     validate(plan)
-    ev = run_job(plan, f"trace:{TRACE}", 1, lambda env, rates: registry.make_policy(SPEC, env, rates))
+    make = lambda env, rates: registry.make_policy(SPEC, env, rates)  # noqa: E731
+    ev = run_job(plan, f"trace:{TRACE}", 1, make, registry.history_needs(SPEC))  # as evaluate runs it
     got = summary["apps"]["social-network"]
     assert got["sources"] == {"policy": 120} and summary["endpoint_failures"] == {}
     for key in ("steps", "slo_violation_rate", "cpu_core_hours", "mem_gib_hours", "scaling_actions", "reward"):

@@ -573,3 +573,25 @@ def test_memory_weight_charges_the_reserved_memory_share() -> None:
     charged, _ = run({"memory": 3.0})
     assert min(shares) > 0
     assert np.allclose(np.subtract(free, charged), 3.0 * np.asarray(shares), atol=1e-12)
+
+
+def test_history_reward_keeps_what_the_policy_sees() -> None:
+    # env.history_reward: the step pays the new reward, the history rows record the old one, so
+    # the observations are those of the weights the policy was trained with, bit for bit.
+    base = {"app": "chain3", "workloads": ["family:bursty"], "episode_steps": 20, "history_window": 8}
+    trained = make({**base, "reward": {"violation": 4.0}})
+    tuned = make({**base, "reward": {"violation": 4.0, "cost": 16.0}, "history_reward": {"violation": 4.0}})
+    plain = make({**base, "reward": {"violation": 4.0, "cost": 16.0}})
+    runs = []
+    for env in (trained, tuned, plain):
+        obs, _ = env.reset(seed=5)
+        rng = np.random.default_rng(5)
+        seen, paid = [obs], []
+        for _ in range(12):
+            obs, reward, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            seen.append(obs)
+            paid.append(reward)
+        runs.append((np.stack(seen), paid))
+    assert runs[1][0].tobytes() == runs[0][0].tobytes()
+    assert runs[1][1] == runs[2][1] and runs[1][1] != runs[0][1]
+    assert runs[2][0].tobytes() != runs[0][0].tobytes()  # without it the new weights change the input

@@ -107,6 +107,31 @@ def test_decide_equals_act_on_the_builders_observation(endpoint, episode):
     assert bare.status_code == 200, bare.text
 
 
+def test_rebuilt_rewards_use_the_history_weights():
+    # Without rewards, /v1/decide scores each interval with the weights the policy's history
+    # records (env.history_reward), not the reward it was fine-tuned on.
+    from aware_ray.serving.runtime import AppRuntime, observation_from_history
+    from policies.base import EnvContext
+
+    base = {"app": "chain3", "workloads": ["family:bursty"], "history_window": 8, "episode_steps": 12}
+    env = AutoscaleEnv({**base, "reward": {"violation": 4.0}})
+    env.reset(seed=2)
+    metrics, actions = [env.metrics], []
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+        metrics.append(env.metrics)
+        actions.append(env.last_action[: env.app.n_services].ravel())
+
+    def rebuilt(**weights):
+        served = AutoscaleEnv({**base, **weights})
+        return observation_from_history(AppRuntime(served, EnvContext.of(served)), metrics, actions).tobytes()
+
+    trained = rebuilt(reward={"violation": 4.0})
+    assert rebuilt(reward={"cost": 16.0}, history_reward={"violation": 4.0}) == trained
+    assert rebuilt(reward={"cost": 16.0}) != trained
+
+
 def _chain3_metrics(**over):
     n = 3
     m = {

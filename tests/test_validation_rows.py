@@ -33,6 +33,9 @@ class OneByOne:
     def initial_state(self) -> Any:
         return self.policy.initial_state()
 
+    def history_needs(self) -> dict[str, Any]:
+        return self.policy.history_needs()
+
     def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         return self.policy.act(observation, state)
 
@@ -80,3 +83,34 @@ def test_episodes_of_different_lengths_step_together_as_alone() -> None:
     together = [res.summary for res in run_episodes(runs, policy.act_batch)]
     assert [r["steps"] for r in together] == [30, 55, 42]
     assert together == alone
+
+
+def test_every_place_a_learned_policy_acts_records_the_reward_it_trained_on(tmp_path: Path) -> None:
+    """The history rows hold each interval's reward, an input of the meta-learner: evaluate, the
+    endpoint and the controller record it with the weights the policy's history was trained with,
+    whatever reward they score with themselves (evaluate's default charges a violation 2, the
+    shipped policy trained at 4)."""
+    from aware_ray.control.loop import policy_facts
+    from aware_ray.evaluation.evaluate import EvalPlan, _episode_run
+    from aware_ray.serving.runtime import PolicyRuntime
+    from envs.reward import RewardWeights
+
+    trained = RewardWeights(**json.loads((registry.PRETRAINED_DIR / "policy.json").read_text())["env"]["reward"])
+    assert trained != RewardWeights()
+    folder = tmp_path / "tuned"
+    shutil.copytree(registry.PRETRAINED_DIR, folder)
+    meta = json.loads((folder / "policy.json").read_text())
+    meta["env"]["reward"] = {"violation": 4.0, "cost": 16.0}
+    meta["env"]["history_reward"] = {"violation": 4.0, "cost": 2.0}
+    (folder / "policy.json").write_text(json.dumps(meta))
+    tuned = RewardWeights(violation=4.0, cost=2.0)
+    for name, want in [("ddpg:pretrained", trained), (f"stable@120:ddpg:{folder}", tuned)]:
+        needs = registry.history_needs(name)
+        plan = EvalPlan(policies=[name], app="chain3", max_hours=0.1)
+        make = lambda env, rates, n=name: registry.make_policy(n, env, rates)  # noqa: E731
+        env = _episode_run(plan, "family:ramp", 0, make, needs).env.config
+        assert env.history_weights == want and env.reward == RewardWeights()  # evaluate scores with its own
+        served = PolicyRuntime(name, ["chain3"]).apps["chain3"].env.config
+        assert served.history_weights == want
+        assert RewardWeights(**policy_facts(name)[0]["history_reward"]) == want
+    assert registry.history_needs("hpa@0.5") == {}

@@ -90,6 +90,12 @@ def test_equal_with_controller_rules_and_their_penalty() -> None:
     _rollout_pair({**config, "rules": "mem@1.3"}, n=2, steps=20, seed=6, scale=1.0)
 
 
+def test_equal_with_a_history_reward_of_its_own() -> None:
+    # The history rows record the reward under env.history_reward, the step returns env.reward's.
+    config = {**CONFIG, "reward": {"cost": 16.0}, "history_reward": {"violation": 4.0}, "episode_steps": 12}
+    _rollout_pair(config, n=2, steps=20, seed=4, scale=1.0)
+
+
 def test_equal_with_explicit_episode_lengths_and_default_training_window() -> None:
     # A longer context than the episode (the context never fills) and the shipped 16 buckets.
     config = {**CONFIG, "history_window": 32, "context_span": 128, "context_buckets": 16, "episode_steps": 7}

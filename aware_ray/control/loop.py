@@ -27,13 +27,13 @@ from aware_ray.control.config import AppConfig, ControlConfig
 from aware_ray.control.experience import ExperienceSink, experience_record
 from envs.atomic_write import write_json
 from envs.autoscale_env import AutoscaleEnv
+from envs.config import LAYOUT_KEYS, policy_needs
 from envs.errors import ConfigError
 from envs.rules import parse_rules
 from policies import registry
 from policies.bootstrap.config import BootstrapConfig
 
 log = logging.getLogger("aware_ray.control")
-LAYOUT_KEYS = ("max_services", "history_window", "context_span", "context_buckets")
 
 
 def policy_facts(spec: str) -> tuple[dict[str, Any], tuple, str]:
@@ -50,7 +50,8 @@ def policy_facts(spec: str) -> tuple[dict[str, Any], tuple, str]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{js}: cannot read ({str(exc).splitlines()[0]})") from None
     env = meta.get("env", {})
-    return {k: env[k] for k in LAYOUT_KEYS if k in env}, parse_rules(str(env.get("rules", "")), f"{js}: env.rules"), ""
+    needs = {**{k: env[k] for k in LAYOUT_KEYS if k in env}, **policy_needs(env)}
+    return needs, parse_rules(str(env.get("rules", "")), f"{js}: env.rules"), ""
 
 
 class Controller:

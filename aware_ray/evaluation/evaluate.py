@@ -101,10 +101,11 @@ def validate(plan: EvalPlan) -> list[Workload]:
     return [make_workload(s, env.peak_rps, env.config.time_compression) for s in workload_specs(plan)]
 
 
-def _env(plan: EvalPlan, vertical_mode: str) -> AutoscaleEnv:
+def _env(plan: EvalPlan, vertical_mode: str, needs: dict[str, Any] | None = None) -> AutoscaleEnv:
+    """The env of one episode; `needs`: what the acting policy's history needs (``history_needs``)."""
     load_app(plan.app)
-    cfg = {"app": plan.app, "time_compression": plan.time_compression, **plan.env, "vertical_mode": vertical_mode}
-    return AutoscaleEnv(cfg)
+    cfg = {"app": plan.app, "time_compression": plan.time_compression, **plan.env, **(needs or {})}
+    return AutoscaleEnv({**cfg, "vertical_mode": vertical_mode})
 
 
 def episode_rates(workload: Workload, seed: int, env: AutoscaleEnv, max_hours: float) -> np.ndarray:
@@ -126,9 +127,16 @@ def episode_rates(workload: Workload, seed: int, env: AutoscaleEnv, max_hours: f
     return rates
 
 
-def run_job(plan: EvalPlan, spec: str, seed: int, make: Callable[[AutoscaleEnv, np.ndarray], Policy]) -> EpisodeResult:
-    """One episode of one (workload, seed) under the policy `make(env, rates)` builds."""
-    return run_episodes([_episode_run(plan, spec, seed, make)])[0]
+def run_job(
+    plan: EvalPlan,
+    spec: str,
+    seed: int,
+    make: Callable[[AutoscaleEnv, np.ndarray], Policy],
+    needs: dict[str, Any] | None = None,
+) -> EpisodeResult:
+    """One episode of one (workload, seed) under the policy `make(env, rates)` builds, in an env
+    with the settings its history `needs` (``policies.registry.history_needs``)."""
+    return run_episodes([_episode_run(plan, spec, seed, make, needs)])[0]
 
 
 def run_jobs_together(
@@ -141,27 +149,33 @@ def run_jobs_together(
     from policies.given_action import GivenAction
 
     runs = []
+    needs = policy.history_needs()
     for spec, seed in jobs:
         given = GivenAction.standing_in_for(policy)
-        runs.append(_episode_run(plan, spec, seed, lambda env, rates, g=given: make(g, env)))
+        runs.append(_episode_run(plan, spec, seed, lambda env, rates, g=given: make(g, env), needs))
         runs[-1].given = given
     return run_episodes(runs, policy.act_batch)
 
 
 def _episode_run(
-    plan: EvalPlan, spec: str, seed: int, make: Callable[[AutoscaleEnv, np.ndarray], Policy]
+    plan: EvalPlan,
+    spec: str,
+    seed: int,
+    make: Callable[[AutoscaleEnv, np.ndarray], Policy],
+    needs: dict[str, Any] | None = None,
 ) -> EpisodeRun:
-    probe = _env(plan, "in-place")
+    probe = _env(plan, "in-place", needs)
     workload = make_workload(spec, probe.peak_rps, probe.config.time_compression)
     rates = episode_rates(workload, seed, probe, plan.max_hours)
     policy = make(probe, rates)
-    env = probe if policy.vertical_mode == "in-place" else _env(plan, policy.vertical_mode)
+    env = probe if policy.vertical_mode == "in-place" else _env(plan, policy.vertical_mode, needs)
     record = plan.timeseries == "all" or (plan.timeseries == "first-seed" and seed == 0)
     return EpisodeRun(policy, env, rates, seed, workload.name, workload.family, record)
 
 
 def _job(plan: EvalPlan, policy_name: str, spec: str, seed: int) -> EpisodeResult:
-    return run_job(plan, spec, seed, lambda env, rates: policy_registry.make_policy(policy_name, env, rates))
+    make = lambda env, rates: policy_registry.make_policy(policy_name, env, rates)  # noqa: E731
+    return run_job(plan, spec, seed, make, policy_registry.history_needs(policy_name))
 
 
 def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:

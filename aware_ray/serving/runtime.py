@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from envs.action import ACTION_DIMS, decode, encode
-from envs.autoscale_env import AutoscaleEnv, interval_record
+from envs.autoscale_env import AutoscaleEnv, interval_scores
 from envs.errors import ConfigError
 from envs.guard import guard
 from envs.metrics import ScalingDecision, ServiceMetrics
@@ -76,7 +76,7 @@ class PolicyRuntime:
             from policies.ddpg.policy import DDPGPolicy
 
             self.learned = DDPGPolicy.load(registry.ddpg_path(self.inner_name), self.inner_name)
-            overrides = self.learned.env_overrides()
+            overrides = {**self.learned.env_overrides(), **self.learned.history_needs()}
         self.env_config = {**dict(env or {}), **overrides}
         self.apps: dict[str, AppRuntime] = {}
         for name in apps:
@@ -189,7 +189,9 @@ def observation_from_history(
 
     Without `actions`, each interval's applied action is rebuilt from the settings of consecutive
     intervals (``envs.action.encode``); without `rewards`, each is scored from its metrics
-    (``interval_record``). A window shorter than the policy's history starts like an episode.
+    (``interval_scores``) with the weights the policy's history was trained on
+    (``EnvConfig.history_weights``). A window shorter than the policy's history starts like an
+    episode.
     """
     ctx, cfg = rt.ctx, rt.env.config
     builder = ObservationBuilder(ctx.app, ctx.layout, ctx.interval_s)
@@ -210,7 +212,7 @@ def observation_from_history(
         r = (
             rewards[j - 1]
             if rewards is not None
-            else interval_record(metrics[j], None, cur, ctx.app, cfg, changed, 0).reward
+            else float(interval_scores(metrics[j], None, cur, ctx.app, cfg, changed).history_reward[0])
         )
         obs = builder.step(metrics[j], grid, r)
     return obs

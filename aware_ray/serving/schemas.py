@@ -93,7 +93,8 @@ class DecideItem(_Strict):
     """Optional: the action applied after each interval but the last (3 per service); rebuilt from the
     settings of consecutive intervals when absent."""
     rewards: list[Finite] | None = None
-    """Optional: the reward of each interval after the first; computed from the metrics when absent."""
+    """Optional: the reward of each interval after the first, under the weights the policy's history
+    records (``env.history_reward``, else ``env.reward``); computed from the metrics when absent."""
 
 
 class DecideRequest(_Strict):

@@ -81,9 +81,10 @@ def validation_rows(
         make = lambda given, e: acting(given, e, wrap)  # noqa: E731
         return [res.summary for res in run_jobs_together(plan, jobs, policy, make)]
     rows = []
+    needs = getattr(policy, "history_needs", dict)()  # what its history rows need (a learned policy's)
     for spec, seed in jobs:
         if names is None:
-            rows.append(run_job(plan, spec, seed, lambda e, r: acting(policy, e, wrap)).summary)
+            rows.append(run_job(plan, spec, seed, lambda e, r: acting(policy, e, wrap), needs).summary)
         for name in names or []:
             make = lambda e, r, n=name: policy_registry.make_policy(n, e, r)  # noqa: E731
             rows.append(run_job(plan, spec, seed, make).summary)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from envs.atomic_write import write_text, write_with
+from envs.config import LAYOUT_KEYS, policy_needs
 from envs.errors import ConfigError
 from envs.observation import ObservationLayout
 from envs.observation_schema import first_difference, observation_schema
@@ -34,7 +35,6 @@ POLICY_FILE = "policy.pt"
 META_FILE = "policy.json"
 FORMAT_VERSION = 2
 """2: ``observation_schema`` and ``rules`` recorded (1 had neither; ``migrate`` upgrades it)."""
-LAYOUT_KEYS = ("max_services", "history_window", "context_span", "context_buckets")
 ROW_BLOCK = 8
 """Every forward runs on a multiple of this many rows (zero rows pad it). CPU matrix kernels pick
 their blocking by batch size, so a row's action could differ in the last bits between a batch of 1
@@ -225,6 +225,10 @@ class DDPGPolicy:
     def env_overrides(self) -> dict[str, Any]:
         """The env settings the policy's observation layout needs."""
         return {k: self.env_config[k] for k in LAYOUT_KEYS if k in self.env_config}
+
+    def history_needs(self) -> dict[str, Any]:
+        """The env settings its history rows need besides the layout (``envs.config.policy_needs``)."""
+        return policy_needs(self.env_config)
 
 
 if __name__ == "__main__":
