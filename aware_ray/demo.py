@@ -30,7 +30,7 @@ DEMO_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 SHIPPED = "ddpg:pretrained"
 BASELINES = ["hpa-frontier", "vpa", "hpa+vpa", "oracle", "static"]
 ROLES = {
-    RECOMMENDED: "**the recommended deployment**: the shipped policy behind the `lean@0.1`, `mem@1.3`, "
+    RECOMMENDED: "**the recommended deployment**: the shipped policy behind the `lean@0.3`, `mem@1.3`, "
     "`floor@0.8` and `stable@120` rules",
     SHIPPED: "the shipped policy alone (`policies/pretrained/`, about an hour of training)",
     "oracle": "baseline: clairvoyant oracle, knows the future load (the floor no controller reaches)",

@@ -6,7 +6,7 @@ figures behind it are in ``policies/pretrained/MODEL_CARD.md``). Kept apart from
 config module can name it without importing every policy.
 """
 
-RECOMMENDED = "stable@120:floor@0.8:mem@1.3:lean@0.1:ddpg:pretrained"
-"""The shipped policy behind ``lean@0.1`` (CPU grows no further than the HPA at 0.1 would let it),
+RECOMMENDED = "stable@120:floor@0.8:mem@1.3:lean@0.3:ddpg:pretrained"
+"""The shipped policy behind ``lean@0.3`` (CPU grows no further than the HPA at 0.3 would let it),
 ``mem@1.3`` (memory limits from use), ``floor@0.8`` (replicas never below the HPA at 0.8's) and
 ``stable@120`` (no decrease below the highest ask of the last 120 s); see ``envs.rules``."""

@@ -116,14 +116,14 @@ def test_the_training_page_lists_every_config_key() -> None:
 
 def test_the_headline_is_the_measured_held_out_count() -> None:
     """The README's count for the recommended deployment is that of the held-out rows it cites
-    (docs/results/2026-12-06-money-heldout-21-history.json: money, real time, against the heuristic frontier),
+    (docs/results/2026-12-06-money-heldout-21-lean03.json: money, real time, against the heuristic frontier),
     and that deployment is what the endpoint, controller and demo default to."""
     import json
 
     from aware_ray.demo import RECOMMENDED
     from aware_ray.serving.runtime import DEFAULT_SPEC
 
-    measured = json.loads((ROOT / "docs" / "results" / "2026-12-06-money-heldout-21-history.json").read_text())
+    measured = json.loads((ROOT / "docs" / "results" / "2026-12-06-money-heldout-21-lean03.json").read_text())
     rows = [r for app in measured["results"].values() for r in app.values()]
     met = sum(r["goal_met"] and r["memory_met"] for r in rows)
     text = README.read_text()
