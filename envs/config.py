@@ -18,6 +18,12 @@ LAYOUT_KEYS = ("max_services", "history_window", "context_span", "context_bucket
 """The env settings that shape the observation: a learned policy acts only in an env with its own."""
 
 
+def layout_needs(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The layout settings (``LAYOUT_KEYS``) a policy trained in `env` (a config mapping, as a policy
+    exports it) names: an env it acts in must have the same."""
+    return {k: env[k] for k in LAYOUT_KEYS if k in env}
+
+
 def policy_needs(env: Mapping[str, Any]) -> dict[str, Any]:
     """The env settings a policy trained in `env` (a config mapping, as a policy exports it) needs
     wherever it acts, besides its layout (``LAYOUT_KEYS``): the weights of the reward its history

@@ -27,7 +27,7 @@ from aware_ray.control.config import AppConfig, ControlConfig
 from aware_ray.control.experience import ExperienceSink, experience_record
 from envs.atomic_write import write_json
 from envs.autoscale_env import AutoscaleEnv
-from envs.config import LAYOUT_KEYS, policy_needs
+from envs.config import layout_needs, policy_needs
 from envs.errors import ConfigError
 from envs.rules import parse_rules
 from policies import registry
@@ -50,8 +50,7 @@ def policy_facts(spec: str) -> tuple[dict[str, Any], tuple, str]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{js}: cannot read ({str(exc).splitlines()[0]})") from None
     env = meta.get("env", {})
-    needs = {**{k: env[k] for k in LAYOUT_KEYS if k in env}, **policy_needs(env)}
-    return needs, parse_rules(str(env.get("rules", "")), f"{js}: env.rules"), ""
+    return {**layout_needs(env), **policy_needs(env)}, parse_rules(str(env.get("rules", "")), f"{js}: env.rules"), ""
 
 
 class Controller:

@@ -173,9 +173,10 @@ def _episode_run(
     return EpisodeRun(policy, env, rates, seed, workload.name, workload.family, record)
 
 
-def _job(plan: EvalPlan, policy_name: str, spec: str, seed: int) -> EpisodeResult:
+def _job(plan: EvalPlan, policy_name: str, needs: dict[str, Any], spec: str, seed: int) -> EpisodeResult:
+    """One episode of `policy_name` in an env with the settings its history `needs`."""
     make = lambda env, rates: policy_registry.make_policy(policy_name, env, rates)  # noqa: E731
-    return run_job(plan, spec, seed, make, policy_registry.history_needs(policy_name))
+    return run_job(plan, spec, seed, make, needs)
 
 
 def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
@@ -184,17 +185,18 @@ def run(plan: EvalPlan, out: Path, progress: bool = True) -> dict[str, Any]:
     specs = workload_specs(plan)
     one_inference_thread()
     jobs = [(p, s, seed) for s in specs for seed in range(plan.seeds) for p in plan.policies]
+    needs = {p: policy_registry.history_needs(p) for p in plan.policies}  # read once per policy, not per job
     workers = plan.workers or os.cpu_count() or 1
     results: list[EpisodeResult] = []
     started = time.time()
     bar = tqdm(total=len(jobs), disable=not progress, unit="episode", file=sys.stderr, dynamic_ncols=True)
     if workers <= 1:
         for job in jobs:
-            results.append(_job(plan, *job))
+            results.append(_job(plan, job[0], needs[job[0]], *job[1:]))
             _tick(bar, job)
     else:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=one_inference_thread) as pool:
-            futures = {pool.submit(_job, plan, *job): job for job in jobs}
+            futures = {pool.submit(_job, plan, job[0], needs[job[0]], *job[1:]): job for job in jobs}
             for fut in as_completed(futures):
                 results.append(fut.result())
                 _tick(bar, futures[fut])

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from envs.atomic_write import write_text, write_with
-from envs.config import LAYOUT_KEYS, policy_needs
+from envs.config import layout_needs, policy_needs
 from envs.errors import ConfigError
 from envs.observation import ObservationLayout
 from envs.observation_schema import first_difference, observation_schema
@@ -53,7 +53,7 @@ def _space_dict(space: gym.spaces.Box) -> dict[str, Any]:
 
 def layout_of(env_config: dict[str, Any]) -> ObservationLayout:
     """The observation layout of env settings (the keys absent take the env's defaults)."""
-    return ObservationLayout(**{k: int(env_config[k]) for k in LAYOUT_KEYS if k in env_config})
+    return ObservationLayout(**{k: int(v) for k, v in layout_needs(env_config).items()})
 
 
 def export_policy(module: Any, folder: str | Path, env_config: dict[str, Any], info: dict[str, Any] | None = None):
@@ -224,7 +224,7 @@ class DDPGPolicy:
 
     def env_overrides(self) -> dict[str, Any]:
         """The env settings the policy's observation layout needs."""
-        return {k: self.env_config[k] for k in LAYOUT_KEYS if k in self.env_config}
+        return layout_needs(self.env_config)
 
     def history_needs(self) -> dict[str, Any]:
         """The env settings its history rows need besides the layout (``envs.config.policy_needs``)."""
