@@ -356,6 +356,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="bootstrap: comma-separated subset of heuristic,rl_scratch,rl_bootstrap; "
         "adapt: of meta_finetune,flat_finetune,scratch",
     )
+    be.add_argument(
+        "--merge",
+        default=None,
+        metavar="DIR,DIR",
+        help="adapt: join finished output folders of one protocol run in parts (by seed or workload) into --out",
+    )
     be.add_argument("--probe-steps", type=int, default=160, help="separability: intervals per episode")
     be.add_argument("--train-seeds", type=int, default=20, help="separability: training episodes per family")
     be.add_argument("--test-seeds", type=int, default=6, help="separability: held-out episodes per family")

@@ -306,6 +306,10 @@ def run(name: str, args: argparse.Namespace) -> dict[str, Any]:
             args.out or "reports/bootstrap",
             [a.strip() for a in args.arms.split(",")] if args.arms else None,
         )
+    if name == "adapt" and getattr(args, "merge", None):
+        from aware_ray.bench.adapt_merge import merge_adapt
+
+        return merge_adapt([f.strip() for f in args.merge.split(",") if f.strip()], args.out)
     if name == "adapt":
         from aware_ray.bench.adapt import bench_adapt
 
