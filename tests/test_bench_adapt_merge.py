@@ -120,6 +120,12 @@ def test_bad_parts(tmp_path: Path):
     (tmp_path / "c" / "adapt_bench.json").write_text('{"bench": "learner"}')
     with pytest.raises(ConfigError, match="not a bench adapt result"):
         merge_adapt([a, str(tmp_path / "c")], str(tmp_path / "out"))
+    (tmp_path / "c" / "adapt_bench.json").write_text('{"bench": "adapt", "runs": {"specialist": {}}}')
+    with pytest.raises(ConfigError, match="not a bench adapt result"):
+        merge_adapt([a, str(tmp_path / "c")], str(tmp_path / "out"))
+    (tmp_path / "c" / "adapt_bench.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not readable JSON"):
+        merge_adapt([a, str(tmp_path / "c")], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 

@@ -8,8 +8,8 @@ is deterministic), so parts can be joined afterwards and summarised as if run at
 per-workload summary (``adapt.summarize_workload``), goals and table.
 
 Parts join only where they are the same protocol: the same config, budgets, threshold, scoring,
-pre-trained policies and every ``--set`` other than ``adapt.seeds``, ``adapt.workloads`` and the
-names of the pre-trained checkpoints (compared through the checkpoints themselves). A workload in
+pre-trained checkpoints (the paths each part used, whether it trained them or was given them) and
+every ``--set`` other than ``adapt.seeds``, ``adapt.workloads`` and those two paths. A workload in
 two parts must have the same specialist curve, and no (workload, arm, seed) may come twice. Anything
 else is a one-line error before anything is written.
 """
@@ -23,8 +23,8 @@ from typing import Any
 from envs.errors import ConfigError
 
 SPLIT_KEYS = ("adapt.seeds=", "adapt.workloads=", "adapt.pretrained_meta=", "adapt.pretrained_flat=")
-"""``--set`` overrides parts may differ in: how the protocol was split, and where a pre-trained
-checkpoint was named instead of trained (the checkpoints themselves are compared)."""
+"""``--set`` overrides parts may differ in: how the protocol was split, and whether a pre-trained
+checkpoint was named or trained (the paths the parts used are compared instead)."""
 
 SAME = ("config", "app", "threshold", "eval_seeds", "eval_hours", "budgets")
 """Result fields every part must share."""
@@ -39,7 +39,13 @@ def load_part(folder: str | Path) -> dict[str, Any]:
         part = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"--merge: {path}: not readable JSON ({exc})") from None
-    if not isinstance(part, dict) or part.get("bench") != "adapt" or not isinstance(part.get("runs"), dict):
+    runs = part.get("runs") if isinstance(part, dict) else None
+    if (
+        not isinstance(part, dict)
+        or part.get("bench") != "adapt"
+        or not isinstance(runs, dict)
+        or not all(isinstance(runs.get(k), dict) for k in ("specialist", "arms"))
+    ):
         raise ConfigError(f"--merge: {path}: not a bench adapt result with its runs")
     return part
 
