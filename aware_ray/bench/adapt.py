@@ -627,7 +627,7 @@ def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[s
     import ray
     import torch
 
-    from envs.atomic_write import write_json, write_text
+    from envs.atomic_write import write_json
 
     cfg, adapt = load_adapt_config(config, overrides)
     # The learner and every scoring rollout run in this process: as in `train`, torch's own
@@ -686,9 +686,6 @@ def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[s
         if started:
             ray.shutdown()
     per_workload = {w: summarize_workload(runs["specialist"][w], runs["arms"][w], adapt) for w in adapt["workloads"]}
-    for w, z in shipped.items():
-        spec = per_workload[w]["specialist_score"]
-        z["fraction"] = _r(fraction_of(z["score"], spec, per_workload[w]["floor"])) if spec is not None else None
     result = {
         "bench": "adapt",
         "config": cfg.source,
@@ -704,13 +701,35 @@ def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[s
         "pretrained": {
             "meta": adapt["pretrained_meta"] or runs["pretrain"].get("meta", {}).get("checkpoint"),
             "flat": adapt["pretrained_flat"] or runs["pretrain"].get("flat", {}).get("checkpoint"),
-            "trained_here": {
-                k: {"env_steps": v["env_steps"], "wall_s": v["wall_s"]} for k, v in runs["pretrain"].items()
-            },
+            "trained_here": trained_here(runs["pretrain"]),
         },
-        "shipped_zero_shot": shipped,
+        "shipped_zero_shot": shipped_fractions(shipped, per_workload),
         "wall_s": round(time.time() - t0, 1),
     }
+    return write_result(folder, result, runs)
+
+
+def trained_here(pretrain: dict[str, Any]) -> dict[str, Any]:
+    """Env steps and wall time of each pre-training a run did itself (``runs["pretrain"]``)."""
+    return {k: {"env_steps": v["env_steps"], "wall_s": v["wall_s"]} for k, v in pretrain.items()}
+
+
+def shipped_fractions(shipped: dict[str, Any], per_workload: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The shipped policy's zero-shot scores, each with its fraction of that workload's specialist."""
+    out = {}
+    for w, z in shipped.items():
+        summary = per_workload.get(w, {})
+        spec = summary.get("specialist_score")
+        fraction = fraction_of(z["score"], spec, summary.get("floor")) if spec is not None else None
+        out[w] = {**z, "fraction": _r(fraction)}
+    return out
+
+
+def write_result(folder: Path, result: dict[str, Any], runs: dict[str, Any]) -> dict[str, Any]:
+    """``adapt_bench.json`` (the result and every run) and ``adapt_bench.md`` in `folder`; the result with ``out``."""
+    from envs.atomic_write import write_json, write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "adapt_bench.json", {**result, "runs": runs})
     write_text(folder / "adapt_bench.md", markdown(result))
     result["out"] = str(folder / "adapt_bench.json")

@@ -105,8 +105,7 @@ def merge_runs(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
 
 def merge_adapt(folders: list[str], out: str | None) -> dict[str, Any]:
     """Join the parts in ``folders`` into ``out`` (``adapt_bench.json``, ``adapt_bench.md``); the one-line result."""
-    from aware_ray.bench.adapt import _r, fraction_of, markdown, overall, summarize_workload
-    from envs.atomic_write import write_json, write_text
+    from aware_ray.bench.adapt import overall, shipped_fractions, summarize_workload, trained_here, write_result
 
     if len(folders) < 2:
         raise ConfigError("--merge: name at least two bench adapt output folders, comma-separated")
@@ -123,16 +122,7 @@ def merge_adapt(folders: list[str], out: str | None) -> dict[str, Any]:
     for workload, arms in runs["arms"].items():
         ordered = {arm: {int(s): by_seed[s] for s in sorted(by_seed, key=int)} for arm, by_seed in arms.items()}
         per_workload[workload] = summarize_workload(runs["specialist"][workload], ordered, adapt)
-    shipped = {}
-    for w, z in merged["shipped"].items():
-        spec = per_workload.get(w, {}).get("specialist_score")
-        floor = per_workload.get(w, {}).get("floor")
-        shipped[w] = {**z, "fraction": _r(fraction_of(z["score"], spec, floor)) if spec is not None else None}
     seeds = sorted({int(s) for arms in runs["arms"].values() for by_seed in arms.values() for s in by_seed})
-    trained_here: dict[str, Any] = {}
-    for _, part in parts:
-        for kind, info in (part.get("pretrained") or {}).get("trained_here", {}).items():
-            trained_here.setdefault(kind, info)
     result = {
         "bench": "adapt",
         "config": proto["config"],
@@ -146,13 +136,8 @@ def merge_adapt(folders: list[str], out: str | None) -> dict[str, Any]:
         "eval_seeds": proto["eval_seeds"],
         "eval_hours": proto["eval_hours"],
         "budgets": proto["budgets"],
-        "pretrained": {**proto["pretrained"], "trained_here": trained_here},
-        "shipped_zero_shot": shipped,
+        "pretrained": {**proto["pretrained"], "trained_here": trained_here(runs["pretrain"])},
+        "shipped_zero_shot": shipped_fractions(merged["shipped"], per_workload),
         "wall_s": round(sum(float(p.get("wall_s") or 0.0) for _, p in parts), 1),
     }
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "adapt_bench.json", {**result, "runs": runs})
-    write_text(folder / "adapt_bench.md", markdown(result))
-    result["out"] = str(folder / "adapt_bench.json")
-    return result
+    return write_result(Path(out), result, runs)
