@@ -162,11 +162,33 @@ def test_summary_of_one_workload():
             r"env.history_window: the meta policy needs a meta-learner",
         ),
         (["ddpg.tau=2"], r"ddpg.tau: must be in \(0, 1\], got 2"),
+        (["adapt.finetune_set=[sigma]"], r"adapt.finetune_set: must be a list of 'key=value' overrides"),
+        (["adapt.finetune_set=[ddpg.actor_lr=-1]"], r"ddpg.actor_lr"),
     ],
 )
 def test_config_errors_are_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_adapt_config(TINY, overrides)
+
+
+def test_finetune_set_applies_to_the_fine_tuned_arms_only():
+    """A fine-tuning recipe reaches the arms that start from pre-trained weights, after target_set,
+    and never the specialist or the run from random weights."""
+    from aware_ray.bench.adapt import target_config
+
+    cfg, adapt = load_adapt_config(
+        TINY,
+        [
+            "adapt.target_set=[ddpg.actor_lr=0.002]",
+            "adapt.finetune_set=[ddpg.actor_lr=0.0001, ddpg.num_steps_sampled_before_actor_learns=64]",
+        ],
+    )
+    w = adapt["workloads"][0]
+    for flat in (False, True):
+        tuned = target_config(cfg, adapt, w, 0, flat, finetune=True).ddpg
+        assert tuned["actor_lr"] == 0.0001 and tuned["num_steps_sampled_before_actor_learns"] == 64
+        fresh = target_config(cfg, adapt, w, 0, flat).ddpg
+        assert fresh["actor_lr"] == 0.002 and "num_steps_sampled_before_actor_learns" not in fresh
 
 
 def test_config_needs_its_section(tmp_path: Path):

@@ -20,7 +20,10 @@ Runs, each a real RLlib training run with the config's env runners:
 Fine-tuning (``run.init_from``, ``aware_ray.training.init_weights``) loads the weights (actor,
 critic, meta-learner, targets) into a fresh algorithm: its own replay buffer, exploration
 schedule and step count, so every arm counts env steps from 0. ``adapt.target_set`` overrides
-apply to every run on W (arms and specialist, alike), e.g. when learning starts.
+apply to every run on W (arms and specialist, alike), e.g. when learning starts;
+``adapt.finetune_set`` overrides apply after them to the two arms that start from pre-trained
+weights, (a) and (b), alike: a fine-tuning recipe (exploration, the critic's warm-up before the
+actor moves) that a run from random weights should not get.
 
 **The score.** Every ``adapt.eval_every_steps`` env steps (and at step 0) the arm's current
 deterministic policy is scored on W alone, ``adapt.eval_seeds`` fixed seeds of
@@ -227,6 +230,7 @@ ADAPT_KEYS: dict[str, tuple[type, ...]] = {
     "eval_seeds": (int,),
     "threshold": (int, float),
     "target_set": (list,),
+    "finetune_set": (list,),
     "pretrained_meta": (str,),
     "pretrained_flat": (str,),
     "shipped": (str,),
@@ -275,6 +279,7 @@ def check_adapt(adapt: dict[str, Any], source: str, cfg: TrainConfig) -> dict[st
         "eval_seeds": 2,
         "threshold": 0.9,
         "target_set": [],
+        "finetune_set": [],
         "pretrained_meta": "",
         "pretrained_flat": "",
         "shipped": "",
@@ -314,8 +319,9 @@ def check_adapt(adapt: dict[str, Any], source: str, cfg: TrainConfig) -> dict[st
             make_workload(spec, 100.0)
         except ConfigError as exc:
             raise ConfigError(f"{source}: adapt.workloads: {exc}") from None
-    if not all(isinstance(s, str) and "=" in s for s in out["target_set"]):
-        raise ConfigError(f"{source}: adapt.target_set: must be a list of 'key=value' overrides")
+    for key in ("target_set", "finetune_set"):
+        if not all(isinstance(s, str) and "=" in s for s in out[key]):
+            raise ConfigError(f"{source}: adapt.{key}: must be a list of 'key=value' overrides")
     if not cfg.env.history_window:
         raise ConfigError(f"{source}: env.history_window: the meta policy needs a meta-learner (> 0)")
     for key in ("pretrained_meta", "pretrained_flat"):
@@ -337,7 +343,9 @@ def check_adapt(adapt: dict[str, Any], source: str, cfg: TrainConfig) -> dict[st
     from aware_ray.training.train import build_algo_config
 
     for flat in (False, True):
-        for variant in (pretrain_config(cfg, flat), target_config(cfg, out, out["workloads"][0], 0, flat)):
+        target = out["workloads"][0]
+        variants = (pretrain_config(cfg, flat), *(target_config(cfg, out, target, 0, flat, ft) for ft in (False, True)))
+        for variant in variants:
             try:
                 build_algo_config(variant).validate()
             except ValueError as exc:
@@ -357,14 +365,18 @@ def pretrain_config(cfg: TrainConfig, flat: bool) -> TrainConfig:
     return _variant(cfg, list(NO_META) if flat else [])
 
 
-def target_config(cfg: TrainConfig, adapt: dict[str, Any], workload: str, seed: int, flat: bool) -> TrainConfig:
-    """A run on one held-out workload alone: one sampling iteration per evaluation checkpoint."""
+def target_config(
+    cfg: TrainConfig, adapt: dict[str, Any], workload: str, seed: int, flat: bool, finetune: bool = False
+) -> TrainConfig:
+    """A run on one held-out workload alone: one sampling iteration per evaluation checkpoint;
+    ``finetune``: an arm that starts from pre-trained weights (``adapt.finetune_set`` applies)."""
     overrides = [
         f"env.workloads={json.dumps([workload])}",
         f"run.steps_per_iteration={adapt['eval_every_steps']}",
         f"run.seed={seed}",
         *ONE_WORKLOAD,
         *adapt["target_set"],
+        *(adapt.get("finetune_set", []) if finetune else []),
     ]
     if flat:
         overrides += list(NO_META)
@@ -675,7 +687,7 @@ def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[s
                     flat = arm == "flat_finetune"
                     source = {"meta_finetune": init["meta"], "flat_finetune": init["flat"], "scratch": None}[arm]
                     runs["arms"][workload][arm][seed] = curve_run(
-                        target_config(cfg, adapt, workload, seed, flat),
+                        target_config(cfg, adapt, workload, seed, flat, source is not None),
                         adapt["finetune_steps"],
                         scorer,
                         source,
