@@ -174,7 +174,7 @@ def test_config_errors_are_one_line(overrides, message):
 def test_finetune_set_applies_to_the_fine_tuned_arms_only():
     """A fine-tuning recipe reaches the arms that start from pre-trained weights, after target_set,
     and never the specialist or the run from random weights."""
-    from aware_ray.bench.adapt import target_config
+    from aware_ray.bench.adapt import arm_config, target_config
 
     cfg, adapt = load_adapt_config(
         TINY,
@@ -189,6 +189,10 @@ def test_finetune_set_applies_to_the_fine_tuned_arms_only():
         assert tuned["actor_lr"] == 0.0001 and tuned["num_steps_sampled_before_actor_learns"] == 64
         fresh = target_config(cfg, adapt, w, 0, flat).ddpg
         assert fresh["actor_lr"] == 0.002 and "num_steps_sampled_before_actor_learns" not in fresh
+    # The arms the bench runs: (a) and (b) fine-tune, (b) without the meta-learner, (c) as from scratch.
+    arms = {arm: arm_config(cfg, adapt, w, 0, arm) for arm in ARMS}
+    assert [arms[a].ddpg["actor_lr"] for a in ARMS] == [0.0001, 0.0001, 0.002]
+    assert [arms[a].env.history_window > 0 for a in ARMS] == [True, False, True]
 
 
 def test_config_needs_its_section(tmp_path: Path):

@@ -80,6 +80,8 @@ from aware_ray.training.config import TrainConfig, build_train_config
 from envs.errors import ConfigError
 
 ARMS = ("meta_finetune", "flat_finetune", "scratch")
+FINE_TUNED = ("meta_finetune", "flat_finetune")
+"""The arms that start from pre-trained weights: ``adapt.finetune_set`` applies to them."""
 SPEEDUP_GOAL = 10.0
 """(a) needs at least this many times fewer env steps than (b)."""
 ZERO_SHOT_GOAL = 0.8
@@ -376,11 +378,17 @@ def target_config(
         f"run.seed={seed}",
         *ONE_WORKLOAD,
         *adapt["target_set"],
-        *(adapt.get("finetune_set", []) if finetune else []),
+        *(adapt["finetune_set"] if finetune else []),
     ]
     if flat:
         overrides += list(NO_META)
     return _variant(cfg, overrides)
+
+
+def arm_config(cfg: TrainConfig, adapt: dict[str, Any], workload: str, seed: int, arm: str) -> TrainConfig:
+    """The run of one arm: (b) without the meta-learner, (a) and (b) with the fine-tuning recipe
+    (they start from pre-trained weights), (c) as a run from random weights."""
+    return target_config(cfg, adapt, workload, seed, arm == "flat_finetune", arm in FINE_TUNED)
 
 
 def eval_config(cfg: TrainConfig, adapt: dict[str, Any], workload: str) -> TrainConfig:
@@ -684,10 +692,9 @@ def bench_adapt(config: str, overrides: list[str], out: str | None, arms: list[s
             runs["arms"][workload] = {arm: {} for arm in arms}
             for seed in adapt["seeds"]:
                 for arm in arms:
-                    flat = arm == "flat_finetune"
                     source = {"meta_finetune": init["meta"], "flat_finetune": init["flat"], "scratch": None}[arm]
                     runs["arms"][workload][arm][seed] = curve_run(
-                        target_config(cfg, adapt, workload, seed, flat, source is not None),
+                        arm_config(cfg, adapt, workload, seed, arm),
                         adapt["finetune_steps"],
                         scorer,
                         source,
