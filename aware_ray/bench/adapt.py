@@ -341,17 +341,20 @@ def check_adapt(adapt: dict[str, Any], source: str, cfg: TrainConfig) -> dict[st
             DDPGPolicy.load(out["shipped"])
         except ConfigError as exc:
             raise ConfigError(f"{source}: adapt.shipped: {exc}") from None
-    # Every run's recipe must build before any work starts: the pre-training pair and the target runs.
+    # Every run's recipe must build before any work starts: the pre-training pair, the specialist and each arm.
     from aware_ray.training.train import build_algo_config
 
-    for flat in (False, True):
-        target = out["workloads"][0]
-        variants = (pretrain_config(cfg, flat), *(target_config(cfg, out, target, 0, flat, ft) for ft in (False, True)))
-        for variant in variants:
-            try:
-                build_algo_config(variant).validate()
-            except ValueError as exc:
-                raise ConfigError(f"{source}: ddpg: {str(exc).strip().splitlines()[0]}") from None
+    target = out["workloads"][0]
+    variants = (
+        *(pretrain_config(cfg, flat) for flat in (False, True)),
+        target_config(cfg, out, target, 0, False),  # the specialist
+        *(arm_config(cfg, out, target, 0, arm) for arm in ARMS),
+    )
+    for variant in variants:
+        try:
+            build_algo_config(variant).validate()
+        except ValueError as exc:
+            raise ConfigError(f"{source}: ddpg: {str(exc).strip().splitlines()[0]}") from None
     return out
 
 
