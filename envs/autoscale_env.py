@@ -21,7 +21,7 @@ from envs.observation import ObservationLayout
 from envs.observation_builder import ObservationBuilder
 from envs.rules import RuleChain, parse_rules
 from envs.sim_backend import SimBackend
-from envs.workload import Workload, episode_rates, make_workload
+from envs.workload import TimeScaled, Workload, episode_rates, make_workload
 
 
 @dataclass
@@ -120,6 +120,8 @@ class AutoscaleEnv(gym.Env):
         self.sim_config = cfg.sim_config()
         self.backend: Backend = backend or SimBackend(self.app, self.sim_config)
         self.workloads: list[Workload] = [make_workload(s, self.peak_rps, cfg.time_compression) for s in cfg.workloads]
+        self.time_scaled = TimeScaled(self.workloads, cfg.time_compression_choices)
+        self.episode_time_compression = cfg.time_compression
         n = cfg.max_services
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n * ACTION_DIMS,), np.float32)
         self.observation_space = gym.spaces.Box(-10.0, 10.0, (self.layout.size,), np.float32)
@@ -142,6 +144,7 @@ class AutoscaleEnv(gym.Env):
         options = options or {}
         rng = self.np_random
         self.workload_id = -1
+        self.episode_time_compression = self.config.time_compression
         if "rates" in options:
             rates = _checked_rates(options["rates"])
             self.workload_name = str(options.get("workload", "explicit"))
@@ -157,7 +160,9 @@ class AutoscaleEnv(gym.Env):
                 )
             else:
                 self.workload_id = int(rng.integers(len(self.workloads)))
-                wl = self.workloads[self.workload_id]
+                wl, drawn_compression = self.time_scaled.draw(self.workload_id, rng)
+                if drawn_compression is not None:
+                    self.episode_time_compression = drawn_compression
             self.episode_steps = int(options.get("episode_steps", self.config.episode_steps))
             drawn = self.workload_id >= 0
             level = (self.config.level_prob, self.config.level_min) if drawn else None

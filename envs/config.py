@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,11 @@ class EnvConfig:
     """Largest spread (log-normal sigma) of that noise; each such episode draws its own in [0, it]."""
     time_compression: float = 4.0
     """Seconds of trace replayed per simulated second (4: a 1-minute bin per 15 s step)."""
+    time_compression_choices: tuple[float, ...] = ()
+    """Time-scale augmentation: each training episode drawn from a trace in ``workloads`` replays it
+    at one of these compressions, drawn uniformly (empty: always ``time_compression``). A policy
+    trained at one compression learns that trace's ramps at one steepness, and is scored at real
+    time; explicit workloads (validation, ``evaluate``) always use ``time_compression``."""
     max_services: int = 16
     """Observation and action are padded to this many services."""
     history_window: int = 0
@@ -115,6 +121,9 @@ class EnvConfig:
             raise ConfigError(f"level_min: must be in (0, 1], got {self.level_min}")
         if not self.time_compression > 0:
             raise ConfigError(f"time_compression: must be > 0, got {self.time_compression}")
+        for c in self.time_compression_choices:
+            if not (math.isfinite(c) and c > 0):
+                raise ConfigError(f"time_compression_choices: each must be a number > 0, got {c!r}")
         if not self.memory_price >= 0:
             raise ConfigError(f"memory_price: must be >= 0 (cores per GiB), got {self.memory_price}")
         if not (isinstance(self.max_services, int) and self.max_services >= 1):
@@ -152,4 +161,5 @@ class EnvConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["workloads"] = list(self.workloads)
+        d["time_compression_choices"] = list(self.time_compression_choices)
         return d

@@ -22,7 +22,7 @@ import numpy as np
 from envs.app import load_app
 from envs.config import EnvConfig
 from envs.load_context import load_context, partly_idle
-from envs.workload import episode_rates, make_workload
+from envs.workload import TimeScaled, episode_rates, make_workload
 
 
 class ContextSampler:
@@ -35,14 +35,16 @@ class ContextSampler:
         self.cfg = cfg
         peak = cfg.peak_rps or load_app(cfg.app).default_peak_rps
         self.workloads = [make_workload(s, peak, cfg.time_compression) for s in cfg.workloads]
+        self.time_scaled = TimeScaled(self.workloads, cfg.time_compression_choices)
 
     def episode(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Log external rates of one new instance of workload ``k``, as the env measures them."""
         cfg = self.cfg
         level = (cfg.level_prob, cfg.level_min)
+        workload, _ = self.time_scaled.draw(k, rng)
         return np.log1p(
             episode_rates(
-                self.workloads[k],
+                workload,
                 cfg.episode_steps,
                 cfg.interval_s,
                 rng,

@@ -64,11 +64,16 @@ def _read(key: str, value: Any, kind: Any) -> Any:
     if dataclasses.is_dataclass(kind):
         return from_mapping(kind, value, key)  # type: ignore[arg-type]
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
-        return origin(value)
+        item = args[0] if args else str
+        if item is str:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+            return origin(value)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return origin(_read(f"{key}[{i}]", v, item) for i, v in enumerate(value))
     if kind in SCALARS:
         accepts, what = SCALARS[kind]
         if not accepts(value):

@@ -105,6 +105,10 @@ class TraceWorkload:
             offset = int(rng.integers(0, length - n_steps + 1)) if length >= n_steps else int(rng.integers(0, length))
         return series[(offset + np.arange(n_steps)) % length].copy()
 
+    def at(self, time_compression: float) -> TraceWorkload:
+        """The same trace (loaded once) replayed at another compression."""
+        return TraceWorkload(self.trace, self.peak_rps, time_compression, self.random_start)
+
     def __repr__(self) -> str:
         return f"TraceWorkload({self.name!r}, peak_rps={self.peak_rps}, time_compression={self.time_compression})"
 
@@ -221,6 +225,28 @@ def _split(total: int, parts: int, rng: np.random.Generator) -> np.ndarray:
     cuts = np.floor(np.cumsum(rng.dirichlet(np.ones(parts))) * total + 1e-9).astype(np.int64)
     cuts[-1] = total
     return np.diff(np.concatenate([[0], cuts]))
+
+
+class TimeScaled:
+    """Time-scale augmentation (``EnvConfig.time_compression_choices``): each workload at every
+    compression of ``choices``, one drawn per episode. Traces only; a synthetic family is
+    generated in simulated time and has no compression. With no choices nothing is drawn, so the
+    random stream, and every episode, is what it was without the augmentation."""
+
+    def __init__(self, workloads: list[Workload], choices: tuple[float, ...] | list[float]):
+        self.workloads = workloads
+        self.choices = tuple(float(c) for c in choices)
+        self.variants = [[w.at(c) if isinstance(w, TraceWorkload) else w for c in self.choices] for w in workloads]
+
+    def draw(self, k: int, rng: np.random.Generator) -> tuple[Workload, float | None]:
+        """Workload ``k`` at a compression drawn from the choices, and that compression (None where
+        none applies: no choices, or a synthetic family, which still takes its draw so that the
+        random stream does not depend on which workload came up)."""
+        if not self.choices:
+            return self.workloads[k], None
+        j = int(rng.integers(len(self.choices)))
+        wl = self.variants[k][j]
+        return wl, self.choices[j] if isinstance(wl, TraceWorkload) else None
 
 
 def episode_rates(

@@ -43,6 +43,21 @@ def test_an_episode_is_the_series_the_env_measures() -> None:
         assert labels == [-1 if partly_idle(x[: t + 1], 16) else 0 for t in range(20)]
 
 
+def test_time_scaled_episodes_are_the_series_the_env_measures() -> None:
+    """With time-scale augmentation the sampler draws the compression as the env does, so a
+    trace's contexts at compression 1 and 4 both appear in the learner's samples."""
+    cfg = {**CFG, "workloads": ["trace:nasa_http_1995-07_1min.csv"], "time_compression_choices": [1, 4]}
+    env, sampler = AutoscaleEnv(cfg), ContextSampler(cfg)
+    seen = set()
+    for seed in range(8):
+        env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        rng.integers(1)  # the env draws the workload index first
+        np.testing.assert_allclose(sampler.episode(0, rng), np.log1p(env.rates))
+        seen.add(env.episode_time_compression)
+    assert seen == {1.0, 4.0}
+
+
 def test_partly_idle_contexts_are_unlabelled_in_env_and_sampler() -> None:
     """Idle stretches hide the workload: the env's info and the sampler both leave such contexts
     unlabelled (-1), and label every other one."""

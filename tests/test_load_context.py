@@ -200,3 +200,52 @@ def test_only_training_draws_get_jitter_and_none_leaves_the_draws_unchanged() ->
 )
 def test_partly_idle(log_rates: list[float], span: int, idle: bool) -> None:
     assert partly_idle(np.asarray(log_rates), span) is idle
+
+
+def test_time_compression_choices_draw_per_trace_episode_and_leave_evaluation_alone() -> None:
+    """Time-scale augmentation: a drawn trace episode replays at one of the choices (the same
+    trace window at compression 1 moves a quarter as fast as at 4), a family has none, explicit
+    workloads keep ``time_compression``, and no choices leaves every episode as it was."""
+    base = {
+        "app": "chain3",
+        "workloads": ["trace:nasa_http_1995-07_1min.csv", "family:ramp"],
+        "episode_steps": 64,
+        "arrival_noise": False,
+    }
+    plain, empty = AutoscaleEnv(base), AutoscaleEnv({**base, "time_compression_choices": []})
+    scaled = AutoscaleEnv({**base, "time_compression_choices": [1, 4]})
+    seen = set()
+    for seed in range(24):
+        plain.reset(seed=seed)
+        empty.reset(seed=seed)
+        assert np.array_equal(plain.rates, empty.rates)
+        scaled.reset(seed=seed)
+        c = scaled.episode_time_compression
+        seen.add((scaled.workload_family, c))
+        if scaled.workload_family == "trace":
+            # The whole trace at that compression holds the episode's window.
+            series = scaled.workloads[scaled.workload_id].at(c).series(15.0)
+            windows = np.lib.stride_tricks.sliding_window_view(series, 64)
+            assert np.any(np.all(np.isclose(windows, scaled.rates), axis=1))
+            assert len(series) * c == pytest.approx(len(scaled.workloads[0].series(15.0)) * 4, rel=0.01)
+        else:
+            assert c == 4.0  # families are generated in simulated time
+    assert seen == {("trace", 1.0), ("trace", 4.0), ("ramp", 4.0)}
+    scaled.reset(seed=0, options={"workload": "trace:nasa_http_1995-07_1min.csv"})
+    plain.reset(seed=0, options={"workload": "trace:nasa_http_1995-07_1min.csv"})
+    assert np.array_equal(scaled.rates, plain.rates) and scaled.episode_time_compression == 4.0
+
+
+@pytest.mark.parametrize(
+    ("choices", "needle"),
+    [
+        ([1, 0], "time_compression_choices: each must be a number > 0, got 0.0"),
+        ("fast", "time_compression_choices: expected a list, got 'fast'"),
+        ([1, "a"], "time_compression_choices[1]: expected a number, got 'a'"),
+        ([1, True], "time_compression_choices[1]: expected a number, got True"),
+    ],
+)
+def test_bad_time_compression_choices_fail_in_one_line(choices, needle) -> None:
+    with pytest.raises(ConfigError) as err:
+        EnvConfig.from_dict({"time_compression_choices": choices})
+    assert str(err.value) == needle

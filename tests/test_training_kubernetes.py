@@ -112,6 +112,13 @@ def test_bad_kubernetes_env_settings_fail_in_one_line(tmp_path, kube, needle) ->
     assert needle in str(err.value) and "\n" not in str(err.value)
 
 
+def test_kubernetes_training_refuses_time_compression_choices(tmp_path) -> None:
+    """The load generator replays at one compression: the config says so before any work starts."""
+    with pytest.raises(ConfigError) as err:
+        load_train_config(_train_yaml(tmp_path, "redis://127.0.0.1:1/0"), ["env.time_compression_choices=[1, 4]"])
+    assert "env.time_compression_choices: the kubernetes backend replays each trace at" in str(err.value)
+
+
 def test_reset_scales_back_points_the_load_generator_and_steps(tmp_path, redis_server, kubeconfig) -> None:
     redis_server.start()
     redis_server.flushall()

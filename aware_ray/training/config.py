@@ -254,6 +254,11 @@ def build_train_config(raw: dict[str, Any], source: str, overrides: list[str]) -
         raise ConfigError(
             f"{source}: env.backend: kubernetes does not combine with bootstrap or ddpg.workload_loss_weight yet"
         )
+    if cluster is not None and env.time_compression_choices:
+        raise ConfigError(
+            f"{source}: env.time_compression_choices: the kubernetes backend replays each trace at "
+            "env.time_compression; leave the choices empty"
+        )
     return TrainConfig(
         env=env,
         ddpg=ddpg,

@@ -28,10 +28,13 @@ EVAL_TIME_COMPRESSION = 1.0
 
 def eval_env_config(cfg: TrainConfig, time_compression: float = EVAL_TIME_COMPRESSION) -> dict[str, Any]:
     """The env validation runs in: the training env at `time_compression`, without its workloads,
-    and without its rules, which belong to the policy (it acts behind them) and not to the baselines."""
+    without its rules, which belong to the policy (it acts behind them) and not to the baselines,
+    and without its time-scale augmentation, which touches drawn training episodes only (so a
+    run folder's baselines fingerprint stays what it was)."""
     d = cfg.env.to_dict()
     d.pop("workloads", None)
     d.pop("rules", None)
+    d.pop("time_compression_choices", None)
     d["time_compression"] = time_compression
     return d
 
