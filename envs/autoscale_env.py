@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -119,8 +120,7 @@ class AutoscaleEnv(gym.Env):
         self.peak_rps = cfg.peak_rps or self.app.default_peak_rps
         self.sim_config = cfg.sim_config()
         self.backend: Backend = backend or SimBackend(self.app, self.sim_config)
-        self.workloads: list[Workload] = [make_workload(s, self.peak_rps, cfg.time_compression) for s in cfg.workloads]
-        self.time_scaled = TimeScaled(self.workloads, cfg.time_compression_choices)
+        self.set_workloads(cfg.workloads)
         self.episode_time_compression = cfg.time_compression
         n = cfg.max_services
         self.action_space = gym.spaces.Box(-1.0, 1.0, (n * ACTION_DIMS,), np.float32)
@@ -136,6 +136,13 @@ class AutoscaleEnv(gym.Env):
         self.rule_chain = RuleChain(parse_rules(cfg.rules), cfg.interval_s) if cfg.rules else None
         self.steps = 0
         self.episode_steps = cfg.episode_steps
+
+    def set_workloads(self, specs: Sequence[str]) -> None:
+        """The workloads episodes are drawn from (``config.workloads`` at first); an episode
+        already running finishes as it is."""
+        cfg = self.config
+        self.time_scaled = TimeScaled.of(specs, self.peak_rps, cfg.time_compression, cfg.time_compression_choices)
+        self.workloads: list[Workload] = self.time_scaled.workloads
 
     # ------------------------------------------------------------------------------ gym API
 

@@ -22,7 +22,7 @@ import numpy as np
 from envs.app import load_app
 from envs.config import EnvConfig
 from envs.load_context import load_context, partly_idle
-from envs.workload import TimeScaled, episode_rates, make_workload
+from envs.workload import TimeScaled, episode_rates
 
 
 class ContextSampler:
@@ -34,8 +34,8 @@ class ContextSampler:
             raise ValueError("context samples need an env with a load context (context_span > 0)")
         self.cfg = cfg
         peak = cfg.peak_rps or load_app(cfg.app).default_peak_rps
-        self.workloads = [make_workload(s, peak, cfg.time_compression) for s in cfg.workloads]
-        self.time_scaled = TimeScaled(self.workloads, cfg.time_compression_choices)
+        self.time_scaled = TimeScaled.of(cfg.workloads, peak, cfg.time_compression, cfg.time_compression_choices)
+        self.workloads = self.time_scaled.workloads
 
     def episode(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Log external rates of one new instance of workload ``k``, as the env measures them."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -237,6 +238,11 @@ class TimeScaled:
         self.workloads = workloads
         self.choices = tuple(float(c) for c in choices)
         self.variants = [[w.at(c) if isinstance(w, TraceWorkload) else w for c in self.choices] for w in workloads]
+
+    @classmethod
+    def of(cls, specs: Sequence[str], peak_rps: float, time_compression: float, choices: Sequence[float]) -> TimeScaled:
+        """The training workloads of ``specs`` (as an env config names them), each built once."""
+        return cls([make_workload(s, peak_rps, time_compression) for s in specs], tuple(choices))
 
     def draw(self, k: int, rng: np.random.Generator) -> tuple[Workload, float | None]:
         """Workload ``k`` at a compression drawn from the choices, and that compression (None where

@@ -51,12 +51,8 @@ def _set_workloads(algo: Any, specs: list[str]) -> None:
     """Point every env of every runner at new workloads (episodes already running finish as they are)."""
 
     def apply(runner: Any) -> None:
-        from envs.workload import TimeScaled, make_workload
-
         for env in getattr(runner.env, "envs", []):
-            e = env.unwrapped
-            e.workloads = [make_workload(s, e.peak_rps, e.config.time_compression) for s in specs]
-            e.time_scaled = TimeScaled(e.workloads, e.config.time_compression_choices)
+            env.unwrapped.set_workloads(specs)
 
     algo.env_runner_group.foreach_env_runner(apply, local_env_runner=True)
 
