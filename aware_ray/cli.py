@@ -46,7 +46,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "dropping or queueing; while the SLO is lost a CPU limit below one core may rise to one), "
         "vpa-mem:POLICY (POLICY's replicas and CPU limits, the VPA's memory limits), "
         "mem@H:POLICY (memory limits H x each service's peak use over the last 300 s), "
-        "floor@T:POLICY (replicas never below what the HPA at target T would set)",
+        "floor@T:POLICY (replicas never below what the HPA at target T would set), "
+        "plan@U:POLICY (no service planned above utilisation U at the CPU in use)",
     )
     p.add_argument("--app", default="social-network", help="shipped app name or app YAML path")
     p.add_argument(

@@ -50,6 +50,19 @@ ready yet counting as using nothing, as in ``lean@U``), at the CPU limit the pol
 Decreases down to that floor, CPU limits and memory pass as asked. With T near the HPA's own
 targets the policy keeps its savings wherever it runs below T and loses only its lateness.
 
+``plan@U``, no service planned above utilisation U. ``floor@T`` follows the HPA, which acts on
+utilisation already measured past its target: it cannot stop a decision that plans the load just
+measured onto too few pods, since until that decision lands utilisation reads low. A learned policy
+makes such cuts from states its own episodes never reach: behind the bootstrap fallback, half the
+validation episodes violated the SLO in the four intervals after it took over many thin replicas
+from the heuristic, and in the one inspected it had cut every service to one replica at once
+(docs/results/2026-12-07-fallback-on-validation.md). The rule raises each service's capacity to
+fit the CPU in use (read as ``floor@T`` reads it) at utilisation U on every decision: it first
+undoes as much of a CPU-limit cut as that needs (exact, and in place), then adds replicas. Asked
+for increases and memory pass. In place of ``floor@0.8`` in the recommended chain it tied on
+validation (+0.708 against +0.711, fewer violations on 8 of 10 workloads), so the chain keeps
+``floor@0.8``; behind the fallback it recovers half of what the hand-over cost.
+
 Where they run: a controller puts them in front of any policy (``policies.base.PolicyRule``, built
 by the registry from names such as ``lean@0.1:stable@120:ddpg:pretrained``), and the env applies
 the same rules when its config names them (``rules: "lean@0.1:stable@120"``), so a policy can
@@ -90,7 +103,7 @@ MEM_BAND = 1.25
 """``mem@H`` lowers a limit only when it is more than this factor above H x the peak."""
 HPA_TOLERANCE = 0.1
 """``floor@T`` binds where utilisation is more than this fraction above T (the HPA's default tolerance)."""
-KINDS = ("stable", "lean", "mem", "floor")
+KINDS = ("stable", "lean", "mem", "floor", "plan")
 
 
 # ---------------------------------------------------------------------------------- stable@S
@@ -223,6 +236,30 @@ def hpa_floor(want: ScalingDecision, current: ScalingDecision, services: np.ndar
     )
 
 
+# ---------------------------------------------------------------------------------- plan@U
+
+
+def planned_floor(
+    want: ScalingDecision, current: ScalingDecision, services: np.ndarray, ceiling: float
+) -> ScalingDecision:
+    """`want`, with each service whose asked capacity (replicas x CPU limit, at least one replica)
+    would run the CPU in use now above utilisation `ceiling` given enough: first a CPU-limit cut
+    is undone as far as needed (back to the current limit at most; exact, in place, no pod to
+    start), then replicas are added at that limit, rounded up as the HPA rounds. Services with
+    enough, and memory, pass exactly as asked (an ask of zero replicas is the guard's to raise)."""
+    capacity = np.asarray(current.replicas, dtype=np.float64) * np.asarray(current.cpu_limit, dtype=np.float64)
+    need = desired_utilization(services) * capacity / ceiling
+    asked_replicas = np.asarray(want.replicas, dtype=np.int64)
+    asked_cpu = np.asarray(want.cpu_limit, dtype=np.float64)
+    pods_asked = np.maximum(asked_replicas, 1)
+    short = need > pods_asked * asked_cpu * (1.0 + 1e-9)
+    undo = np.minimum(need / pods_asked, np.maximum(asked_cpu, current.cpu_limit))
+    cpu = np.where(short, np.maximum(asked_cpu, undo), asked_cpu)
+    pods = np.ceil(need / np.maximum(cpu, 1e-12) - 1e-9).astype(np.int64)
+    replicas = np.where(short, np.maximum(pods_asked, pods), asked_replicas)
+    return ScalingDecision(replicas=replicas, cpu_limit=cpu, mem_limit=want.mem_limit)
+
+
 # ---------------------------------------------------------------------------------- chains
 
 
@@ -248,8 +285,10 @@ def check_rule(kind: str, value: float, where: str) -> Rule:
         raise ConfigError(f"{where}: memory headroom must be in [1, 4] (times peak use), got {value:g}")
     if kind == "floor" and not 0 < value <= 1:
         raise ConfigError(f"{where}: HPA target must be in (0, 1], got {value:g}")
+    if kind == "plan" and not 0 < value <= 1:
+        raise ConfigError(f"{where}: utilisation ceiling must be in (0, 1], got {value:g}")
     if kind not in KINDS:
-        known = "stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET"
+        known = "stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET, plan@UTILISATION"
         raise ConfigError(f"{where}: unknown rule {kind!r} (known: {known})")
     return Rule(kind, float(value))
 
@@ -259,6 +298,7 @@ USAGE = {
     "lean": "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained",
     "mem": "mem@HEADROOM:POLICY, e.g. mem@1.3:ddpg:pretrained",
     "floor": "floor@TARGET:POLICY, e.g. floor@0.7:ddpg:pretrained",
+    "plan": "plan@UTILISATION:POLICY, e.g. plan@0.8:ddpg:pretrained",
 }
 """How a rule is written in front of a policy name, for errors."""
 
@@ -365,6 +405,8 @@ class RuleChain:
             return fit_memory(want, current, peak, rule.value)
         if rule.kind == "floor":
             return hpa_floor(want, current, services, rule.value)
+        if rule.kind == "plan":
+            return planned_floor(want, current, services, rule.value)
         return hold_growth(want, current, growth_room(services, rule.value), latency_limit(e2e_latency))
 
     def effective_action(

@@ -9,7 +9,8 @@ the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller 
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds, as the
 HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow a service no further than the HPA
 at target U would, ``mem@H:POLICY`` sizes memory limits at H times peak use, and
-``floor@T:POLICY`` keeps replicas at or above what the HPA at target T would set (the rules of
+``floor@T:POLICY`` keeps replicas at or above what the HPA at target T would set, and
+``plan@U:POLICY`` plans no service above utilisation U at the CPU in use (the rules of
 ``envs.rules``, parsed there, wrapped by ``policies.base.PolicyRule``); ``vpa-mem:POLICY`` keeps
 POLICY's replicas and CPU limits and lets the VPA set memory limits (``policies.vpa_memory``).
 Such rules nest (``vpa-mem:lean@0.1:stable@120:ddpg:pretrained``). A ``ddpg:PATH`` policy trained under
@@ -117,7 +118,7 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
     raise ConfigError(
         f"unknown policy '{name}' (known: heuristic-frontier, hpa-frontier, hpa@X, hpa+vpa[@X], "
         "hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
-        "safe:POLICY, stable@S:POLICY, lean@U:POLICY, mem@H:POLICY, floor@T:POLICY, vpa-mem:POLICY)"
+        "safe:POLICY, stable@S:POLICY, lean@U:POLICY, mem@H:POLICY, floor@T:POLICY, plan@U:POLICY, vpa-mem:POLICY)"
     )
 
 

@@ -35,6 +35,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
         ("mem@1.3:lean@0.1", (Rule("mem", 1.3), Rule("lean", 0.1))),
         ("floor@0.7:mem@1.3:lean@0.1", (Rule("floor", 0.7), Rule("mem", 1.3), Rule("lean", 0.1))),
         (" lean@0 : stable@0 ", (Rule("lean", 0.0), Rule("stable", 0.0))),
+        ("stable@120:plan@0.8", (Rule("stable", 120.0), Rule("plan", 0.8))),
     ],
 )
 def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
@@ -53,9 +54,12 @@ def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
         ("mem@0.9", "rules: memory headroom must be in [1, 4] (times peak use), got 0.9"),
         ("floor@0", "rules: HPA target must be in (0, 1], got 0"),
         ("floor@1.2", "rules: HPA target must be in (0, 1], got 1.2"),
+        ("plan@0", "rules: utilisation ceiling must be in (0, 1], got 0"),
+        ("plan@1.5", "rules: utilisation ceiling must be in (0, 1], got 1.5"),
         (
             "safe@1",
-            "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET)",
+            "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET, "
+            "plan@UTILISATION)",
         ),
     ],
 )
@@ -109,7 +113,9 @@ def _episode(rules_in_env: str, wrappers: str, steps: int = 160) -> list[tuple[f
         "floor@0.7",
         "floor@0.6:mem@1.3:lean@0.1",
         "stable@120:mem@1.3",
-        "stable@120:floor@0.8:mem@1.3:lean@0.1",  # the recommended deployment's rules
+        "stable@120:floor@0.8:mem@1.3:lean@0.1",
+        "plan@0.8",
+        "stable@120:plan@0.8:mem@1.3:lean@0.3",
     ],
 )
 def test_rules_in_the_env_decide_as_the_controllers_wrappers(rules: str) -> None:
@@ -267,6 +273,46 @@ def test_floor_rule_table(
     got = hpa_floor(ask, current, rows, 0.5)
     assert list(got.replicas) == [expected]
     assert list(got.cpu_limit) == [ask_cpu] and list(got.mem_limit) == [300.0]  # only replicas are the rule's
+
+
+# (replicas, ready, utilisation of ready pods, current CPU limit, asked replicas, asked CPU limit)
+# -> (replicas, CPU limit) let through by plan@0.8
+@pytest.mark.parametrize(
+    ("replicas", "ready", "util", "limit", "ask_replicas", "ask_cpu", "expected"),
+    [
+        (5, 5, 0.18, 0.5, 1, 0.5, (2, 0.5)),  # 0.45 cores in use: one pod would run at 0.9; two at 0.45
+        (5, 5, 0.18, 0.5, 1, 1.0, (1, 1.0)),  # one 1-core pod runs it at 0.45: the ask
+        (4, 4, 0.5, 1.0, 3, 1.0, (3, 1.0)),  # 2 cores in use on 3 pods: 0.67, below the ceiling
+        (4, 4, 0.5, 1.0, 2, 1.0, (3, 1.0)),  # on 2 pods it would be 1.0: ceil(2 / 0.8) = 3
+        (4, 4, 0.5, 1.0, 6, 1.0, (6, 1.0)),  # increases pass
+        (4, 2, 1.0, 1.0, 2, 1.0, (3, 1.0)),  # two pods still starting count as idle: 2 cores in use
+        (4, 0, 0.0, 1.0, 1, 1.0, (1, 1.0)),  # nothing ready, nothing known: the ask
+        (1, 1, 0.5, 1.0, 1, 0.5, (1, 0.625)),  # a CPU cut undone as far as needed, in place: 0.5 / 0.8
+        (1, 1, 0.9, 1.0, 1, 0.5, (2, 1.0)),  # undone back to the current limit, then a pod: ceil(1.125)
+        (2, 2, 0.1, 0.5, 0, 0.5, (0, 0.5)),  # enough on the one pod the guard will keep: passes as asked
+    ],
+)
+def test_plan_rule_table(
+    replicas: int,
+    ready: int,
+    util: float,
+    limit: float,
+    ask_replicas: int,
+    ask_cpu: float,
+    expected: tuple[int, float],
+) -> None:
+    from envs.metrics import ScalingDecision
+    from envs.observation import N_SERVICE_FEATURES, F
+    from envs.rules import planned_floor
+
+    rows = np.zeros((1, N_SERVICE_FEATURES))
+    rows[0, F["replicas"]], rows[0, F["ready"]] = replicas / 10, ready / 10
+    rows[0, F["cpu_util"]] = util
+    current = ScalingDecision(np.array([replicas]), np.array([limit]), np.array([512.0]))
+    ask = ScalingDecision(np.array([ask_replicas]), np.array([ask_cpu]), np.array([300.0]))
+    got = planned_floor(ask, current, rows, 0.8)
+    assert (int(got.replicas[0]), float(got.cpu_limit[0])) == pytest.approx(expected)
+    assert list(got.mem_limit) == [300.0]  # memory is not the rule's
 
 
 def test_validation_runs_baselines_without_the_training_rules() -> None:
