@@ -142,7 +142,11 @@ class AutoscaleEnv(gym.Env):
         already running finishes as it is."""
         cfg = self.config
         self.time_scaled = TimeScaled.of(specs, self.peak_rps, cfg.time_compression, cfg.time_compression_choices)
-        self.workloads: list[Workload] = self.time_scaled.workloads
+
+    @property
+    def workloads(self) -> list[Workload]:
+        """The workloads episodes are drawn from (``set_workloads``)."""
+        return self.time_scaled.workloads
 
     # ------------------------------------------------------------------------------ gym API
 

@@ -22,7 +22,7 @@ import numpy as np
 from envs.app import load_app
 from envs.config import EnvConfig
 from envs.load_context import load_context, partly_idle
-from envs.workload import TimeScaled, episode_rates
+from envs.workload import TimeScaled, Workload, episode_rates
 
 
 class ContextSampler:
@@ -35,7 +35,11 @@ class ContextSampler:
         self.cfg = cfg
         peak = cfg.peak_rps or load_app(cfg.app).default_peak_rps
         self.time_scaled = TimeScaled.of(cfg.workloads, peak, cfg.time_compression, cfg.time_compression_choices)
-        self.workloads = self.time_scaled.workloads
+
+    @property
+    def workloads(self) -> list[Workload]:
+        """The training workloads, in the env's order."""
+        return self.time_scaled.workloads
 
     def episode(self, k: int, rng: np.random.Generator) -> np.ndarray:
         """Log external rates of one new instance of workload ``k``, as the env measures them."""

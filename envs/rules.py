@@ -218,14 +218,21 @@ def fit_memory(want: ScalingDecision, current: ScalingDecision, peak: np.ndarray
 # ---------------------------------------------------------------------------------- floor@T
 
 
+def cpu_in_use(utilization: np.ndarray, current: ScalingDecision) -> np.ndarray:
+    """Per service, the cores in use: `utilization` (over all desired replicas, as
+    ``desired_utilization`` reads it) times the current capacity, replicas x CPU limit. How
+    ``floor@T`` and ``plan@U`` both read the load they size for."""
+    capacity = np.asarray(current.replicas, dtype=np.float64) * np.asarray(current.cpu_limit, dtype=np.float64)
+    return utilization * capacity
+
+
 def hpa_floor(want: ScalingDecision, current: ScalingDecision, services: np.ndarray, target: float) -> ScalingDecision:
     """`want` with each service's replicas raised to at least what the HPA at `target` would set:
     the CPU in use (utilisation over all desired replicas, as the HPA counts a pod not ready yet
     when it scales up) over `target`, in pods of the CPU limit `want` asks for. Only where
     utilisation is above ``target x (1 + HPA_TOLERANCE)``, as the HPA acts; CPU and memory pass."""
     utilization = desired_utilization(services)
-    capacity = np.asarray(current.replicas, dtype=np.float64) * np.asarray(current.cpu_limit, dtype=np.float64)
-    used = utilization * capacity
+    used = cpu_in_use(utilization, current)
     pods = np.ceil(used / (target * np.maximum(np.asarray(want.cpu_limit, dtype=np.float64), 1e-12)) - 1e-9)
     late = utilization > target * (1.0 + HPA_TOLERANCE)
     floor = np.where(late, pods, 0.0).astype(np.int64)
@@ -247,8 +254,7 @@ def planned_floor(
     is undone as far as needed (back to the current limit at most; exact, in place, no pod to
     start), then replicas are added at that limit, rounded up as the HPA rounds. Services with
     enough, and memory, pass exactly as asked (an ask of zero replicas is the guard's to raise)."""
-    capacity = np.asarray(current.replicas, dtype=np.float64) * np.asarray(current.cpu_limit, dtype=np.float64)
-    need = desired_utilization(services) * capacity / ceiling
+    need = cpu_in_use(desired_utilization(services), current) / ceiling
     asked_replicas = np.asarray(want.replicas, dtype=np.int64)
     asked_cpu = np.asarray(want.cpu_limit, dtype=np.float64)
     pods_asked = np.maximum(asked_replicas, 1)

@@ -243,6 +243,21 @@ def test_mem_rule_keeps_memory_near_use_in_an_episode() -> None:
     assert np.all(env.decision.mem_limit <= np.ceil(1.3 * 1.25 * np.maximum(use, 1.0)) * 1.5)
 
 
+def _one_service(
+    replicas: int, ready: int, util: float, limit: float, ask_replicas: int, ask_cpu: float
+) -> tuple[Any, Any, np.ndarray]:
+    """(ask, current settings, observation rows) of one service with 512 MiB, asked for 300 MiB."""
+    from envs.metrics import ScalingDecision
+    from envs.observation import N_SERVICE_FEATURES, F
+
+    rows = np.zeros((1, N_SERVICE_FEATURES))
+    rows[0, F["replicas"]], rows[0, F["ready"]] = replicas / 10, ready / 10  # scaled as the env scales them
+    rows[0, F["cpu_util"]] = util
+    current = ScalingDecision(np.array([replicas]), np.array([limit]), np.array([512.0]))
+    ask = ScalingDecision(np.array([ask_replicas]), np.array([ask_cpu]), np.array([300.0]))
+    return ask, current, rows
+
+
 # (replicas, ready, utilisation of ready pods, current CPU limit, asked replicas, asked CPU limit)
 # -> replicas let through by floor@0.5
 @pytest.mark.parametrize(
@@ -261,15 +276,9 @@ def test_mem_rule_keeps_memory_near_use_in_an_episode() -> None:
 def test_floor_rule_table(
     replicas: int, ready: int, util: float, limit: float, ask_replicas: int, ask_cpu: float, expected: int
 ) -> None:
-    from envs.metrics import ScalingDecision
-    from envs.observation import N_SERVICE_FEATURES, F
     from envs.rules import hpa_floor
 
-    rows = np.zeros((1, N_SERVICE_FEATURES))
-    rows[0, F["replicas"]], rows[0, F["ready"]] = replicas / 10, ready / 10  # scaled as the env scales them
-    rows[0, F["cpu_util"]] = util
-    current = ScalingDecision(np.array([replicas]), np.array([limit]), np.array([512.0]))
-    ask = ScalingDecision(np.array([ask_replicas]), np.array([ask_cpu]), np.array([300.0]))
+    ask, current, rows = _one_service(replicas, ready, util, limit, ask_replicas, ask_cpu)
     got = hpa_floor(ask, current, rows, 0.5)
     assert list(got.replicas) == [expected]
     assert list(got.cpu_limit) == [ask_cpu] and list(got.mem_limit) == [300.0]  # only replicas are the rule's
@@ -301,15 +310,9 @@ def test_plan_rule_table(
     ask_cpu: float,
     expected: tuple[int, float],
 ) -> None:
-    from envs.metrics import ScalingDecision
-    from envs.observation import N_SERVICE_FEATURES, F
     from envs.rules import planned_floor
 
-    rows = np.zeros((1, N_SERVICE_FEATURES))
-    rows[0, F["replicas"]], rows[0, F["ready"]] = replicas / 10, ready / 10
-    rows[0, F["cpu_util"]] = util
-    current = ScalingDecision(np.array([replicas]), np.array([limit]), np.array([512.0]))
-    ask = ScalingDecision(np.array([ask_replicas]), np.array([ask_cpu]), np.array([300.0]))
+    ask, current, rows = _one_service(replicas, ready, util, limit, ask_replicas, ask_cpu)
     got = planned_floor(ask, current, rows, 0.8)
     assert (int(got.replicas[0]), float(got.cpu_limit[0])) == pytest.approx(expected)
     assert list(got.mem_limit) == [300.0]  # memory is not the rule's
