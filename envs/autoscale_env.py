@@ -42,6 +42,8 @@ class StepRecord:
     reward: float
     reserved_cores: float = 0.0
     """CPU reserved at the end of the interval (replicas x CPU limit), cores."""
+    reserved_gib: float = 0.0
+    """Memory reserved at the end of the interval (replicas x memory limit), GiB."""
 
 
 class AutoscaleEnv(gym.Env):
@@ -334,6 +336,7 @@ def step_record(scores: IntervalScores, b: int, t_seconds: float, changed: int, 
         guard_clamps=int(guard_clamps),
         reward=float(scores.reward[b]),
         reserved_cores=float(scores.reserved_cores[b]),
+        reserved_gib=float(scores.reserved_gib[b]),
     )
 
 

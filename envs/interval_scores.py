@@ -34,6 +34,7 @@ class IntervalScores:
     cpu_utilization: np.ndarray
     reward: np.ndarray
     reserved_cores: np.ndarray
+    reserved_gib: np.ndarray
     history_reward: np.ndarray
     """The reward under the history's weights (``EnvConfig.history_weights``): what the history
     rows record. The same array as ``reward`` unless those weights differ."""
@@ -108,5 +109,6 @@ def score_intervals(
         cpu_utilization=util,
         reward=r,
         reserved_cores=reserved,
+        reserved_gib=reserved_mem / 1024.0,
         history_reward=history,
     )

@@ -46,11 +46,14 @@ class EnvContext:
     layout: ObservationLayout
     guard: GuardConfig
     interval_s: float
+    memory_price: float = 1.0 / 9.0
+    """Cores per GiB, as the env's scoreboard prices memory (``EnvConfig.memory_price``): what the
+    bootstrap monitor's cost rule weighs reserved memory by."""
 
     @staticmethod
     def of(env: Any) -> EnvContext:
         """Context of an AutoscaleEnv."""
-        return EnvContext(env.app, env.layout, env.config.guard, env.config.interval_s)
+        return EnvContext(env.app, env.layout, env.config.guard, env.config.interval_s, env.config.memory_price)
 
 
 class HeuristicPolicy:

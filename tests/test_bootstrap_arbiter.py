@@ -401,7 +401,7 @@ def test_cost_rule_uses_the_heuristics_own_ratio(outcomes: str, sources: str) ->
     """After a window under the heuristic (by phase), its reserved-to-rule ratio is the yardstick."""
     env, obs, arb = scripted_arbiter()
     arb.phase = Phase.OFFLINE
-    rule = arb.rule_cores(obs)
+    rule = arb.rule_cost(obs)
     assert rule > 0
     for i in range(SCRIPT.window + 1):
         if i:
@@ -417,6 +417,43 @@ def test_cost_rule_uses_the_heuristics_own_ratio(outcomes: str, sources: str) ->
             arb.observe(*fine[outcomes[i - 1]])
         got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
     assert "".join(got) == sources
+
+
+@pytest.mark.parametrize(
+    ("price", "policy_cores", "policy_gib", "trips"),
+    [
+        pytest.param(1 / 9, 2.4, 0.9, False, id="more-cpu-much-less-memory"),  # CPU 1.6x the heuristic's, money 1.0x
+        pytest.param(0.0, 2.4, 0.9, True, id="memory-free-counts-cpu-alone"),
+        pytest.param(1 / 9, 1.5, 27.0, True, id="less-cpu-much-more-memory"),  # money 1.8x
+        pytest.param(1 / 9, 1.5, 9.0, False, id="the-heuristics-own-mix"),
+    ],
+)
+def test_cost_rule_prices_memory(price: float, policy_cores: float, policy_gib: float, trips: bool) -> None:
+    """The cost rule weighs reserved memory at the env's memory price, as the scoreboard does: a
+    policy that holds more CPU and far less memory than the heuristic costs less, and is not the
+    one to hand back. The heuristic reserves 1.5 cores and 9 GiB per interval while it controls."""
+    env = AutoscaleEnv({**HEAVY, "episode_steps": 40, "memory_price": price})
+    obs, _ = env.reset(seed=SEED)
+    cfg = BootstrapConfig(start_phase="offline", window=4, violation_margin=0.25, cooldown=2, max_cooldown=6)
+    arb = Arbiter(cfg, make_teacher(cfg, EnvContext.of(env)))
+    arb.start_episode()
+    for i in range(cfg.window + 1):
+        if i:
+            assert arb.observe(False, 1.5, 9.0) is None
+        assert arb.choose(obs, None)[1] is Source.HEURISTIC
+    # The rule's cost does not move (same observation), so the yardstick is the heuristic's money over it.
+    assert arb.cost_reference == pytest.approx(arb.money(1.5, 9.0) / arb.rule_cost(obs))
+    arb.phase = Phase.ONLINE
+    policy = minimum_everywhere(env)(obs)
+    reasons = []
+    for i in range(cfg.window + 1):
+        if i:
+            reasons.append(arb.observe(False, policy_cores, policy_gib))
+        arb.choose(obs, policy)
+    tripped = [r for r in reasons if r is not None]
+    assert bool(tripped) is trips
+    if trips:
+        assert "\n" not in tripped[0] and "money (CPU plus priced memory)" in tripped[0]
 
 
 @pytest.mark.parametrize(

@@ -180,11 +180,11 @@ def monitor(reference: float = 0.0, margin: float = 0.05, window: int = 20, cost
 
 
 def clean(reserved: float = 1.0, heuristic: float = 1.0) -> Interval:
-    return Interval(violated=False, reserved_cores=reserved, heuristic_cores=heuristic)
+    return Interval(violated=False, reserved=reserved, rule=heuristic)
 
 
 def violating() -> Interval:
-    return Interval(violated=True, reserved_cores=1.0, heuristic_cores=1.0)
+    return Interval(violated=True, reserved=1.0, rule=1.0)
 
 
 @pytest.mark.parametrize(

@@ -61,9 +61,10 @@ def test_outcome_read_from_the_observation_matches_the_scoreboard() -> None:
     for _ in range(120):
         action, state = hpa.act(obs, state)
         obs, _, _, _, info = env.step(action)
-        violated, reserved = outcome_of(obs, ctx)
+        violated, reserved, gib = outcome_of(obs, ctx)
         rec = info["scoreboard"]
         assert reserved == pytest.approx(rec.reserved_cores, rel=1e-3)
+        assert gib == pytest.approx(rec.reserved_gib, rel=1e-3)
         agree += violated == rec.violated
     assert agree >= 118
 

@@ -8,10 +8,11 @@ in the shadow on every interval, whoever acts, so its histories (the HPA's stabi
 window, the VPA's usage histogram) are current the moment it takes over.
 
 The monitor's cost yardstick is what the HPA's own rule would reserve for the CPU actually in
-use, ``ceil(used / (target x CPU request))`` replicas at the Deployment's CPU request,
-independent of how the policy has shaped replicas and limits, scaled by the heuristic's own
-measured ratio of reserved CPU to that rule while it was in control (its lag, minimum
-replicas and rounding).
+use, ``ceil(used / (target x CPU request))`` replicas at the Deployment's CPU and memory
+requests, independent of how the policy has shaped replicas and limits, scaled by the heuristic's
+own measured ratio of reserved money to that rule while it was in control (its lag, minimum
+replicas, rounding and memory sizing). Money is CPU cores plus memory GiB at the env's memory
+price (``EnvContext.memory_price``), as the scoreboard counts it.
 
 Training runs one ``Arbiter`` per env inside RLlib's env runners; the live controller runs one
 per app. Nothing here knows about either.
@@ -108,7 +109,7 @@ class Arbiter:
 
     @property
     def cost_reference(self) -> float | None:
-        """The heuristic's reserved CPU over the HPA rule's while it controlled by phase.
+        """The heuristic's reserved money over the HPA rule's while it controlled by phase.
 
         None until it has controlled for a whole window: without that yardstick the monitor
         judges violations only.
@@ -117,8 +118,13 @@ class Arbiter:
             return None
         return self._h_reserved / self._h_ask
 
-    def rule_cores(self, observation: np.ndarray) -> float:
-        """CPU the HPA rule reserves for the CPU in use now (replicas at the Deployment's request)."""
+    def money(self, cores: float, gib: float) -> float:
+        """Reserved CPU cores and memory GiB as one cost, in cores (memory at the env's price)."""
+        return float(cores) + float(gib) * self.heuristic.ctx.memory_price
+
+    def rule_cost(self, observation: np.ndarray) -> float:
+        """What the HPA rule reserves for the CPU in use now, in money: its replicas at the
+        Deployment's CPU and memory requests."""
         ctx = self.heuristic.ctx
         app = ctx.app
         view = service_view(observation, app, ctx.layout)
@@ -128,18 +134,20 @@ class Arbiter:
         replicas = np.clip(
             np.ceil(used / (request * target) - 1e-9), app.column("min_replicas"), app.column("max_replicas")
         )
-        return float(np.sum(replicas * request))
+        return self.money(np.sum(replicas * request), np.sum(replicas * app.column("mem_limit_initial")) / 1024.0)
 
-    def observe(self, violated: bool, reserved_cores: float) -> str | None:
-        """The outcome of the last interval; returns the fallback reason if the monitor tripped."""
+    def observe(self, violated: bool, reserved_cores: float, reserved_gib: float = 0.0) -> str | None:
+        """The outcome of the last interval (SLO violated; CPU cores and memory GiB reserved at its
+        end); returns the fallback reason if the monitor tripped."""
+        reserved = self.money(reserved_cores, reserved_gib)
         if self._last_source == Source.HEURISTIC:
-            self._h_reserved += float(reserved_cores)
+            self._h_reserved += reserved
             self._h_ask += self._last_ask
             self._h_intervals += 1
         if self._last_source != Source.POLICY:
             return None
         self.monitor.cost_reference = self.cost_reference
-        reason = self.monitor.observe(Interval(bool(violated), float(reserved_cores), self._last_ask))
+        reason = self.monitor.observe(Interval(bool(violated), reserved, self._last_ask))
         if reason is not None:
             self.fallbacks += 1
             self.cooldown_left = self.next_cooldown
@@ -172,7 +180,7 @@ class Arbiter:
         None while the heuristic is in control by phase.
         """
         h_action = self.heuristic_action(observation)
-        self._last_ask = self.rule_cores(observation)
+        self._last_ask = self.rule_cost(observation)
         held_back = self.phase == Phase.ONLINE and not self.canary
         # The floor judges a decision against the usage just observed; on an episode's first
         # interval none has been, so the heuristic decides it.

@@ -41,7 +41,8 @@ class BootstrapConfig:
     violation_margin: float = 0.05
     """Violation rate the policy may exceed the heuristic's reference by, within a window."""
     cost_margin: float = 0.25
-    """Share by which the policy's reserved CPU may exceed what the heuristic asks for, over a cost window."""
+    """Share by which what the policy reserves (CPU plus memory at the env's memory price) may exceed
+    what the heuristic asks for, over a cost window."""
     cost_window: int = 0
     """Policy-controlled intervals the cost rule judges together (0: ``window``). Longer than the
     violation window is sound: a cost overrun is no emergency, and over short spans the heuristic's

@@ -105,7 +105,8 @@ class BootstrapActions(ConnectorV2):
             elif episode.t > self._seen_t.get(slot, -1):
                 record = scoreboard_of(episode.get_infos(-1))
                 if record is not None:
-                    arb.observe(bool(record["violated"]), float(record["reserved_cores"]))
+                    cores, gib = float(record["reserved_cores"]), float(record.get("reserved_gib", 0.0))
+                    arb.observe(bool(record["violated"]), cores, gib)
             self._seen_t[slot] = episode.t
             obs = np.asarray(episode.get_observations(-1), dtype=np.float32)
             action, source = arb.choose(obs, np.asarray(actions[key][0], dtype=np.float32))

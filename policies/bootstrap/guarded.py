@@ -2,12 +2,12 @@
 
 The controller only sees metrics, so the wrapper judges the last interval from the new
 observation, as a controller would: the SLO was violated if the end-to-end p99 is above it or
-requests were dropped, and the policy's reserved CPU is replicas x CPU limit read back from the
-observation. Then the ``Arbiter`` (in SERVING: the policy acts, the monitor watches) picks the
-action. As a controller taking over from a running HPA would, the heuristic acts for the first
-``window`` intervals, which gives the monitor its cost yardstick (the heuristic's own ratio of
-reserved CPU to the HPA rule). ``aware-ray evaluate --policies safe:ddpg:PATH`` scores exactly
-this.
+requests were dropped, and what the policy reserved is replicas x CPU limit and replicas x
+memory limit read back from the observation. Then the ``Arbiter`` (in SERVING: the policy acts,
+the monitor watches) picks the action. As a controller taking over from a running HPA would,
+the heuristic acts for the first ``window`` intervals, which gives the monitor its cost
+yardstick (the heuristic's own ratio of reserved money to the HPA rule). ``aware-ray evaluate
+--policies safe:ddpg:PATH`` scores exactly this.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ DROP_SHARE_VIOLATION = 0.0
 """Share of external requests dropped above which an interval violates the SLO (any drop does)."""
 
 
-def outcome_of(observation: np.ndarray, ctx: EnvContext) -> tuple[bool, float]:
-    """(violated, reserved CPU cores) of the interval that produced `observation`."""
+def outcome_of(observation: np.ndarray, ctx: EnvContext) -> tuple[bool, float, float]:
+    """(violated, reserved CPU cores, reserved memory GiB) of the interval that produced `observation`."""
     app = np.asarray(ctx.layout.app(np.asarray(observation, dtype=np.float64)))
     violated = bool(app[A["e2e_latency"]] > 1.0 or app[A["e2e_drops"]] > DROP_SHARE_VIOLATION)
     view = service_view(observation, ctx.app, ctx.layout)
-    return violated, float(np.sum(view.replicas * view.cpu_limit))
+    cores = float(np.sum(view.replicas * view.cpu_limit))
+    return violated, cores, float(np.sum(view.replicas * view.mem_limit)) / 1024.0
 
 
 class GuardedPolicy:

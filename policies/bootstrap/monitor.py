@@ -6,9 +6,12 @@ Two signals, over the intervals the policy controlled:
   while it was in control) plus a margin gives a budget of violating intervals per window; one
   more than the budget trips the monitor at once, so a policy that breaks the SLO on every
   interval is caught after ``budget + 1`` intervals, well within the window;
-- **cost**, over the last ``cost_window`` (``window`` unless set longer): the CPU the policy
-  reserved against what the HPA's rule reserves for the CPU in use (times the heuristic's own
-  measured ratio to that rule); judged once a whole cost window is in.
+- **cost**, over the last ``cost_window`` (``window`` unless set longer): what the policy
+  reserved, in money (CPU cores plus memory GiB at the env's memory price, as the scoreboard
+  counts it), against what the HPA's rule reserves for the CPU in use (times the heuristic's own
+  measured ratio to that rule); judged once a whole cost window is in. Counting CPU alone tripped
+  on policies that hold more CPU and much less memory than the heuristic, handing control to a
+  heuristic that cost more.
 
 Counterfactual violations cannot be observed (the heuristic did not act); the CPU a rule would
 reserve for the observed usage can be computed: that is why the two signals use different
@@ -27,10 +30,11 @@ class Interval:
     """One policy-controlled interval as the monitor sees it."""
 
     violated: bool
-    reserved_cores: float
-    """CPU the policy had reserved (replicas x CPU limit) over the interval."""
-    heuristic_cores: float
-    """CPU the HPA rule reserves for the CPU in use at the same decision."""
+    reserved: float
+    """What the policy had reserved over the interval, in cores plus priced GiB (replicas x
+    (CPU limit + memory limit x memory price))."""
+    rule: float
+    """The same for what the HPA rule reserves for the CPU in use at the same decision."""
 
 
 class SafetyMonitor:
@@ -46,7 +50,7 @@ class SafetyMonitor:
         self.reference_violation_rate = 0.0
         """The heuristic's violation rate while it controlled (set by the lifecycle)."""
         self.cost_reference: float | None = 1.0
-        """The heuristic's own reserved CPU over the HPA rule's, while it controlled (None: no cost rule)."""
+        """The heuristic's own reserved money over the HPA rule's, while it controlled (None: no cost rule)."""
         self.intervals: deque[Interval] = deque(maxlen=max(window, self.cost_window))
 
     def budget(self) -> int:
@@ -72,12 +76,13 @@ class SafetyMonitor:
             )
         if len(self.intervals) >= self.cost_window and self.cost_reference is not None:
             judged = list(self.intervals)[-self.cost_window :]
-            mine = sum(i.reserved_cores for i in judged)
-            theirs = sum(i.heuristic_cores for i in judged)
+            mine = sum(i.reserved for i in judged)
+            theirs = sum(i.rule for i in judged)
             allowed = self.cost_reference * (1.0 + self.cost_margin)
             if theirs > 0 and mine > theirs * allowed:
                 return (
-                    f"policy reserved {mine / theirs:.2f}x the CPU the HPA rule gives the CPU in use over "
+                    f"policy reserved {mine / theirs:.2f}x the money (CPU plus priced memory) the HPA rule "
+                    f"gives the CPU in use over "
                     f"{self.cost_window} intervals (the heuristic's own ratio {self.cost_reference:.2f}, "
                     f"allowed {allowed:.2f}x)"
                 )
