@@ -5,7 +5,8 @@
 with an in-place VPA for memory (``hpa+vpa-inplace@T``) and the predictive HPA (``predictive@T``).
 Their lower-left envelope in money against violations is what every learned policy is judged
 against (``aware_ray.evaluation.scoreboard``). ``safe:POLICY`` runs POLICY behind
-the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would.
+the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would, and
+``safe@T:POLICY`` the same with ``hpa+vpa@T`` as the fallback heuristic.
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds, as the
 HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow a service no further than the HPA
 at target U would, ``mem@H:POLICY`` sizes memory limits at H times peak use, and
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +120,8 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
     raise ConfigError(
         f"unknown policy '{name}' (known: heuristic-frontier, hpa-frontier, hpa@X, hpa+vpa[@X], "
         "hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
-        "safe:POLICY, stable@S:POLICY, lean@U:POLICY, mem@H:POLICY, floor@T:POLICY, plan@U:POLICY, vpa-mem:POLICY)"
+        "safe:POLICY, safe@T:POLICY, stable@S:POLICY, lean@U:POLICY, mem@H:POLICY, floor@T:POLICY, plan@U:POLICY, "
+        "vpa-mem:POLICY)"
     )
 
 
@@ -126,13 +129,41 @@ Wrap = Callable[[Policy, EnvContext], Policy]
 """Puts a rule in front of a built policy: what the live controller would apply to its decisions."""
 
 
+def fallback_config(head: str, name: str) -> Any:
+    """The bootstrap settings of a ``safe:`` (defaults) or ``safe@T:`` (the fallback heuristic
+    ``hpa+vpa@T``, as a controller's ``bootstrap.heuristic``) prefix; a one-line ConfigError otherwise."""
+    from policies.bootstrap.config import BootstrapConfig
+
+    if head == "safe":
+        return BootstrapConfig()
+    text = head[len("safe@") :]
+    try:
+        target = float(text)
+    except ValueError:
+        raise ConfigError(f"policy '{name}': safe@T needs a number after '@' (e.g. safe@0.7:), got {text!r}") from None
+    if not 0.05 <= target <= 1.0:
+        raise ConfigError(f"policy '{name}': safe@T: the fallback's target must be in [0.05, 1], got {target:g}")
+    return BootstrapConfig(heuristic=f"hpa+vpa@{target:g}")
+
+
+def has_fallback(name: str) -> bool:
+    """Whether a policy name puts the bootstrap fallback (``safe:`` or ``safe@T:``) anywhere in its chain."""
+    while (split := split_wrapper(name)) is not None:
+        if name.startswith(("safe:", "safe@")):
+            return True
+        name = split[1]
+    return False
+
+
 def split_wrapper(name: str) -> tuple[Wrap, str] | None:
-    """The rule a name puts in front of another policy (``safe:``, ``stable@S:``, ``lean@U:``, ``vpa-mem:``) and
-    the name it wraps; None for a policy that wraps none."""
-    if name.startswith("safe:"):
+    """The rule a name puts in front of another policy (``safe:``, ``safe@T:``, ``stable@S:``, ``lean@U:``,
+    ``vpa-mem:``) and the name it wraps; None for a policy that wraps none."""
+    if name.startswith(("safe:", "safe@")):
         from policies.bootstrap.guarded import GuardedPolicy
 
-        return (lambda policy, ctx: GuardedPolicy(policy, ctx)), name[len("safe:") :]
+        head, _, inner = name.partition(":")
+        cfg = fallback_config(head, name)
+        return (lambda policy, ctx: GuardedPolicy(policy, ctx, cfg)), inner
     if name.startswith("vpa-mem:"):
         from policies.vpa_memory import VPAMemoryPolicy
 

@@ -328,7 +328,7 @@ def scripted_arbiter() -> tuple[AutoscaleEnv, np.ndarray, Arbiter]:
         pytest.param("xx..x.x....", "PPFFPPPFFFF", id="two-in-a-window"),
         pytest.param("xx....xx.....", "PPFFPPPPFFFFP", id="no-reset-without-a-clean-window"),
         pytest.param("xx.....xx...", "PPFFPPPPPFFP", id="clean-window-resets-backoff"),
-        pytest.param("$$$$$$", "PPPPPP", id="no-cost-rule-before-the-heuristic-had-a-window"),
+        pytest.param("$$$$$$", "PPPPFF", id="cost-against-the-shadow-heuristic-before-it-had-a-window"),
     ],
 )
 def test_sources_follow_the_script(outcomes: str, sources: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,20 @@ class AlwaysMinimum:
 
     name = "minimum"
     vertical_mode = "in-place"
+    push = -1.0
 
     def initial_state(self) -> Any:
         return None
 
     def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        return -np.ones(4 * 3, dtype=np.float32), state
+        return np.full(4 * 3, self.push, dtype=np.float32), state
+
+
+class AlwaysMaximum(AlwaysMinimum):
+    """The deliberately wasteful policy: the most pods and the largest limits the guard allows."""
+
+    name = "maximum"
+    push = 1.0
 
 
 def _run(env: AutoscaleEnv, policy: Any, seed: int = 0) -> tuple[list[bool], list[Any]]:
@@ -80,10 +89,10 @@ def test_guarded_bad_policy_is_caught() -> None:
     sources = [s["last_source"] for s in states]
     budget = states[-1]["arbiter"].monitor.budget()
     assert sum(bare) > 0.8 * len(bare)
-    # The heuristic acts for the first window (the monitor's cost yardstick), then the policy.
-    assert set(sources[: cfg.window]) == {int(Source.HEURISTIC)} and sources[cfg.window] == int(Source.POLICY)
+    # The policy acts from the first interval, as without the fallback.
+    assert sources[0] == int(Source.POLICY)
     first_fallback = sources.index(int(Source.FALLBACK))
-    assert first_fallback - cfg.window <= budget + 2  # an interval's reading arrives with the next observation
+    assert first_fallback <= budget + 2  # an interval's reading arrives with the next observation
     assert sum(flags) < 0.5 * sum(bare)
     # Every stretch of policy control ends within the budget's violating intervals (+1 for the reading's delay).
     stretch = 0
@@ -91,6 +100,21 @@ def test_guarded_bad_policy_is_caught() -> None:
         stretch = stretch + bad if src == int(Source.POLICY) else 0
         assert stretch <= budget + 2
     assert states[-1]["arbiter"].fallbacks >= 2
+
+
+def test_guarded_wasteful_policy_is_caught_by_the_shadow_cost_rule() -> None:
+    """A policy that never violates but reserves all it can is handed back on cost: the heuristic,
+    deciding in the shadow, is the yardstick, as no heuristic-controlled window measured one."""
+    env = AutoscaleEnv(RAMP)
+    cfg = BootstrapConfig(window=20, cooldown=10)
+    guarded = GuardedPolicy(AlwaysMaximum(), EnvContext.of(env), cfg)
+    flags, states = _run(env, guarded)
+    arb = states[-1]["arbiter"]
+    sources = [s["last_source"] for s in states]
+    assert sum(flags) == 0 and arb.cost_reference is None
+    assert sources.index(int(Source.FALLBACK)) == cfg.window  # judged as soon as a whole window is in
+    assert arb.fallbacks >= 2
+    assert all("asked for in the shadow" in e for e in arb.events if e.startswith("fallback"))
 
 
 def test_registry_builds_safe_policies() -> None:
@@ -102,6 +126,27 @@ def test_registry_builds_safe_policies() -> None:
     assert policy_registry.env_overrides(["safe:ddpg:pretrained"]) == policy_registry.env_overrides(["ddpg:pretrained"])
     with pytest.raises(ValueError, match="unknown policy 'bogus'"):
         policy_registry.expand(["safe:bogus"])
+    assert policy.cfg.heuristic == BootstrapConfig().heuristic
+    # safe@T: the fallback heuristic at target T, as a controller's bootstrap.heuristic: hpa+vpa@T.
+    warm = policy_registry.make_policy("safe@0.7:stable@120:hpa@0.5", env, np.zeros(10))
+    assert isinstance(warm, GuardedPolicy) and warm.cfg.heuristic == "hpa+vpa@0.7"
+    assert policy_registry.has_fallback("stable@120:safe@0.7:ddpg:pretrained")
+    assert not policy_registry.has_fallback("stable@120:ddpg:safe")  # a policy folder named safe
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("safe@x:hpa@0.5", "safe@T needs a number after '@'"),
+        ("safe@:hpa@0.5", "safe@T needs a number after '@'"),
+        ("safe@1.5:hpa@0.5", "must be in [0.05, 1], got 1.5"),
+        ("safe@0:hpa@0.5", "must be in [0.05, 1], got 0"),
+    ],
+)
+def test_safe_at_t_bad_target_is_one_line(name: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"policy '{name}': ")) as err:
+        policy_registry.expand([name])
+    assert message in str(err.value) and "\n" not in str(err.value)
 
 
 BENCH_ARGS = [

@@ -16,6 +16,9 @@ from aware_ray.control.config import load_control_config
 from aware_ray.control.loop import Controller
 from aware_ray.evaluation.evaluate import EvalPlan, run_job, validate
 from policies import registry
+from policies.base import EnvContext
+from policies.bootstrap.config import BootstrapConfig
+from policies.bootstrap.guarded import GuardedPolicy
 from tests.serve_fixtures import serve_endpoint
 
 SPEC = "lean@0.1:ddpg:pretrained"
@@ -64,6 +67,28 @@ def test_closed_loop_equals_evaluate(endpoint, tmp_path):
         assert row["running"]["cpu_limit"] == [w[8] for w in want], f"interval {i}"
         assert row["running"]["mem_limit"] == [w[9] for w in want], f"interval {i}"
     assert [r["scoreboard"]["e2e_p99_ms"] for r in rows] == list(ev.e2e_p99_ms)
+
+
+def test_closed_loop_behind_the_fallback_equals_evaluate_safe(endpoint, tmp_path):
+    """With a ``bootstrap:`` section the controller runs what ``safe:SPEC`` scores in evaluate,
+    interval by interval: the policy from the first interval, the monitor (strict margins here, so
+    that it trips) handing control to the heuristic for its cooldowns."""
+    boot = {"window": 8, "violation_margin": 0.0, "cost_margin": 0.0, "cooldown": 4}
+    summary = Controller(_config(endpoint, tmp_path, bootstrap=boot)).run()
+    got = summary["apps"]["social-network"]
+    assert got["bootstrap_fallbacks"] >= 2 and got["sources"]["heuristic"] >= 8, got
+    rows = [json.loads(line) for line in (tmp_path / "control" / "intervals.jsonl").read_text().splitlines()]
+    assert rows[0]["source"] == "policy"
+    cfg = BootstrapConfig.from_dict(boot)
+    plan = EvalPlan(policies=[SPEC], traces=[TRACE], seeds=1, max_hours=0.5)
+    validate(plan)
+
+    def make(env, rates):
+        return GuardedPolicy(registry.make_policy(SPEC, env, rates), EnvContext.of(env), cfg)
+
+    ev = run_job(plan, f"trace:{TRACE}", 1, make, registry.history_needs(SPEC))
+    for key in ("steps", "slo_violation_rate", "cpu_core_hours", "mem_gib_hours", "scaling_actions", "reward"):
+        assert got[key] == ev.summary[key], key
 
 
 @pytest.mark.slow

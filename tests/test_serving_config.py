@@ -32,6 +32,7 @@ def test_serve_yaml_is_a_valid_serve_config_and_builds():
     [
         ({"policy": "oracle"}, "cannot be served"),
         ({"policy": "safe:ddpg:pretrained"}, "controller"),
+        ({"policy": "stable@120:safe@0.7:ddpg:pretrained"}, "controller"),
         ({"policy": "nope"}, "unknown policy"),
         ({"apps": ["no-such-app"]}, "no-such-app"),
         ({"polcy": "x"}, "unknown key 'polcy'"),
@@ -78,6 +79,7 @@ def test_control_yamls_opt_in_bootstrap_block_loads_when_uncommented(tmp_path: P
         (["--app", "chain3", "--family", "step", "--timeout-ms", "-1"], "timeout_ms"),
         (["--app", "chain3", "--family", "step", "--mode", "canary", "--canary", "zz"], "canary"),
         (["--app", "chain3", "--family", "step", "--policy", "safe:ddpg:pretrained"], "bootstrap"),
+        (["--app", "chain3", "--family", "step", "--policy", "safe@0.7:ddpg:pretrained"], "bootstrap"),
     ],
 )
 def test_control_cli_errors_are_one_line(capsys, argv, message):

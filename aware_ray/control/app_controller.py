@@ -99,7 +99,7 @@ class AppController:
         self.bootstrap = bootstrap
         cfg = bootstrap or BootstrapConfig()
         self.arbiter = Arbiter(cfg, make_teacher(cfg, self.ctx))
-        self.arbiter.phase = Phase.OFFLINE if bootstrap is not None else Phase.SERVING
+        self.arbiter.phase = Phase.SERVING
         self.arbiter.start_episode()
         self.rule_state: Any = None
         self.obs: np.ndarray | None = None
@@ -184,14 +184,12 @@ class AppController:
         if self.bootstrap is None:
             h_action = arb.heuristic_action(obs)  # every interval: its histories stay current
             return (POLICY, offered) if offered is not None else (HEURISTIC, h_action)
-        # As ``safe:SPEC`` runs in evaluate (policies.bootstrap.guarded): the heuristic acts for the
-        # monitor's first window (its cost yardstick), then the policy, watched by the monitor.
+        # As ``safe:SPEC`` runs in evaluate (policies.bootstrap.guarded): the policy acts from the
+        # first interval, watched by the monitor, and the heuristic decides in the shadow.
         if self.steps:
             tripped = arb.observe(*outcome_of(obs, self.ctx))
             if tripped:
                 reasons.append(f"monitor: {tripped}")
-        if self.steps == self.bootstrap.window:
-            arb.phase = Phase.SERVING
         chosen, src = arb.choose(obs, offered)
         if src == Source.POLICY:
             return POLICY, chosen

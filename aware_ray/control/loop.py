@@ -40,7 +40,7 @@ def policy_facts(spec: str) -> tuple[dict[str, Any], tuple, str]:
     """(env overrides, trained rules, version hint) of a spec, read from its ``policy.json`` (no weights)."""
     names = registry.expand([spec])
     inner, _ = registry.wrap_chain(names[0])
-    if "safe:" in names[0]:
+    if registry.has_fallback(names[0]):
         raise ConfigError(f"policy '{spec}': the controller runs the bootstrap itself; use its bootstrap: section")
     if not inner.startswith("ddpg:"):
         return {}, (), f"heuristic:{inner}"

@@ -57,7 +57,7 @@ def check_spec(spec: str) -> tuple[str, Any]:
     if len(names) != 1:
         raise ConfigError(f"policy '{spec}': serve one policy, not a group")
     inner, wrap = registry.wrap_chain(names[0])
-    if "safe:" in names[0]:
+    if registry.has_fallback(names[0]):
         raise ConfigError(f"policy '{spec}': safe: belongs to the controller (its bootstrap: section)")
     if inner in UNSERVABLE:
         raise ConfigError(f"policy '{spec}': {inner} needs the future arrivals and cannot be served")

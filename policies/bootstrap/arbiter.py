@@ -11,7 +11,10 @@ The monitor's cost yardstick is what the HPA's own rule would reserve for the CP
 use, ``ceil(used / (target x CPU request))`` replicas at the Deployment's CPU and memory
 requests, independent of how the policy has shaped replicas and limits, scaled by the heuristic's
 own measured ratio of reserved money to that rule while it was in control (its lag, minimum
-replicas, rounding and memory sizing). Money is CPU cores plus memory GiB at the env's memory
+replicas, rounding and memory sizing). Where the heuristic has not controlled long enough to
+measure that ratio (the policy acts from the first interval, as behind ``safe:`` and in the
+live controller), the yardstick is what the heuristic, deciding in the shadow, asks for: its next
+decision from the running settings, priced. Money is CPU cores plus memory GiB at the env's memory
 price (``EnvContext.memory_price``), as the scoreboard counts it.
 
 Training runs one ``Arbiter`` per env inside RLlib's env runners; the live controller runs one
@@ -26,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.action import ACTION_DIMS, decode
 from envs.observation import service_view
 from policies.base import HeuristicPolicy
 from policies.bootstrap.config import BootstrapConfig
@@ -69,6 +73,7 @@ class Arbiter:
         self._first_interval = True
         self._last_source: Source | None = None
         self._last_ask = 0.0
+        self._last_shadow = 0.0
         self._clean = 0
         self._h_reserved = 0.0
         self._h_ask = 0.0
@@ -111,8 +116,8 @@ class Arbiter:
     def cost_reference(self) -> float | None:
         """The heuristic's reserved money over the HPA rule's while it controlled by phase.
 
-        None until it has controlled for a whole window: without that yardstick the monitor
-        judges violations only.
+        None until it has controlled for a whole window: the monitor's cost rule then judges
+        against the heuristic's asks in the shadow (``shadow_cost``).
         """
         if self._h_intervals < self.cfg.window or self._h_ask <= 0:
             return None
@@ -136,6 +141,17 @@ class Arbiter:
         )
         return self.money(np.sum(replicas * request), np.sum(replicas * app.column("mem_limit_initial")) / 1024.0)
 
+    def shadow_cost(self, observation: np.ndarray, heuristic_action: np.ndarray) -> float:
+        """What the heuristic's action would reserve, in money: its decision from the settings that
+        run now, within the app's replica bounds."""
+        ctx = self.heuristic.ctx
+        app = ctx.app
+        current = service_view(observation, app, ctx.layout).settings()
+        action = np.asarray(heuristic_action, dtype=np.float64).reshape(ctx.layout.max_services, ACTION_DIMS)
+        d = decode(action[: app.n_services], current, ctx.guard)
+        replicas = np.clip(d.replicas, app.column("min_replicas"), app.column("max_replicas"))
+        return self.money(np.sum(replicas * d.cpu_limit), np.sum(replicas * d.mem_limit) / 1024.0)
+
     def observe(self, violated: bool, reserved_cores: float, reserved_gib: float = 0.0) -> str | None:
         """The outcome of the last interval (SLO violated; CPU cores and memory GiB reserved at its
         end); returns the fallback reason if the monitor tripped."""
@@ -147,7 +163,7 @@ class Arbiter:
         if self._last_source != Source.POLICY:
             return None
         self.monitor.cost_reference = self.cost_reference
-        reason = self.monitor.observe(Interval(bool(violated), reserved, self._last_ask))
+        reason = self.monitor.observe(Interval(bool(violated), reserved, self._last_ask, self._last_shadow))
         if reason is not None:
             self.fallbacks += 1
             self.cooldown_left = self.next_cooldown
@@ -181,6 +197,7 @@ class Arbiter:
         """
         h_action = self.heuristic_action(observation)
         self._last_ask = self.rule_cost(observation)
+        self._last_shadow = self.shadow_cost(observation, h_action)
         held_back = self.phase == Phase.ONLINE and not self.canary
         # The floor judges a decision against the usage just observed; on an episode's first
         # interval none has been, so the heuristic decides it.

@@ -4,10 +4,13 @@ The controller only sees metrics, so the wrapper judges the last interval from t
 observation, as a controller would: the SLO was violated if the end-to-end p99 is above it or
 requests were dropped, and what the policy reserved is replicas x CPU limit and replicas x
 memory limit read back from the observation. Then the ``Arbiter`` (in SERVING: the policy acts,
-the monitor watches) picks the action. As a controller taking over from a running HPA would,
-the heuristic acts for the first ``window`` intervals, which gives the monitor its cost
-yardstick (the heuristic's own ratio of reserved money to the HPA rule). ``aware-ray evaluate
---policies safe:ddpg:PATH`` scores exactly this.
+the monitor watches) picks the action. The policy acts from the first interval, as it does
+without the fallback; the monitor's cost yardstick is the heuristic deciding in the shadow.
+An earlier version let the heuristic act for the first ``window`` intervals to measure its own
+cost ratio; the policy then took over a configuration it never saw in training and cut it, and
+those hand-overs were most of what the fallback cost on validation
+(docs/results/2026-12-07-fallback-on-validation.md). ``aware-ray evaluate --policies
+safe:ddpg:PATH`` scores exactly this, and the controller runs it.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class GuardedPolicy:
 
     def initial_state(self) -> Any:
         arb = Arbiter(self.cfg, make_teacher(self.cfg, self.ctx))
-        arb.phase = Phase.OFFLINE
+        arb.phase = Phase.SERVING
         arb.set_reference(self.reference_violation_rate)
         arb.start_episode()
         return {"arbiter": arb, "policy": self.policy.initial_state(), "steps": 0}
@@ -64,8 +67,6 @@ class GuardedPolicy:
         arb: Arbiter = state["arbiter"]
         if state["steps"]:
             arb.observe(*outcome_of(observation, self.ctx))
-        if state["steps"] == self.cfg.window:
-            arb.phase = Phase.SERVING
         action, state["policy"] = self.policy.act(observation, state["policy"])
         chosen, source = arb.choose(observation, action)
         state["steps"] += 1

@@ -8,8 +8,10 @@ Two signals, over the intervals the policy controlled:
   interval is caught after ``budget + 1`` intervals, well within the window;
 - **cost**, over the last ``cost_window`` (``window`` unless set longer): what the policy
   reserved, in money (CPU cores plus memory GiB at the env's memory price, as the scoreboard
-  counts it), against what the HPA's rule reserves for the CPU in use (times the heuristic's own
-  measured ratio to that rule); judged once a whole cost window is in. Counting CPU alone tripped
+  counts it), against what the HPA's rule reserves for the CPU in use times the heuristic's own
+  measured ratio to that rule, where the heuristic has controlled long enough to measure it
+  (training's OFFLINE phase); otherwise against what the heuristic, running in the shadow, would
+  reserve with its next decision. Judged once a whole cost window is in. Counting CPU alone tripped
   on policies that hold more CPU and much less memory than the heuristic, handing control to a
   heuristic that cost more.
 
@@ -35,6 +37,8 @@ class Interval:
     (CPU limit + memory limit x memory price))."""
     rule: float
     """The same for what the HPA rule reserves for the CPU in use at the same decision."""
+    shadow: float = 0.0
+    """The same for what the heuristic, deciding in the shadow, asked for at the same decision."""
 
 
 class SafetyMonitor:
@@ -50,7 +54,8 @@ class SafetyMonitor:
         self.reference_violation_rate = 0.0
         """The heuristic's violation rate while it controlled (set by the lifecycle)."""
         self.cost_reference: float | None = 1.0
-        """The heuristic's own reserved money over the HPA rule's, while it controlled (None: no cost rule)."""
+        """The heuristic's own reserved money over the HPA rule's, while it controlled (None: not
+        measured; the shadow heuristic's asks are the yardstick then)."""
         self.intervals: deque[Interval] = deque(maxlen=max(window, self.cost_window))
 
     def budget(self) -> int:
@@ -74,16 +79,22 @@ class SafetyMonitor:
                 f"the budget is {budget} per {self.window} (heuristic reference "
                 f"{100 * self.reference_violation_rate:.1f}% + {100 * self.violation_margin:.1f}% margin)"
             )
-        if len(self.intervals) >= self.cost_window and self.cost_reference is not None:
+        if len(self.intervals) >= self.cost_window:
             judged = list(self.intervals)[-self.cost_window :]
             mine = sum(i.reserved for i in judged)
-            theirs = sum(i.rule for i in judged)
-            allowed = self.cost_reference * (1.0 + self.cost_margin)
+            if self.cost_reference is not None:
+                theirs = sum(i.rule for i in judged)
+                allowed = self.cost_reference * (1.0 + self.cost_margin)
+                yardstick = "the HPA rule gives the CPU in use"
+                detail = f"the heuristic's own ratio {self.cost_reference:.2f}, allowed {allowed:.2f}x"
+            else:
+                theirs = sum(i.shadow for i in judged)
+                allowed = 1.0 + self.cost_margin
+                yardstick = "the heuristic asked for in the shadow"
+                detail = f"allowed {allowed:.2f}x"
             if theirs > 0 and mine > theirs * allowed:
                 return (
-                    f"policy reserved {mine / theirs:.2f}x the money (CPU plus priced memory) the HPA rule "
-                    f"gives the CPU in use over "
-                    f"{self.cost_window} intervals (the heuristic's own ratio {self.cost_reference:.2f}, "
-                    f"allowed {allowed:.2f}x)"
+                    f"policy reserved {mine / theirs:.2f}x the money (CPU plus priced memory) {yardstick} "
+                    f"over {self.cost_window} intervals ({detail})"
                 )
         return None
