@@ -11,6 +11,8 @@ from aware_ray.cli import main
 from aware_ray.control.config import load_control_config
 from aware_ray.serving.app import build_app
 from envs.errors import ConfigError
+from policies import registry
+from policies.bootstrap.config import BootstrapConfig
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
@@ -46,27 +48,23 @@ def test_build_app_refuses_bad_args_in_one_line(args, message):
 def test_control_yaml_loads():
     cfg = load_control_config(CONFIGS / "control.yaml")
     assert cfg.mode == "active" and [a.name for a in cfg.apps] == ["social-network", "chain3"]
-    # The recommended deployment was chosen and measured without the bootstrap fallback, so the
-    # shipped controller runs it without one (docs/results/2026-12-07-fallback-on-validation.md).
-    assert cfg.bootstrap is None
-
-
-def test_control_yamls_opt_in_bootstrap_block_loads_when_uncommented(tmp_path: Path):
-    """The commented ``bootstrap:`` block is a working opt-in: uncommented, it loads and is checked."""
-    lines = (CONFIGS / "control.yaml").read_text().splitlines()
-    start = lines.index("# bootstrap:")
-    block = [line[2:] for line in lines[start:] if line.startswith("# ")]
-    path = tmp_path / "control.yaml"
-    path.write_text("\n".join(lines[:start] + block) + "\n")
-    cfg = load_control_config(path)
+    # The controller runs the deployment behind the bootstrap fallback as `evaluate` scores it
+    # with safe@0.7:SPEC (docs/results/2026-12-07-fallback-on-validation.md).
     assert cfg.bootstrap == {
-        "heuristic": "hpa+vpa@0.5",
+        "heuristic": "hpa+vpa@0.7",
         "window": 40,
         "violation_margin": 0.05,
         "cost_margin": 0.25,
         "cooldown": 40,
     }
-    path.write_text(path.read_text().replace("window: 40", "window: 0"))
+    # ... the very settings `safe@0.7:` builds.
+    assert registry.fallback_config("safe@0.7", "safe@0.7:" + cfg.policy) == BootstrapConfig.from_dict(cfg.bootstrap)
+
+
+def test_control_yamls_bootstrap_block_is_checked(tmp_path: Path):
+    """A bad value in the ``bootstrap:`` section is one line naming the key."""
+    path = tmp_path / "control.yaml"
+    path.write_text((CONFIGS / "control.yaml").read_text().replace("window: 40", "window: 0"))
     with pytest.raises(ConfigError, match=r"bootstrap\.window"):
         load_control_config(path)
 
