@@ -204,7 +204,7 @@ TRIPS_OFTEN = {
 """An untrained policy judged on a window of 5 against the heuristic's own cost: it trips all the time."""
 
 HANDOVER = re.compile(
-    r"^(fallback to the heuristic for \d+ intervals: policy (violated the SLO|reserved [\d.]+x the CPU) .+"
+    r"^(fallback to the heuristic for \d+ intervals: policy (violated the SLO|reserved [\d.]+x the money) .+"
     r"|policy back in control after the cooldown)$"
 )
 
