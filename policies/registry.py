@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from policies.oracle import OraclePolicy
 from policies.predictive import PredictivePolicy
 from policies.static import StaticPolicy
 from policies.vpa import VPAPolicy
+
+if TYPE_CHECKING:
+    from policies.bootstrap.config import BootstrapConfig
 
 # Low targets belong on it: a learned policy often runs safer than the HPA at 0.4, and there the
 # scoreboard could only bound the gap from below with the safest target's cost (on Twitter load
@@ -129,7 +132,7 @@ Wrap = Callable[[Policy, EnvContext], Policy]
 """Puts a rule in front of a built policy: what the live controller would apply to its decisions."""
 
 
-def fallback_config(head: str, name: str) -> Any:
+def fallback_config(head: str, name: str) -> BootstrapConfig:
     """The bootstrap settings of a ``safe:`` (defaults) or ``safe@T:`` (the fallback heuristic
     ``hpa+vpa@T``, as a controller's ``bootstrap.heuristic``) prefix; a one-line ConfigError otherwise."""
     from policies.bootstrap.config import BootstrapConfig

@@ -196,7 +196,9 @@ class AppController:
         if src == Source.FALLBACK:
             reasons.append("monitor_cooldown")
         elif offered is not None:
-            reasons.append(f"phase_{arb.phase.name.lower()}")
+            # With bootstrap.utilization_ceiling the heuristic decides an episode's first interval
+            # (its shield has no usage to judge the policy's decision against yet).
+            reasons.append("first_interval")
         return HEURISTIC, chosen
 
     def _handover(self, source: str, reasons: list[str]) -> None:
