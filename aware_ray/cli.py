@@ -211,6 +211,12 @@ def _control_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--policy", default=None, help="the spec the endpoint serves")
     p.add_argument("--mode", choices=["shadow", "canary", "active"], default=None)
     p.add_argument("--canary", default=None, help="canary mode: comma-separated apps where the policy acts")
+    p.add_argument(
+        "--fallback",
+        default=None,
+        help="the bootstrap fallback's heuristic (hpa+vpa@T or hpa@T; the config's other bootstrap keys, "
+        "or their defaults, stay), or 'off' for none",
+    )
     p.add_argument("--experience", default=None, help="redis://host:port/db for experience records")
     p.add_argument("--experience-file", default=None, help="JSONL file experience records are appended to")
     p.add_argument("--intervals", type=int, default=None, help="stop after this many intervals")

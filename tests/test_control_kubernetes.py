@@ -30,6 +30,7 @@ from cluster.errors import NotManaged
 from cluster.metric_store import MetricStore, StoreConfig
 from cluster.quantity import cpu_cores, mem_mib
 from envs.errors import ConfigError
+from policies.bootstrap.config import BootstrapConfig
 from tests.cluster_fakes.fake_apiserver import FakeApiServer
 from tests.cluster_fakes.two_services import APP, NS, SPEC
 
@@ -313,6 +314,10 @@ def test_the_manifest_args_make_a_valid_kubernetes_config(tmp_path, monkeypatch)
         "allowed_namespaces": ["aware-apps"],
     }
     assert a.redis_password_file == str(secret)
+    # The bootstrap monitor as the shipped control.yaml runs it (`safe@0.7:` in evaluate).
+    shipped = load_control_config(Path(__file__).resolve().parents[1] / "experiments" / "configs" / "control.yaml")
+    assert BootstrapConfig.from_dict(cfg.bootstrap) == BootstrapConfig.from_dict(shipped.bootstrap)
+    assert cfg.policy == shipped.policy
     from aware_ray.control.kubernetes import backend_config
 
     bc = backend_config(a, cfg.dry_run)

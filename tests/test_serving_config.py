@@ -61,6 +61,23 @@ def test_control_yaml_loads():
     assert registry.fallback_config("safe@0.7", "safe@0.7:" + cfg.policy) == BootstrapConfig.from_dict(cfg.bootstrap)
 
 
+@pytest.mark.parametrize(
+    ("fallback", "bootstrap"),
+    [
+        ("off", None),
+        (
+            "hpa@0.6",
+            {"heuristic": "hpa@0.6", "window": 40, "violation_margin": 0.05, "cost_margin": 0.25, "cooldown": 40},
+        ),
+    ],
+)
+def test_fallback_flag_replaces_the_heuristic_or_turns_it_off(fallback, bootstrap):
+    """``--fallback`` (a Deployment's args, no config file) sets the heuristic and keeps the other keys."""
+    assert load_control_config(CONFIGS / "control.yaml", fallback=fallback).bootstrap == bootstrap
+    bare = load_control_config(None, {"apps": [{"app": "chain3", "family": "step"}]}, fallback="hpa+vpa@0.7")
+    assert BootstrapConfig.from_dict(bare.bootstrap) == registry.fallback_config("safe@0.7", "safe@0.7:x")
+
+
 def test_control_yamls_bootstrap_block_is_checked(tmp_path: Path):
     """A bad value in the ``bootstrap:`` section is one line naming the key."""
     path = tmp_path / "control.yaml"
@@ -78,6 +95,8 @@ def test_control_yamls_bootstrap_block_is_checked(tmp_path: Path):
         (["--app", "chain3", "--family", "step", "--mode", "canary", "--canary", "zz"], "canary"),
         (["--app", "chain3", "--family", "step", "--policy", "safe:ddpg:pretrained"], "bootstrap"),
         (["--app", "chain3", "--family", "step", "--policy", "safe@0.7:ddpg:pretrained"], "bootstrap"),
+        (["--app", "chain3", "--family", "step", "--fallback", "hpa+vpa@2"], "--fallback: bootstrap.heuristic"),
+        (["--app", "chain3", "--family", "step", "--fallback", "vpa@0.5"], "--fallback: bootstrap.heuristic"),
     ],
 )
 def test_control_cli_errors_are_one_line(capsys, argv, message):

@@ -104,8 +104,14 @@ class ControlConfig(_Model):
             raise ValueError("speed: must be > 0 or 'max'")
 
 
-def load_control_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> ControlConfig:
-    """The YAML at `path` (its ``control:`` section when it has one) with `overrides`; ConfigError names the field."""
+def load_control_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None, fallback: str | None = None
+) -> ControlConfig:
+    """The YAML at `path` (its ``control:`` section when it has one) with `overrides`; ConfigError names the field.
+
+    `fallback` (``--fallback``): the bootstrap section's heuristic, its other keys kept (or their
+    defaults), or ``off`` for no section: a Deployment's args can turn the fallback on without a
+    config file."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -118,6 +124,16 @@ def load_control_config(path: str | Path | None, overrides: dict[str, Any] | Non
         if "bootstrap" in loaded and "control" in loaded:
             data.setdefault("bootstrap", loaded["bootstrap"])
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if fallback == "off":
+        data.pop("bootstrap", None)
+    elif fallback is not None:
+        from policies.bootstrap.config import BootstrapConfig
+
+        try:
+            BootstrapConfig(heuristic=fallback)
+        except ConfigError as exc:
+            raise ConfigError(f"--fallback: {exc} (or 'off')") from None
+        data["bootstrap"] = {**(data.get("bootstrap") or {}), "heuristic": fallback}
     try:
         cfg = ControlConfig.model_validate(data)
     except ValidationError as exc:

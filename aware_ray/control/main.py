@@ -44,7 +44,7 @@ def main_control(args: argparse.Namespace) -> int:
         overrides["dry_run"] = True
     if args.experience is not None or args.experience_file is not None:
         overrides["experience"] = {"redis": args.experience, "file": args.experience_file}
-    cfg = load_control_config(args.config, overrides)
+    cfg = load_control_config(args.config, overrides, fallback=getattr(args, "fallback", None))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         summary = Controller(cfg, backends=_backends(cfg)).run()
