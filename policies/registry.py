@@ -139,14 +139,7 @@ def fallback_config(head: str, name: str) -> BootstrapConfig:
 
     if head == "safe":
         return BootstrapConfig()
-    text = head[len("safe@") :]
-    try:
-        target = float(text)
-    except ValueError:
-        raise ConfigError(f"policy '{name}': safe@T needs a number after '@' (e.g. safe@0.7:), got {text!r}") from None
-    if not 0.05 <= target <= 1.0:
-        raise ConfigError(f"policy '{name}': safe@T: the fallback's target must be in [0.05, 1], got {target:g}")
-    return BootstrapConfig(heuristic=f"hpa+vpa@{target:g}")
+    return BootstrapConfig(heuristic=f"hpa+vpa@{_target(name, head[len('safe@') :]):g}")
 
 
 def has_fallback(name: str) -> bool:

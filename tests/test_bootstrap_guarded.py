@@ -137,10 +137,10 @@ def test_registry_builds_safe_policies() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("safe@x:hpa@0.5", "safe@T needs a number after '@'"),
-        ("safe@:hpa@0.5", "safe@T needs a number after '@'"),
-        ("safe@1.5:hpa@0.5", "must be in [0.05, 1], got 1.5"),
-        ("safe@0:hpa@0.5", "must be in [0.05, 1], got 0"),
+        ("safe@x:hpa@0.5", "target utilisation must be a number, got 'x'"),
+        ("safe@:hpa@0.5", "target utilisation must be a number, got ''"),
+        ("safe@1.5:hpa@0.5", "must be in [0.05, 1.0], got 1.5"),
+        ("safe@0:hpa@0.5", "must be in [0.05, 1.0], got 0.0"),
     ],
 )
 def test_safe_at_t_bad_target_is_one_line(name: str, message: str) -> None:
