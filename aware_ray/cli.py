@@ -40,7 +40,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         default="heuristic-frontier,vpa,hpa+vpa,oracle,static",
         help="comma-separated: heuristic-frontier (hpa, hpa+vpa-inplace and predictive at targets 0.2-0.9), "
         "hpa-frontier, hpa@X, hpa+vpa[@X], hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
-        "ddpg:pretrained, safe:POLICY (POLICY behind the bootstrap fallback), "
+        "ddpg:pretrained, safe:POLICY or safe@T:POLICY (POLICY behind the bootstrap fallback; T: its hpa+vpa target), "
         "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds), "
         "lean@U:POLICY (POLICY may grow a service only as the HPA at target U would, unless it is throttled, "
         "dropping or queueing; while the SLO is lost a CPU limit below one core may rise to one), "
