@@ -132,6 +132,10 @@ Wrap = Callable[[Policy, EnvContext], Policy]
 """Puts a rule in front of a built policy: what the live controller would apply to its decisions."""
 
 
+FALLBACK_PREFIXES = ("safe:", "safe@")
+"""How a name puts the bootstrap fallback in front of a policy: ``safe:`` or ``safe@T:``."""
+
+
 def fallback_config(head: str, name: str) -> BootstrapConfig:
     """The bootstrap settings of a ``safe:`` (defaults) or ``safe@T:`` (the fallback heuristic
     ``hpa+vpa@T``, as a controller's ``bootstrap.heuristic``) prefix; a one-line ConfigError otherwise."""
@@ -145,7 +149,7 @@ def fallback_config(head: str, name: str) -> BootstrapConfig:
 def has_fallback(name: str) -> bool:
     """Whether a policy name puts the bootstrap fallback (``safe:`` or ``safe@T:``) anywhere in its chain."""
     while (split := split_wrapper(name)) is not None:
-        if name.startswith(("safe:", "safe@")):
+        if name.startswith(FALLBACK_PREFIXES):
             return True
         name = split[1]
     return False
@@ -154,7 +158,7 @@ def has_fallback(name: str) -> bool:
 def split_wrapper(name: str) -> tuple[Wrap, str] | None:
     """The rule a name puts in front of another policy (``safe:``, ``safe@T:``, ``stable@S:``, ``lean@U:``,
     ``vpa-mem:``) and the name it wraps; None for a policy that wraps none."""
-    if name.startswith(("safe:", "safe@")):
+    if name.startswith(FALLBACK_PREFIXES):
         from policies.bootstrap.guarded import GuardedPolicy
 
         head, _, inner = name.partition(":")

@@ -41,6 +41,13 @@ MAX_EVENTS = 1000
 """Hand-over events an arbiter remembers (a controller runs for months)."""
 
 
+def reserved(replicas: np.ndarray, cpu_limit: np.ndarray, mem_limit_mib: np.ndarray) -> tuple[float, float]:
+    """CPU cores and memory GiB that `replicas` pods at these limits reserve, summed over services:
+    what the monitor prices, for the policy, the HPA rule and the heuristic alike."""
+    pods = np.asarray(replicas, dtype=np.float64)
+    return float(np.sum(pods * cpu_limit)), float(np.sum(pods * mem_limit_mib)) / 1024.0
+
+
 class Source(IntEnum):
     """Who acted on an interval."""
 
@@ -139,7 +146,7 @@ class Arbiter:
         replicas = np.clip(
             np.ceil(used / (request * target) - 1e-9), app.column("min_replicas"), app.column("max_replicas")
         )
-        return self.money(np.sum(replicas * request), np.sum(replicas * app.column("mem_limit_initial")) / 1024.0)
+        return self.money(*reserved(replicas, request, app.column("mem_limit_initial")))
 
     def shadow_cost(self, observation: np.ndarray, heuristic_action: np.ndarray) -> float:
         """What the heuristic's action would reserve, in money: its decision from the settings that
@@ -150,7 +157,7 @@ class Arbiter:
         action = np.asarray(heuristic_action, dtype=np.float64).reshape(ctx.layout.max_services, ACTION_DIMS)
         d = decode(action[: app.n_services], current, ctx.guard)
         replicas = np.clip(d.replicas, app.column("min_replicas"), app.column("max_replicas"))
-        return self.money(np.sum(replicas * d.cpu_limit), np.sum(replicas * d.mem_limit) / 1024.0)
+        return self.money(*reserved(replicas, d.cpu_limit, d.mem_limit))
 
     def observe(self, violated: bool, reserved_cores: float, reserved_gib: float = 0.0) -> str | None:
         """The outcome of the last interval (SLO violated; CPU cores and memory GiB reserved at its

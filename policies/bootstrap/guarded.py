@@ -21,7 +21,7 @@ import numpy as np
 
 from envs.observation import A, service_view
 from policies.base import EnvContext, Policy
-from policies.bootstrap.arbiter import Arbiter
+from policies.bootstrap.arbiter import Arbiter, reserved
 from policies.bootstrap.config import BootstrapConfig
 from policies.bootstrap.phase import Phase
 from policies.bootstrap.teacher import make_teacher
@@ -35,8 +35,7 @@ def outcome_of(observation: np.ndarray, ctx: EnvContext) -> tuple[bool, float, f
     app = np.asarray(ctx.layout.app(np.asarray(observation, dtype=np.float64)))
     violated = bool(app[A["e2e_latency"]] > 1.0 or app[A["e2e_drops"]] > DROP_SHARE_VIOLATION)
     view = service_view(observation, ctx.app, ctx.layout)
-    cores = float(np.sum(view.replicas * view.cpu_limit))
-    return violated, cores, float(np.sum(view.replicas * view.mem_limit)) / 1024.0
+    return (violated, *reserved(view.replicas, view.cpu_limit, view.mem_limit))
 
 
 class GuardedPolicy:
