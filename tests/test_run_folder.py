@@ -104,3 +104,49 @@ def test_a_corrupt_checkpoint_or_state_is_one_line_before_any_work(tmp_path: Pat
     assert main(resume) == 2
     err = capsys.readouterr().err.strip()
     assert f"{pkl}: corrupt" in err and len(err.splitlines()) == 1
+
+
+def test_validation_seeds_start_where_the_config_says_and_the_baselines_know_it(tmp_path: Path) -> None:
+    """A validation set on a held-out family must start past the held-out seeds; the baselines file
+    names the start (only when set, so folders scored before the key keep their fingerprint)."""
+    from aware_ray.training.run_folder import baselines_identity
+    from aware_ray.training.validation import validation_rows
+
+    cfg = load_train_config(TINY)
+    assert "eval_seed_start" not in baselines_identity(cfg)
+    later = load_train_config(TINY, ["run.eval_seed_start=100", "run.eval_seeds=2", "run.eval_hours=0.05"])
+    assert baselines_identity(later)["eval_seed_start"] == 100
+    rows = validation_rows(None, later, ["hpa@0.5"])
+    assert [r["seed"] for r in rows] == [100, 101]
+    first = validation_rows(None, load_train_config(TINY, ["run.eval_seeds=2", "run.eval_hours=0.05"]), ["hpa@0.5"])
+    assert [r["seed"] for r in first] == [0, 1] and rows != first  # other instances of the family
+    write_baselines(tmp_path, cfg, ROWS)
+    assert "eval_seed_start" in baselines_mismatch(tmp_path, later)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["run.eval_seed_start=-1"], r"run\.eval_seed_start: must be >= 0, got -1$"),
+        (
+            ["run.eval_families=[ramp,bursty]"],
+            r"run\.eval_families: 'bursty' is a held-out family, whose held-out instances are seeds 0-99; "
+            r"set run\.eval_seed_start >= 100 to validate on others$",
+        ),
+        (["run.eval_families=[spikes]", "run.eval_seed_start=99"], r"'spikes' is a held-out family"),
+    ],
+)
+def test_a_validation_seed_start_that_would_replay_held_out_episodes_is_refused(
+    overrides: list[str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(TINY, overrides)
+    load_train_config(TINY, ["run.eval_families=[spikes]", "run.eval_seed_start=100"])  # past them: accepted
+
+
+def test_bench_ddpg_quality_keeps_to_the_held_out_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Validation may draw a held-out family from seed 100 on, so the held-out table stops before."""
+    rc = main(["bench", "ddpg-quality", "--seeds", "101", "--out", str(tmp_path / "q")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.endswith("--seeds: must be 1 to 100 (validation may use the seeds past it), got 101")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "q").exists()

@@ -103,7 +103,13 @@ SHORT_PROBE_STEPS = 160
 HELD_OUT_FAMILIES = ("flash-crowd", "bursty", "spikes", "diurnal+jitter")
 """Synthetic held-out workloads of ``bench ddpg-quality`` on social-network (the first alone on the
 other apps), beside the held-out traces of ``envs/traces/split.yaml``. Training's validation uses
-none of these names (``training.config.RunConfig.eval_families``)."""
+none of these names (``training.config.RunConfig.eval_families``) unless it starts at
+``HELD_OUT_SEEDS`` or later."""
+
+HELD_OUT_SEEDS = 100
+"""Held-out tables draw the families' instances from seeds below this (``--seeds`` is refused past
+it), so a validation set may name a held-out family from this seed on (``run.eval_seed_start``)
+and still see none of the held-out episodes."""
 
 
 def quality_rows(summary: dict[str, Any], policy: str) -> dict[str, dict[str, Any]]:
@@ -216,9 +222,12 @@ def bench_ddpg_quality(
     from aware_ray.evaluation.plots import slug
     from aware_ray.evaluation.scoreboard import DEFAULT_MEMORY_PRICE
     from envs.atomic_write import write_json
+    from envs.errors import ConfigError
     from envs.workload import default_split
 
     names = [policy] if isinstance(policy, str) else list(policy)
+    if not 1 <= seeds <= HELD_OUT_SEEDS:
+        raise ConfigError(f"--seeds: must be 1 to {HELD_OUT_SEEDS} (validation may use the seeds past it), got {seeds}")
     price = DEFAULT_MEMORY_PRICE if memory_price is None else memory_price
     traces = [s.split(":", 1)[1] for s in default_split()["held_out"]]
     families = list(HELD_OUT_FAMILIES)

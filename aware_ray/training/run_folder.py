@@ -30,7 +30,7 @@ STATE = "train_state.json"
 def baselines_identity(cfg: TrainConfig) -> dict[str, Any]:
     """Everything the validation baselines depend on: the env they run in and the validation set."""
     run = cfg.run
-    return {
+    identity = {
         "env": eval_env_config(cfg),
         "eval_traces": list(run.eval_traces),
         "eval_families": list(run.eval_families),
@@ -38,6 +38,9 @@ def baselines_identity(cfg: TrainConfig) -> dict[str, Any]:
         "eval_seeds": run.eval_seeds,
         "baselines": list(VALIDATION_BASELINES),
     }
+    if run.eval_seed_start:  # named only when set, so folders built before the key keep their fingerprint
+        identity["eval_seed_start"] = run.eval_seed_start
+    return identity
 
 
 def fingerprint(identity: dict[str, Any]) -> str:

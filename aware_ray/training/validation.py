@@ -78,7 +78,8 @@ def validation_rows(
         memory_price=cfg.env.memory_price,
     )
     specs = [f"trace:{t}" for t in run.eval_traces] + [f"family:{f}" for f in run.eval_families]
-    jobs = [(spec, seed) for spec in specs for seed in range(run.eval_seeds)]
+    seeds = range(run.eval_seed_start, run.eval_seed_start + run.eval_seeds)
+    jobs = [(spec, seed) for spec in specs for seed in seeds]
     if names is None and callable(getattr(policy, "act_batch", None)):
         # One forward per interval for all episodes: the same rows, bit for bit, in about 60 % of the time.
         make = lambda given, e: acting(given, e, wrap)  # noqa: E731

@@ -46,7 +46,7 @@ def main_validation_set(config: str, overrides: list[str], out: str) -> int:
     specs = [*run.eval_traces, *run.eval_families]
     print(
         f"aware-ray validation-set: scoring {', '.join(VALIDATION_BASELINES)} on {len(specs)} workloads x "
-        f"{run.eval_seeds} seeds ({run.eval_hours:g} h each)",
+        f"{run.eval_seeds} seeds from {run.eval_seed_start} ({run.eval_hours:g} h each)",
         flush=True,
     )
     path = build_validation_set(cfg, Path(out))
