@@ -49,13 +49,13 @@ def test_control_yaml_loads():
     cfg = load_control_config(CONFIGS / "control.yaml")
     assert cfg.mode == "active" and [a.name for a in cfg.apps] == ["social-network", "chain3"]
     # The controller runs the deployment behind the bootstrap fallback as `evaluate` scores it
-    # with safe@0.7:SPEC (docs/results/2026-12-07-fallback-on-validation.md).
+    # with safe@0.7:SPEC (docs/results/2026-12-07-jump-validation.md).
     assert cfg.bootstrap == {
         "heuristic": "hpa+vpa@0.7",
         "window": 40,
         "violation_margin": 0.05,
         "cost_margin": 0.25,
-        "cooldown": 40,
+        "cooldown": 80,
     }
     # ... the very settings `safe@0.7:` builds.
     assert registry.fallback_config("safe@0.7", "safe@0.7:" + cfg.policy) == BootstrapConfig.from_dict(cfg.bootstrap)
@@ -67,7 +67,7 @@ def test_control_yaml_loads():
         ("off", None),
         (
             "hpa@0.6",
-            {"heuristic": "hpa@0.6", "window": 40, "violation_margin": 0.05, "cost_margin": 0.25, "cooldown": 40},
+            {"heuristic": "hpa@0.6", "window": 40, "violation_margin": 0.05, "cost_margin": 0.25, "cooldown": 80},
         ),
     ],
 )
