@@ -124,24 +124,43 @@ def test_validation_seeds_start_where_the_config_says_and_the_baselines_know_it(
     assert "eval_seed_start" in baselines_mismatch(tmp_path, later)
 
 
+def test_a_negative_validation_seed_start_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"run\.eval_seed_start: must be >= 0, got -1$"):
+        load_train_config(TINY, ["run.eval_seed_start=-1"])
+
+
+@pytest.mark.parametrize("command", ["train", "validation-set", "tune"])
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["run.eval_seed_start=-1"], r"run\.eval_seed_start: must be >= 0, got -1$"),
         (
             ["run.eval_families=[ramp,bursty]"],
             r"run\.eval_families: 'bursty' is a held-out family, whose held-out instances are seeds 0-99; "
-            r"set run\.eval_seed_start >= 100 to validate on others$",
+            r"set run\.eval_seed_start >= 100 to validate on others",
         ),
         (["run.eval_families=[spikes]", "run.eval_seed_start=99"], r"'spikes' is a held-out family"),
     ],
 )
-def test_a_validation_seed_start_that_would_replay_held_out_episodes_is_refused(
-    overrides: list[str], message: str
+def test_choosing_on_held_out_episodes_is_refused(
+    command: str, overrides: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(ConfigError, match=message):
-        load_train_config(TINY, overrides)
-    load_train_config(TINY, ["run.eval_families=[spikes]", "run.eval_seed_start=100"])  # past them: accepted
+    """`train`, `tune` and `validation-set` choose by their validation, so none may draw a held-out
+    family's held-out seeds; `bench adapt` scores on held-out workloads by design and may."""
+    import re
+
+    config = TINY
+    if command == "tune":
+        config = tmp_path / "sweep.yaml"
+        config.write_text(f"base: {TINY}\nspace:\n  ddpg.tau: {{choice: [0.005, 0.01]}}\n")
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    rc = main([command, "--config", str(config), *sets, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and re.search(message, err) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()
+    from aware_ray.training.config import check_selection_workloads
+
+    past = load_train_config(TINY, ["run.eval_families=[spikes]", "run.eval_seed_start=100"])
+    check_selection_workloads(past.run, "x")  # past the held-out seeds: accepted
 
 
 def test_bench_ddpg_quality_keeps_to_the_held_out_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -91,8 +91,9 @@ class RunConfig:
     """First validation seed (seeds ``eval_seed_start`` .. ``eval_seed_start + eval_seeds - 1``).
     ``bench ddpg-quality`` and ``evaluate`` draw seeds from 0, so a validation set that names a
     training family the held-out list also uses (``bursty``, ``spikes``) must start at
-    ``bench.runner.HELD_OUT_SEEDS`` (100) or later, or the config is refused: with the same seed it
-    would replay the held-out episodes themselves."""
+    ``bench.runner.HELD_OUT_SEEDS`` (100) or later, or ``train``, ``tune`` and ``validation-set``
+    refuse it (``check_selection_workloads``): with the same seed it would replay the held-out
+    episodes themselves."""
     seed: int = 0
     """Seed of the run (env runners derive theirs from it)."""
     torch_threads: int = 1
@@ -114,16 +115,23 @@ class RunConfig:
             raise ConfigError(f"run.eval_seeds: must be >= 1, got {self.eval_seeds}")
         if self.eval_seed_start < 0:
             raise ConfigError(f"run.eval_seed_start: must be >= 0, got {self.eval_seed_start}")
-        from aware_ray.bench.runner import HELD_OUT_FAMILIES, HELD_OUT_SEEDS
-
-        held = [f for f in self.eval_families if f in HELD_OUT_FAMILIES]
-        if held and self.eval_seed_start < HELD_OUT_SEEDS:
-            raise ConfigError(
-                f"run.eval_families: {held[0]!r} is a held-out family, whose held-out instances are seeds "
-                f"0-{HELD_OUT_SEEDS - 1}; set run.eval_seed_start >= {HELD_OUT_SEEDS} to validate on others"
-            )
         if not self.eval_hours > 0:
             raise ConfigError(f"run.eval_hours: must be > 0, got {self.eval_hours}")
+
+
+def check_selection_workloads(run: RunConfig, source: str) -> None:
+    """Refuse validation that would choose on held-out episodes: a held-out family
+    (``bench.runner.HELD_OUT_FAMILIES``) below seed ``HELD_OUT_SEEDS``. Checked where validation
+    chooses (``train``, ``tune``, ``validation-set``), not in every config: ``bench adapt``
+    scores on held-out workloads by design."""
+    from aware_ray.bench.runner import HELD_OUT_FAMILIES, HELD_OUT_SEEDS
+
+    held = [f for f in run.eval_families if f in HELD_OUT_FAMILIES]
+    if held and run.eval_seed_start < HELD_OUT_SEEDS:
+        raise ConfigError(
+            f"{source}: run.eval_families: {held[0]!r} is a held-out family, whose held-out instances are seeds "
+            f"0-{HELD_OUT_SEEDS - 1}; set run.eval_seed_start >= {HELD_OUT_SEEDS} to validate on others"
+        )
 
 
 def _check_type(where: str, value: Any, kind: type | tuple[type, ...]) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from aware_ray.training.config import SECTIONS, TrainConfig, build_train_config
+from aware_ray.training.config import SECTIONS, TrainConfig, build_train_config, check_selection_workloads
 from aware_ray.training.dashboard import write_layout
 from aware_ray.training.run_folder import load_or_score_baselines
 from envs.atomic_write import write_json
@@ -129,6 +129,7 @@ class Sweep:
             raise ConfigError(f"{base}: expected a mapping with env, ddpg and run sections")
         sets = list(doc.get("set") or []) + list(overrides or [])
         self.base: TrainConfig = build_train_config(raw, str(base), sets)
+        check_selection_workloads(self.base.run, str(base))
         space = doc.get("space")
         if not isinstance(space, dict) or not space:
             raise ConfigError(f"{path}: space: expected a mapping of dotted config keys to distributions")

@@ -321,9 +321,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, experience: str | N
 
 
 def main_train(config: str, overrides: list[str], out: str, resume: bool, experience: str | None = None) -> int:
-    from aware_ray.training.config import load_train_config
+    from aware_ray.training.config import check_selection_workloads, load_train_config
 
     cfg = load_train_config(config, overrides)
+    check_selection_workloads(cfg.run, cfg.source)
     if experience:
         from aware_ray.control.experience_reader import read_records
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from aware_ray.training.config import TrainConfig, load_train_config
+from aware_ray.training.config import TrainConfig, check_selection_workloads, load_train_config
 from aware_ray.training.run_folder import write_baselines
 from aware_ray.training.validation import VALIDATION_BASELINES, validation_rows
 from envs.atomic_write import staged_dir
@@ -42,6 +42,7 @@ def build_validation_set(cfg: TrainConfig, out: Path) -> Path:
 
 def main_validation_set(config: str, overrides: list[str], out: str) -> int:
     cfg = load_train_config(config, overrides)
+    check_selection_workloads(cfg.run, cfg.source)
     run = cfg.run
     specs = [*run.eval_traces, *run.eval_families]
     print(
