@@ -49,10 +49,10 @@ class BootstrapConfig:
     own ratio to the rule swings with the load's trend (its scale-down stabilisation)."""
     cooldown: int = 80
     """Intervals the heuristic keeps control after a fallback; doubles after each fallback in a row
-    (across episodes: only a whole window without a trip brings it back down). 80 (20 minutes), as
-    chosen on validation for the controller: on load with ten-fold bursts, the heuristic holding
-    the pods the policy added after one burst for longer is what brings violations under the
-    safest heuristic's (docs/results/2026-12-07-jump-validation.md); 40 left them above it."""
+    (across episodes: only a whole window without a trip brings it back down). 80 (20 minutes) was
+    chosen on validation for the controller: on load with ten-fold bursts, 40 left the
+    deployment's violations above the safest heuristic's and 80 brought them under
+    (docs/results/2026-12-07-jump-validation.md)."""
     max_cooldown: int = 640
     """Cap of that doubling."""
     canary_envs: int = 0
