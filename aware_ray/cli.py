@@ -42,6 +42,7 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
         "hpa-frontier, hpa@X, hpa+vpa[@X], hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
         "ddpg:pretrained, safe:POLICY or safe@T:POLICY (POLICY behind the bootstrap fallback; T: its hpa+vpa target), "
         "stable@S:POLICY (POLICY behind a scale-down stabilization window of S seconds), "
+        "steady@S:POLICY (the same window holding only asks made two intervals running), "
         "lean@U:POLICY (POLICY may grow a service only as the HPA at target U would, unless it is throttled, "
         "dropping or queueing; while the SLO is lost a CPU limit below one core may rise to one), "
         "vpa-mem:POLICY (POLICY's replicas and CPU limits, the VPA's memory limits), "

@@ -14,6 +14,15 @@ is part of the rule as measured: comparing asks as ratios to the setting they we
 instead was tried, and on held load it let the policy's small upward asks block every cut and
 cost more.
 
+``steady@S``, ``stable@S`` for load that is noisy from one interval to the next. On such load a
+learned policy's asks are noisy too, and the highest single ask of a window is mostly the noise:
+``stable@120`` then held the CPU a chance high had asked for (on validation load with
+interval-to-interval noise, money above the heuristic frontier's at equal violations:
+docs/results/2026-12-07-noisy-validation.md). This rule holds the highest ask the policy made in
+``STEADY_RUN`` consecutive intervals of the window: an ask made once passes as asked for that
+interval but is not held, one made twice running (a rise, a burst of more than one interval) is
+held as ``stable@S`` holds it.
+
 ``lean@U``, growth no further than the HPA at target U would allow. The HPA cannot add pods to a
 service whose utilisation is below its target: ``ceil(replicas x utilisation / target)`` never
 exceeds the current count there. A learned policy has no such floor under its reasoning. Where
@@ -103,20 +112,30 @@ MEM_BAND = 1.25
 """``mem@H`` lowers a limit only when it is more than this factor above H x the peak."""
 HPA_TOLERANCE = 0.1
 """``floor@T`` binds where utilisation is more than this fraction above T (the HPA's default tolerance)."""
-KINDS = ("stable", "lean", "mem", "floor", "plan")
+STEADY_RUN = 2
+"""``steady@S`` holds an ask made in this many consecutive intervals (``stable@S``: 1)."""
+KINDS = ("stable", "steady", "lean", "mem", "floor", "plan")
 
 
 # ---------------------------------------------------------------------------------- stable@S
 
 
-def stabilize(want: ScalingDecision, current: ScalingDecision, recent: list[ScalingDecision]) -> ScalingDecision:
-    """`want` with each decrease raised to the highest of the `recent` asks (which include `want`),
-    capped at the current setting; increases and unchanged settings pass as asked."""
+def stabilize(
+    want: ScalingDecision, current: ScalingDecision, recent: list[ScalingDecision], run: int = 1
+) -> ScalingDecision:
+    """`want` with each decrease raised to the highest ask held through `run` consecutive `recent`
+    asks (which end with `want`; `run` 1: the highest ask, as ``stable@S``), capped at the current
+    setting; increases and unchanged settings pass as asked. With fewer than `run` asks remembered,
+    decreases pass as asked."""
 
     def hold(field: str) -> np.ndarray:
         ask = np.asarray(getattr(want, field), dtype=np.float64)
         cur = np.asarray(getattr(current, field), dtype=np.float64)
-        high = np.max([np.asarray(getattr(r, field), dtype=np.float64) for r in recent], axis=0)
+        asks = np.array([np.asarray(getattr(r, field), dtype=np.float64) for r in recent])
+        if len(asks) < run:
+            return ask
+        held = np.min([asks[i : len(asks) - run + 1 + i] for i in range(run)], axis=0)
+        high = np.max(held, axis=0)
         return np.where(ask < cur, np.minimum(cur, np.maximum(ask, high)), ask)
 
     return ScalingDecision(
@@ -271,7 +290,7 @@ def planned_floor(
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule: ``stable`` with a window in seconds, ``lean`` with a utilisation threshold, ``mem``
+    """One rule: ``stable`` or ``steady`` with a window in seconds, ``lean`` with a utilisation threshold, ``mem``
     with a headroom over peak memory use, or ``floor`` with the HPA target it keeps up with."""
 
     kind: str
@@ -283,7 +302,7 @@ class Rule:
 
 def check_rule(kind: str, value: float, where: str) -> Rule:
     """A Rule, or a one-line ConfigError that starts with `where`."""
-    if kind == "stable" and not 0 <= value <= MAX_WINDOW_S:
+    if kind in ("stable", "steady") and not 0 <= value <= MAX_WINDOW_S:
         raise ConfigError(f"{where}: stabilization window must be in [0, {MAX_WINDOW_S:g}] s, got {value:g}")
     if kind == "lean" and not 0 <= value <= 1:
         raise ConfigError(f"{where}: utilisation threshold must be in [0, 1], got {value:g}")
@@ -294,13 +313,14 @@ def check_rule(kind: str, value: float, where: str) -> Rule:
     if kind == "plan" and not 0 < value <= 1:
         raise ConfigError(f"{where}: utilisation ceiling must be in (0, 1], got {value:g}")
     if kind not in KINDS:
-        known = "stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET, plan@UTILISATION"
+        known = "stable@SECONDS, steady@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET, plan@UTILISATION"
         raise ConfigError(f"{where}: unknown rule {kind!r} (known: {known})")
     return Rule(kind, float(value))
 
 
 USAGE = {
     "stable": "stable@SECONDS:POLICY, e.g. stable@120:ddpg:pretrained",
+    "steady": "steady@SECONDS:POLICY, e.g. steady@120:ddpg:pretrained",
     "lean": "lean@UTILISATION:POLICY, e.g. lean@0.1:ddpg:pretrained",
     "mem": "mem@HEADROOM:POLICY, e.g. mem@1.3:ddpg:pretrained",
     "floor": "floor@TARGET:POLICY, e.g. floor@0.7:ddpg:pretrained",
@@ -381,7 +401,7 @@ class RuleChain:
         self.memory = [self._window(r) for r in self.rules]
 
     def _window(self, rule: Rule) -> deque | None:
-        if rule.kind == "stable":
+        if rule.kind in ("stable", "steady"):
             return deque(maxlen=window_intervals(rule.value, self.interval_s))
         if rule.kind == "mem":
             return deque(maxlen=window_intervals(MEM_WINDOW_S, self.interval_s))
@@ -402,9 +422,9 @@ class RuleChain:
         self, k: int, want: ScalingDecision, current: ScalingDecision, services: np.ndarray, e2e_latency: float
     ) -> ScalingDecision:
         rule, memory = self.rules[k], self.memory[k]
-        if rule.kind == "stable":
+        if rule.kind in ("stable", "steady"):
             memory.append(want)
-            return stabilize(want, current, list(memory))
+            return stabilize(want, current, list(memory), STEADY_RUN if rule.kind == "steady" else 1)
         if rule.kind == "mem":
             memory.append(memory_use(services, current))
             peak = np.fmax.reduce(np.vstack(list(memory)), axis=0)  # NaN only where no interval knew the use

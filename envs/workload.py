@@ -18,7 +18,7 @@ import yaml
 
 from envs.errors import ConfigError, TraceError
 from envs.synthetic import FAMILIES, generate
-from envs.trace import Trace, load_trace, poisson_noise, resample, rescale, split_column
+from envs.trace import Trace, load_trace, poisson_noise, resample, rescale, split_column, thin_counts
 
 IDLE_SUFFIX = "+idle"
 """``family:NAME+idle``: the family cut by idle stretches (``idle_gate``), e.g. for validation, where
@@ -34,6 +34,11 @@ JITTER_SIGMA = 0.7
 (1/sqrt(2)), which a low-rate service shows once scaled to an app's peak."""
 
 VARIANTS = (IDLE_SUFFIX, JITTER_SUFFIX)
+
+COUNTS_SUFFIX = "+counts@"
+"""``trace:PATH+counts@N``: the trace thinned to N requests per trace bin on average
+(``envs.trace.thin_counts``), redrawn per episode: a low-rate source of the trace's shape, e.g.
+for validation on the counting noise of a single function, from a trace that is trained on."""
 
 TRACES_DIR = Path(__file__).parent / "traces"
 """The shipped traces (see its README.md for sources and terms) and the default split."""
@@ -65,18 +70,32 @@ class TraceWorkload:
 
     family = "trace"
 
-    def __init__(self, trace: Trace, peak_rps: float, time_compression: float = 4.0, random_start: bool = True):
+    def __init__(
+        self,
+        trace: Trace,
+        peak_rps: float,
+        time_compression: float = 4.0,
+        random_start: bool = True,
+        counts: float | None = None,
+    ):
         if not (math.isfinite(peak_rps) and peak_rps > 0):
             raise ConfigError(f"{trace.name}: peak_rps must be positive, got {peak_rps}")
         if not (math.isfinite(time_compression) and time_compression > 0):
             raise ConfigError(f"{trace.name}: time_compression must be positive, got {time_compression}")
         if not np.any(trace.rps > 0):
             raise TraceError(f"{trace.path}: all rates are zero, cannot scale to a peak")
+        if counts is not None:
+            try:
+                thin_counts(trace.rps, trace.step_s, counts, np.random.default_rng(0))
+            except ValueError as err:
+                raise ConfigError(f"{trace.name}{COUNTS_SUFFIX}{counts:g}: {err}") from None
         self.trace = trace
-        self.name = trace.name
+        self.name = trace.name + (f"{COUNTS_SUFFIX}{counts:g}" if counts is not None else "")
         self.peak_rps = float(peak_rps)
         self.time_compression = float(time_compression)
         self.random_start = random_start
+        self.counts = counts
+        """Mean requests per trace bin the trace is thinned to in each episode (None: as recorded)."""
         self._cache: dict[float, np.ndarray] = {}
 
     def series(self, interval_s: float) -> np.ndarray:
@@ -104,11 +123,17 @@ class TraceWorkload:
         offset = 0
         if self.random_start:
             offset = int(rng.integers(0, length - n_steps + 1)) if length >= n_steps else int(rng.integers(0, length))
+        if self.counts is not None:
+            # Scaled as the recorded trace is, so a window keeps its level (and noise may pass the peak).
+            t, tc = self.trace.t_seconds, self.time_compression
+            scale = self.peak_rps / float(resample(t, self.trace.rps, interval_s, tc).max())
+            thinned = thin_counts(self.trace.rps, self.trace.step_s, self.counts, rng)
+            series = resample(t, thinned, interval_s, tc) * scale
         return series[(offset + np.arange(n_steps)) % length].copy()
 
     def at(self, time_compression: float) -> TraceWorkload:
         """The same trace (loaded once) replayed at another compression."""
-        return TraceWorkload(self.trace, self.peak_rps, time_compression, self.random_start)
+        return TraceWorkload(self.trace, self.peak_rps, time_compression, self.random_start, self.counts)
 
     def __repr__(self) -> str:
         return f"TraceWorkload({self.name!r}, peak_rps={self.peak_rps}, time_compression={self.time_compression})"
@@ -301,7 +326,8 @@ def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> 
     ``"family:NAME"`` gives a synthetic family (``NAME+idle``: with idle stretches, ``NAME+jitter``:
     with interval-to-interval noise, ``NAME+idle+jitter``: both); ``"trace:PATH"``
     a trace, where PATH may end in ``#column`` and a bare file name is looked up in the shipped traces
-    first; a bare spec is a family if it names one, a trace otherwise.
+    first, and ``+counts@N`` thins it to N requests per bin (``COUNTS_SUFFIX``); a bare spec is a
+    family if it names one, a trace otherwise.
 
     Raises:
         ConfigError: empty spec, unknown family, or a non-positive peak or compression; the message
@@ -329,11 +355,22 @@ def make_workload(spec: str, peak_rps: float, time_compression: float = 4.0) -> 
         except ConfigError as err:  # an unknown family: the class's message, behind the spec
             raise ConfigError(f"{where}: {err}") from None
 
+    counts = None
+    if COUNTS_SUFFIX in rest:
+        rest, _, number = rest.rpartition(COUNTS_SUFFIX)
+        try:
+            counts = float(number)
+        except ValueError:
+            counts = math.nan
+        if not (math.isfinite(counts) and counts > 0):
+            raise ConfigError(f"{where}: {COUNTS_SUFFIX}N needs a positive number of requests per bin, got {number!r}")
     file_part, column = split_column(rest)
     path = resolve_trace_path(file_part)
     try:
         trace = load_trace(path, column)
-        return TraceWorkload(trace, peak_rps, time_compression)
+        return TraceWorkload(trace, peak_rps, time_compression, counts=counts)
+    except ConfigError as err:  # too few requests to thin: the class's message, behind the spec
+        raise ConfigError(f"{where}: {err}") from None
     except TraceError as err:
         if not path.exists() and path.parent == Path():
             raise TraceError(f"{where}: trace file not found (not shipped in envs/traces/ nor at {path})") from None

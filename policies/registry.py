@@ -8,7 +8,8 @@ against (``aware_ray.evaluation.scoreboard``). ``safe:POLICY`` runs POLICY behin
 the bootstrap fallback (``policies.bootstrap.guarded``), as the live controller would, and
 ``safe@T:POLICY`` the same with ``hpa+vpa@T`` as the fallback heuristic.
 ``stable@S:POLICY`` runs POLICY behind a scale-down stabilization window of S seconds, as the
-HPA holds its own decreases; ``lean@U:POLICY`` lets POLICY grow a service no further than the HPA
+HPA holds its own decreases (``steady@S:POLICY``: holding only asks made two intervals running);
+``lean@U:POLICY`` lets POLICY grow a service no further than the HPA
 at target U would, ``mem@H:POLICY`` sizes memory limits at H times peak use, and
 ``floor@T:POLICY`` keeps replicas at or above what the HPA at target T would set, and
 ``plan@U:POLICY`` plans no service above utilisation U at the CPU in use (the rules of
@@ -123,8 +124,8 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
     raise ConfigError(
         f"unknown policy '{name}' (known: heuristic-frontier, hpa-frontier, hpa@X, hpa+vpa[@X], "
         "hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
-        "safe:POLICY, safe@T:POLICY, stable@S:POLICY, lean@U:POLICY, mem@H:POLICY, floor@T:POLICY, plan@U:POLICY, "
-        "vpa-mem:POLICY)"
+        "safe:POLICY, safe@T:POLICY, stable@S:POLICY, steady@S:POLICY, lean@U:POLICY, mem@H:POLICY, floor@T:POLICY, "
+        "plan@U:POLICY, vpa-mem:POLICY)"
     )
 
 

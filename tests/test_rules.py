@@ -36,6 +36,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "experiments" / "configs"
         ("floor@0.7:mem@1.3:lean@0.1", (Rule("floor", 0.7), Rule("mem", 1.3), Rule("lean", 0.1))),
         (" lean@0 : stable@0 ", (Rule("lean", 0.0), Rule("stable", 0.0))),
         ("stable@120:plan@0.8", (Rule("stable", 120.0), Rule("plan", 0.8))),
+        ("steady@120:floor@0.8", (Rule("steady", 120.0), Rule("floor", 0.8))),
     ],
 )
 def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
@@ -50,6 +51,7 @@ def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
         ("lean@0.1:", "rules: '' is not a rule"),
         ("stable@x", "rules: 'stable@x' needs a number after '@', got 'x'"),
         ("stable@-1", "rules: stabilization window must be in [0, 3600] s, got -1"),
+        ("steady@4000", "rules: stabilization window must be in [0, 3600] s, got 4000"),
         ("lean@1.5", "rules: utilisation threshold must be in [0, 1], got 1.5"),
         ("mem@0.9", "rules: memory headroom must be in [1, 4] (times peak use), got 0.9"),
         ("floor@0", "rules: HPA target must be in (0, 1], got 0"),
@@ -58,7 +60,8 @@ def test_parse_rules(text: str, rules: tuple[Rule, ...]) -> None:
         ("plan@1.5", "rules: utilisation ceiling must be in (0, 1], got 1.5"),
         (
             "safe@1",
-            "rules: unknown rule 'safe' (known: stable@SECONDS, lean@UTILISATION, mem@HEADROOM, floor@TARGET, "
+            "rules: unknown rule 'safe' (known: stable@SECONDS, steady@SECONDS, lean@UTILISATION, mem@HEADROOM, "
+            "floor@TARGET, "
             "plan@UTILISATION)",
         ),
     ],
@@ -116,6 +119,7 @@ def _episode(rules_in_env: str, wrappers: str, steps: int = 160) -> list[tuple[f
         "stable@120:floor@0.8:mem@1.3:lean@0.1",
         "plan@0.8",
         "stable@120:plan@0.8:mem@1.3:lean@0.3",
+        "steady@120:floor@0.8:mem@1.3:lean@0.3",
     ],
 )
 def test_rules_in_the_env_decide_as_the_controllers_wrappers(rules: str) -> None:

@@ -46,6 +46,37 @@ def test_stabilize_table(want, earlier, expected) -> None:
     np.testing.assert_allclose(got.mem_limit, expected.mem_limit)
 
 
+@pytest.mark.parametrize(
+    ("want", "earlier", "expected"),
+    [
+        # One high ask two intervals ago, alone: not held (steady@S), so the decrease passes.
+        (
+            _d([2], [0.5], [256]),
+            [_d([3], [0.5], [256]), _d([8], [2.0], [1024]), _d([3], [0.5], [256])],
+            _d([3], [0.5], [256]),
+        ),
+        # The same ask made twice running is held, capped at the current setting.
+        (_d([2], [0.5], [256]), [_d([8], [2.0], [1024]), _d([8], [2.0], [1024]), _d([3], [0.5], [256])], CUR),
+        # What two running asks held is the lower of the two.
+        (
+            _d([2], [0.5], [256]),
+            [_d([3], [0.9], [500]), _d([4], [0.7], [300]), _d([2], [0.5], [256])],
+            _d([3], [0.7], [300]),
+        ),
+        # With the current ask, the last one counts: held at the lower of the two.
+        (_d([2], [0.5], [256]), [_d([3], [0.8], [300])], _d([2], [0.5], [256])),
+        # With no earlier ask remembered, a decrease passes; an increase always does.
+        (_d([2], [0.5], [256]), [], _d([2], [0.5], [256])),
+        (_d([6], [2.0], [1024]), [_d([8], [4.0], [2048]), _d([8], [4.0], [2048])], _d([6], [2.0], [1024])),
+    ],
+)
+def test_steady_holds_only_asks_made_twice_running(want, earlier, expected) -> None:
+    got = stabilize(want, CUR, [*earlier, want], run=2)
+    np.testing.assert_array_equal(got.replicas, expected.replicas)
+    np.testing.assert_allclose(got.cpu_limit, expected.cpu_limit)
+    np.testing.assert_allclose(got.mem_limit, expected.mem_limit)
+
+
 @pytest.mark.parametrize(("window_s", "intervals"), [(0, 1), (15, 1), (16, 2), (60, 4), (300, 20)])
 def test_window_intervals(window_s: float, intervals: int) -> None:
     assert window_intervals(window_s, 15.0) == intervals

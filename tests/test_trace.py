@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from envs.errors import TraceError
-from envs.trace import Trace, load_trace, poisson_noise, resample, rescale
+from envs.trace import Trace, load_trace, poisson_noise, resample, rescale, thin_counts
 
 TRACES_DIR = Path(__file__).resolve().parent.parent / "envs" / "traces"
 
@@ -323,3 +323,37 @@ def test_poisson_noise_seeded_and_zero_stays_zero() -> None:
 def test_poisson_noise_errors(rates: list[float], interval_s: float, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         poisson_noise(np.array(rates), interval_s, np.random.default_rng(0))
+
+
+# --- thinning ----------------------------------------------------------------------------------
+
+
+def test_thin_counts_keeps_the_level_with_the_counting_noise_of_the_sparser_source() -> None:
+    # 600 requests per 60 s bin thinned to 6: each bin Binomial(600, 0.01) requests, over 0.01.
+    rps = np.full(100_000, 10.0)
+    out = thin_counts(rps, 60.0, 6.0, np.random.default_rng(3))
+    kept = out * 0.01 * 60.0
+    np.testing.assert_allclose(kept, np.round(kept), atol=1e-9)  # whole requests kept per bin
+    assert out.mean() == pytest.approx(10.0, rel=0.01)
+    assert (kept.var()) == pytest.approx(600 * 0.01 * 0.99, rel=0.03)  # binomial variance
+
+
+def test_thin_counts_keeps_the_shape_and_zero_bins() -> None:
+    rps = np.tile([0.0, 1.0, 5.0, 20.0], 20_000)
+    out = thin_counts(rps, 60.0, 30.0, np.random.default_rng(4))
+    np.testing.assert_allclose([out[i::4].mean() for i in range(4)], [0.0, 1.0, 5.0, 20.0], rtol=0.03, atol=1e-12)
+    assert np.all(out[::4] == 0.0)
+    np.testing.assert_array_equal(out, thin_counts(rps, 60.0, 30.0, np.random.default_rng(4)))  # seeded
+
+
+@pytest.mark.parametrize(
+    ("rps", "step_s", "count", "fragment"),
+    [
+        ([1.0, 2.0], 60.0, 90.0, "the trace has only 90 requests per 60 s bin on average"),
+        ([1.0, 2.0], 60.0, 0.0, "mean count must be positive, got 0"),
+        ([1.0, 2.0], 0.0, 1.0, "step_s must be positive"),
+    ],
+)
+def test_thin_counts_errors(rps: list[float], step_s: float, count: float, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        thin_counts(np.array(rps), step_s, count, np.random.default_rng(0))

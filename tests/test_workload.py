@@ -131,6 +131,22 @@ def test_trace_workload_random_windows_stay_inside_the_trace() -> None:
     assert starts == set(range(16))  # every offset 0..15 occurs and none wraps
 
 
+def test_counts_variant_thins_the_trace_per_episode_at_its_recorded_scale() -> None:
+    # 1200 requests per minute at the peak; thinned to a mean of 60 per minute.
+    trace = make_trace([10.0, 20.0] * 500)
+    workload = TraceWorkload(trace, 40.0, 1.0, counts=60.0)
+    assert workload.name == "hand+counts@60"
+    a, b = workload.rates(4000, 15.0, rng(1)), workload.rates(4000, 15.0, rng(2))
+    assert not np.array_equal(a, b)  # redrawn per episode
+    np.testing.assert_array_equal(a, workload.rates(4000, 15.0, rng(1)))
+    clean = TraceWorkload(trace, 40.0, 1.0).rates(4000, 15.0, rng(1))
+    assert a.mean() == pytest.approx(clean.mean(), rel=0.02)  # the recorded trace's level
+    assert 0.1 < np.std(a / clean) < 0.4  # about 1/sqrt(40 requests kept per bin)
+    for minute in a.reshape(-1, 4):  # a minute's thinned count holds over its four intervals at real time
+        assert np.all(minute == minute[0])
+    assert workload.at(4.0).counts == 60.0
+
+
 def test_trace_workload_is_seeded() -> None:
     workload = make_workload("trace:nasa_http_1995-08_1min.csv", peak_rps=50.0)
     a = workload.rates(100, 15.0, rng(3))
@@ -232,6 +248,7 @@ def test_synthetic_workload_unknown_family() -> None:
         ("trace:nasa_http_1995-08_1min.csv", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
         ("trace:nasa_http_1995-08_1min", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
         ("nasa_http_1995-08_1min.csv", TraceWorkload, "nasa_http_1995-08_1min", "trace"),
+        ("trace:nasa_http_1995-07_1min.csv+counts@8", TraceWorkload, "nasa_http_1995-07_1min+counts@8", "trace"),
         (
             f"trace:{SELECTED}#fn_f9a52e1b_smooth_diurnal",
             TraceWorkload,
@@ -295,6 +312,9 @@ def test_make_workload_passes_time_compression() -> None:
         ("trace:missing/dir/x.csv", 10.0, 4.0, TraceError, "missing/dir/x.csv: file not found"),
         (f"trace:{SELECTED}", 10.0, 4.0, TraceError, "6 rate columns"),
         (f"trace:{SELECTED}#fn_nope", 10.0, 4.0, TraceError, "column 'fn_nope' not found"),
+        ("trace:nasa_http_1995-07_1min.csv+counts@x", 10.0, 4.0, ConfigError, "+counts@N needs a positive number"),
+        ("trace:nasa_http_1995-07_1min.csv+counts@-2", 10.0, 4.0, ConfigError, "got '-2'"),
+        ("trace:nasa_http_1995-07_1min.csv+counts@1000", 10.0, 4.0, ConfigError, "has only 47.7 requests per 60 s"),
     ],
 )
 def test_make_workload_errors_name_the_spec(
