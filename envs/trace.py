@@ -284,13 +284,9 @@ def rescale(rates: np.ndarray, peak: float | None = None, mean: float | None = N
     return out
 
 
-def thin_counts(rps: np.ndarray, step_s: float, mean_count: float, rng: np.random.Generator) -> np.ndarray:
-    """The rates of a sparser source of the same shape: each bin's request count kept request by
-    request with probability ``p = mean_count / (mean requests per bin)`` (binomial thinning), then
-    divided by ``p`` so the mean level stays. A single serverless function sees a few requests per
-    minute; scaled to an app's peak, its counting noise becomes minute-to-minute jumps that a busy
-    aggregate (thousands of requests per minute) never shows. Thinning a busy trace gives such a
-    load, its shape still real.
+def keep_probability(rps: np.ndarray, step_s: float, mean_count: float) -> float:
+    """The probability ``thin_counts`` keeps each request with: ``mean_count`` over the trace's mean
+    requests per bin.
 
     Raises:
         ValueError: on a non-positive step or mean count, or a trace with at most ``mean_count``
@@ -300,12 +296,26 @@ def thin_counts(rps: np.ndarray, step_s: float, mean_count: float, rng: np.rando
         raise ValueError(f"step_s must be positive, got {step_s}")
     if not (math.isfinite(mean_count) and mean_count > 0):
         raise ValueError(f"mean count must be positive, got {mean_count}")
-    counts = np.rint(np.asarray(rps, dtype=np.float64) * step_s)
-    have = float(counts.mean())
+    have = float(np.rint(np.asarray(rps, dtype=np.float64) * step_s).mean())
     if not have > mean_count:
         raise ValueError(f"the trace has only {have:.3g} requests per {step_s:g} s bin on average")
-    p = mean_count / have
-    return rng.binomial(counts.astype(np.int64), p) / (p * step_s)
+    return mean_count / have
+
+
+def thin_counts(rps: np.ndarray, step_s: float, mean_count: float, rng: np.random.Generator) -> np.ndarray:
+    """The rates of a sparser source of the same shape: each bin's request count kept request by
+    request with probability ``p = keep_probability(...)`` (binomial thinning), then divided by
+    ``p`` so the mean level stays. A single serverless function sees a few requests per minute;
+    scaled to an app's peak, its counting noise becomes minute-to-minute jumps that a busy
+    aggregate (thousands of requests per minute) never shows. Thinning a busy trace gives such a
+    load, its shape still real.
+
+    Raises:
+        ValueError: as ``keep_probability``.
+    """
+    p = keep_probability(rps, step_s, mean_count)
+    counts = np.rint(np.asarray(rps, dtype=np.float64) * step_s).astype(np.int64)
+    return rng.binomial(counts, p) / (p * step_s)
 
 
 def poisson_noise(rates: np.ndarray, interval_s: float, rng: np.random.Generator) -> np.ndarray:

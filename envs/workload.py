@@ -18,7 +18,7 @@ import yaml
 
 from envs.errors import ConfigError, TraceError
 from envs.synthetic import FAMILIES, generate
-from envs.trace import Trace, load_trace, poisson_noise, resample, rescale, split_column, thin_counts
+from envs.trace import Trace, keep_probability, load_trace, poisson_noise, resample, rescale, split_column, thin_counts
 
 IDLE_SUFFIX = "+idle"
 """``family:NAME+idle``: the family cut by idle stretches (``idle_gate``), e.g. for validation, where
@@ -86,7 +86,7 @@ class TraceWorkload:
             raise TraceError(f"{trace.path}: all rates are zero, cannot scale to a peak")
         if counts is not None:
             try:
-                thin_counts(trace.rps, trace.step_s, counts, np.random.default_rng(0))
+                keep_probability(trace.rps, trace.step_s, counts)
             except ValueError as err:
                 raise ConfigError(f"{trace.name}{COUNTS_SUFFIX}{counts:g}: {err}") from None
         self.trace = trace
@@ -96,14 +96,18 @@ class TraceWorkload:
         self.random_start = random_start
         self.counts = counts
         """Mean requests per trace bin the trace is thinned to in each episode (None: as recorded)."""
-        self._cache: dict[float, np.ndarray] = {}
+        self._cache: dict[float, tuple[np.ndarray, float]] = {}
 
     def series(self, interval_s: float) -> np.ndarray:
         """The whole trace at ``interval_s`` per step, scaled to ``peak_rps`` (cached per interval)."""
+        return self._scaled(interval_s)[0]
+
+    def _scaled(self, interval_s: float) -> tuple[np.ndarray, float]:
+        """``series`` and the factor it scaled the resampled trace by, computed once per interval."""
         interval_s = float(interval_s)
         if interval_s not in self._cache:
             resampled = resample(self.trace.t_seconds, self.trace.rps, interval_s, self.time_compression)
-            self._cache[interval_s] = rescale(resampled, peak=self.peak_rps)
+            self._cache[interval_s] = (rescale(resampled, peak=self.peak_rps), self.peak_rps / float(resampled.max()))
         return self._cache[interval_s]
 
     def full_length(self, interval_s: float) -> int:
@@ -125,10 +129,10 @@ class TraceWorkload:
             offset = int(rng.integers(0, length - n_steps + 1)) if length >= n_steps else int(rng.integers(0, length))
         if self.counts is not None:
             # Scaled as the recorded trace is, so a window keeps its level (and noise may pass the peak).
-            t, tc = self.trace.t_seconds, self.time_compression
-            scale = self.peak_rps / float(resample(t, self.trace.rps, interval_s, tc).max())
             thinned = thin_counts(self.trace.rps, self.trace.step_s, self.counts, rng)
-            series = resample(t, thinned, interval_s, tc) * scale
+            series = (
+                resample(self.trace.t_seconds, thinned, interval_s, self.time_compression) * self._scaled(interval_s)[1]
+            )
         return series[(offset + np.arange(n_steps)) % length].copy()
 
     def at(self, time_compression: float) -> TraceWorkload:
