@@ -167,6 +167,47 @@ def test_the_shipped_card_states_its_benchmark() -> None:
         assert policy["env"][key] == train_config["env"][key], key
 
 
+def test_card_names_the_held_out_load_selection_saw(tmp_path: Path) -> None:
+    """The Limits bullet counts only selection workloads that are held-out load: held-out traces (and
+    their variants) and held-out families drawn at the held-out table's seeds."""
+    run, _, quality = _run(tmp_path)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cases = [
+        (["nasa_http_1995-08_1min.csv+counts@8", "trace:nasa_http_1995-07_1min.csv"], ["ramp", "bursty"], 0, 2),
+        (["nasa_http_1995-08_1min.csv"], ["ramp", "bursty"], 100, 1),
+        ([], ["ramp", "step+jitter"], 0, 0),
+    ]
+    for i, (traces, families, start, held) in enumerate(cases):
+        cfg["run"] = {"eval_traces": traces, "eval_families": families, "eval_seed_start": start, "eval_seeds": 3}
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        limits = _sections(write_card(run, quality, tmp_path / f"out{i}").read_text())["Limits"]
+        if held:
+            assert f"Model selection used {held} of the held-out workloads" in limits, limits
+        else:
+            assert "Model selection used none of the held-out workloads: training's validation scored ramp, " in limits
+        assert "3 seed(s)" in limits
+    # the benchmark travels with the card
+    assert json.loads((tmp_path / "out0" / "quality.json").read_text()) == quality
+
+
+def test_card_of_a_run_validated_in_money_is_not_relabelled(tmp_path: Path) -> None:
+    """A run whose validation already scored money at real time says so, and a refresh in money does not
+    label its selection figures as CPU-only ones."""
+    run, summary, quality = _run(tmp_path)
+    summary["validation"][0].update(risk_gap={"a": 0.6}, money=20.0, time_compression=1.0)
+    (run / "train_summary.json").write_text(json.dumps(summary))
+    card_dir = tmp_path / "card"
+    write_card(run, quality, card_dir)
+    money = dict(quality, memory_price=1 / 9)
+    for rows in money["results"].values():
+        for r in rows.values():
+            r.update(money=12.0, oracle_money=8.0, mem_gib_hours=18.0)
+    refresh_card(card_dir, money, "in money.")
+    training = _sections((card_dir / "MODEL_CARD.md").read_text())["Training"]
+    assert "gap closed in money, charged for risk past the heuristic frontier, traces at time compression 1" in training
+    assert "CPU core-hours" not in training
+
+
 def test_refresh_rewrites_only_the_scoreboard_and_goal(tmp_path: Path) -> None:
     run, _, quality = _run(tmp_path)
     card_dir = tmp_path / "card"
@@ -206,9 +247,9 @@ def test_refresh_refuses_a_file_that_is_not_a_card(tmp_path: Path) -> None:
     write_card(run, quality, card_dir)
     (card_dir / "MODEL_CARD.md").write_text("# notes\n")
     with pytest.raises(ValueError, match=r"MODEL_CARD.md: not a model card written by write_card"):
-        refresh_card(card_dir, quality)
+        refresh_card(card_dir, dict(quality, policy="lean@0.6:ddpg:pretrained"))
     assert (card_dir / "MODEL_CARD.md").read_text() == "# notes\n"
-    assert not (card_dir / "quality.json").exists()
+    assert json.loads((card_dir / "quality.json").read_text()) == quality  # write_card's, untouched
 
 
 def _money_row(gap: float | None, v: float, mem_ratio: float) -> dict:

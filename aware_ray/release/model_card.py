@@ -2,7 +2,8 @@
 
 ``python -m aware_ray.release.model_card RUN_DIR QUALITY_JSON OUT_DIR`` copies the run's best policy
 into OUT_DIR with ``MODEL_CARD.md`` (config, training workloads, env steps, wall time,
-validation scores and the held-out scoreboard) and the training config.
+validation scores and the held-out scoreboard), the training config and the benchmark itself
+(``quality.json``).
 ``python -m aware_ray.release.model_card --refresh CARD_DIR QUALITY_JSON [NOTE...]`` rewrites only the
 scoreboard and goal count of an existing card from a new benchmark of the same policy.
 """
@@ -23,10 +24,48 @@ from envs.config import EnvConfig
 
 
 def _score_name(val: dict[str, Any]) -> str:
-    """What the selection score was: runs validated before the risk charge kept the plain gap closed."""
-    if "risk_gap" in val:
-        return "validation score (gap closed, charged for risk past the HPA frontier)"
-    return "validation gap closed"
+    """What the selection score was: runs validated before the risk charge kept the plain gap closed,
+    and runs validated before money was scored compared CPU against the HPA alone (their figures are
+    labelled by ``_label_cpu_figures`` when the card is refreshed in money)."""
+    if "risk_gap" not in val:
+        return "validation gap closed"
+    if "money" in val:
+        compression = f", traces at time compression {val['time_compression']:g}" if "time_compression" in val else ""
+        return f"validation score (gap closed in money, charged for risk past the heuristic frontier{compression})"
+    return "validation score (gap closed, charged for risk past the HPA frontier)"
+
+
+def _held_out_among(picked: list[str], seed_start: int) -> list[str]:
+    """The selection workloads that are held-out load: a trace of the held-out split (a variant of it,
+    ``+...``, too) or a held-out family drawn at the held-out table's seeds. The card must say when
+    the choice saw the test, and must not claim it did when validation used other load."""
+    from aware_ray.bench.runner import HELD_OUT_FAMILIES, HELD_OUT_SEEDS
+    from envs.workload import default_split
+
+    traces = {t.removeprefix("trace:") for t in default_split()["held_out"]}
+    return [
+        w
+        for w in picked
+        if w.removeprefix("trace:").split("+")[0] in traces or (w in HELD_OUT_FAMILIES and seed_start < HELD_OUT_SEEDS)
+    ]
+
+
+def _selection_bullet(run: dict[str, Any], note: str) -> list[str]:
+    """Which load chose the policy: training's validation workloads, and how many were held out."""
+    picked = [*run.get("eval_traces", []), *run.get("eval_families", [])]
+    held = _held_out_among(picked, int(run.get("eval_seed_start", 0)))
+    where = f"{run.get('eval_seeds', 1)} seed(s), {run.get('eval_hours', '?')} h windows"
+    if held:
+        text = (
+            f"- Model selection used {len(held)} of the held-out workloads ({', '.join(held)}; {where}); the "
+            "others were seen neither in training nor in selection"
+        )
+    else:
+        text = (
+            f"- Model selection used none of the held-out workloads: training's validation scored "
+            f"{', '.join(picked) or 'no workload'} ({where}), load apart from the held-out list"
+        )
+    return textwrap.wrap(text + (f". {note}" if note else "."), 100, subsequent_indent="  ")
 
 
 def _env(env: dict[str, Any], key: str) -> Any:
@@ -281,20 +320,12 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         "",
         *_scoreboard(quality, env),
     ]
-    run = cfg.get("run", {})
-    picked = [*run.get("eval_traces", []), *run.get("eval_families", [])]
     lines += [
         "## Limits",
         "- Judged on the simulator only; its latency model is validated against queueing theory and a",
         "  discrete-event simulation, not against a live cluster.",
         *_goal(quality, env),
-        *textwrap.wrap(
-            f"- Model selection used {len(picked)} of the held-out workloads ({', '.join(picked)}; "
-            f"{run.get('eval_seeds', 1)} seed(s), {run.get('eval_hours', '?')} h windows); the others were seen "
-            "neither in training nor in selection" + (f". {selection}" if selection else "."),
-            100,
-            subsequent_indent="  ",
-        ),
+        *_selection_bullet(cfg.get("run", {}), selection),
         '- "lower bound" gaps: where the policy is safer than every HPA target, it is compared with the',
         "  safest target's cost; where it is riskier than every target, it has no gap (see",
         "  aware_ray/evaluation/scoreboard.py).",
@@ -303,6 +334,7 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         "",
     ]
     files["MODEL_CARD.md"] = "\n".join(lines)
+    files["quality.json"] = json.dumps(quality, indent=1) + "\n"  # the benchmark the scoreboard shows, beside it
     write_files(out, files)
     return out / "MODEL_CARD.md"
 
