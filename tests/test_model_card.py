@@ -139,6 +139,7 @@ def test_card_from_a_run(tmp_path: Path) -> None:
     scoreboard = card["Held-out scoreboard (`aware-ray bench ddpg-quality`)"]
     assert "0.74 to 0.91" in scoreboard and "3 in turn" in scoreboard
     assert "`lean@0.1:ddpg:pretrained`" in scoreboard  # the benchmarked deployment, named as shipped
+    assert "Deployed as `lean@0.1:ddpg:pretrained`" in card["What it is"]
     assert "Chosen with the table in view." in card["Limits"]
     assert "charged for risk" in card["Training"]
     _check_scoreboard(text, quality)
@@ -206,6 +207,10 @@ def test_card_of_a_run_validated_in_money_is_not_relabelled(tmp_path: Path) -> N
     training = _sections((card_dir / "MODEL_CARD.md").read_text())["Training"]
     assert "gap closed in money, charged for risk past the heuristic frontier, traces at time compression 1" in training
     assert "CPU core-hours" not in training
+    # Written in money from the start: the lower-bound bullet speaks of heuristic points and money too.
+    limits = _sections(write_card(run, money, tmp_path / "money").read_text())["Limits"]
+    assert "safer than every heuristic point" in limits and "HPA target" not in limits
+    assert "Deployed as" not in (tmp_path / "money" / "MODEL_CARD.md").read_text()  # a bare policy
 
 
 def test_refresh_rewrites_only_the_scoreboard_and_goal(tmp_path: Path) -> None:
