@@ -8,6 +8,7 @@ service to its minimum, every interval) and a good one (a second copy of the heu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import pytest
 
 from envs.action import ACTION_DIMS, decode, encode
 from envs.autoscale_env import AutoscaleEnv, StepRecord
+from envs.errors import ConfigError
 from envs.guard import GuardConfig
 from envs.metrics import ScalingDecision
 from envs.observation import service_view
@@ -350,6 +352,44 @@ def test_sources_follow_the_script(outcomes: str, sources: str) -> None:
         got.append("P" if source is Source.POLICY else "F" if source is Source.FALLBACK else "H")
     assert "".join(got) == sources
     assert arb.fallbacks == sources.count("PF")
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "without", "with_handback"),
+    [
+        # A cost trip (no violation in the tripping window): the heuristic's first violation ends it.
+        pytest.param("$$$$x..", "PPPPFFF", "PPPPFPP", id="cost-trip-then-heuristic-violates"),
+        # An SLO trip on 2 violations: the heuristic keeps control until it has violated 3 times.
+        pytest.param("xxxxxx..", "PPFFFFFF", "PPFFFPPP", id="slo-trip-then-heuristic-does-worse"),
+        pytest.param("xxxx....", "PPFFFFFF", "PPFFFFFF", id="heuristic-no-worse-keeps-control"),
+    ],
+)
+def test_handback_ends_a_cooldown_when_the_heuristic_does_worse(
+    outcomes: str, without: str, with_handback: str
+) -> None:
+    """With ``handback``, the heuristic keeps control only while it violates the SLO in no more of its
+    intervals than the policy did in the window that tripped; without it, the cooldown runs out."""
+    for handback, sources in ((False, without), (True, with_handback)):
+        cfg = dataclasses.replace(SCRIPT, cooldown=6, max_cooldown=12, handback=handback)
+        env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
+        obs, _ = env.reset(seed=SEED)
+        arb = Arbiter(cfg, make_teacher(cfg, EnvContext.of(env)))
+        arb.set_reference(0.0)
+        arb.start_episode()
+        policy = minimum_everywhere(env)(obs)
+        got = []
+        for i in range(len(sources)):
+            if i:
+                arb.observe(*OUTCOMES[outcomes[i - 1]])
+            got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
+        assert "".join(got) == sources, handback
+        early = [e for e in arb.events if "back in control early" in e]
+        assert len(early) == (handback and without != with_handback)
+
+
+def test_handback_must_be_a_bool() -> None:
+    with pytest.raises(ConfigError, match=r"^bootstrap.handback: must be true or false, got 'yes'$"):
+        BootstrapConfig(handback="yes")  # type: ignore[arg-type]
 
 
 def test_new_episode_forgets_the_window_but_keeps_the_backoff() -> None:

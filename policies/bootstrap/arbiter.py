@@ -85,6 +85,10 @@ class Arbiter:
         self._h_reserved = 0.0
         self._h_ask = 0.0
         self._h_intervals = 0
+        self._tripped_at = 0
+        """Violating intervals in the policy's window that tripped the last fallback."""
+        self._fallback_violated: deque[bool] = deque(maxlen=cfg.window)
+        """The heuristic's last ``window`` intervals in control since that fallback: violated or not."""
 
     def _log(self, event: str) -> None:
         self.events.append(event)
@@ -167,11 +171,15 @@ class Arbiter:
             self._h_reserved += reserved
             self._h_ask += self._last_ask
             self._h_intervals += 1
+        if self._last_source == Source.FALLBACK:
+            self._judge_fallback(bool(violated))
         if self._last_source != Source.POLICY:
             return None
         self.monitor.cost_reference = self.cost_reference
         reason = self.monitor.observe(Interval(bool(violated), reserved, self._last_ask, self._last_shadow))
         if reason is not None:
+            self._tripped_at = sum(i.violated for i in list(self.monitor.intervals)[-self.cfg.window :])
+            self._fallback_violated.clear()
             self.fallbacks += 1
             self.cooldown_left = self.next_cooldown
             self.next_cooldown = min(2 * self.next_cooldown, self.cfg.max_cooldown)
@@ -184,6 +192,21 @@ class Arbiter:
             # A whole window without a trip: the policy has earned a fresh backoff.
             self.next_cooldown = self.cfg.cooldown
         return None
+
+    def _judge_fallback(self, violated: bool) -> None:
+        """With ``handback``: give control back when the heuristic in control has violated the SLO
+        in more of its last ``window`` intervals than the policy had when it was taken away."""
+        self._fallback_violated.append(violated)
+        if not self.cfg.handback or self.cooldown_left <= 0:
+            return
+        worse = sum(self._fallback_violated)
+        if worse > self._tripped_at:
+            self.cooldown_left = 0
+            self._log(
+                f"policy back in control early: the heuristic violated the SLO in {worse} of its "
+                f"{len(self._fallback_violated)} intervals in control, the policy in {self._tripped_at} "
+                "of the window that tripped"
+            )
 
     def shield(self, observation: np.ndarray, policy_action: np.ndarray, heuristic_action: np.ndarray) -> np.ndarray:
         """The policy's action through the configured shield (see shield.py)."""

@@ -55,6 +55,12 @@ class BootstrapConfig:
     (docs/results/2026-12-07-jump-validation.md)."""
     max_cooldown: int = 640
     """Cap of that doubling."""
+    handback: bool = False
+    """End a cooldown early when the heuristic does worse than the policy did: once its violating
+    intervals over its last ``window`` in control outnumber those of the policy's window that
+    tripped the monitor, the policy takes control back (the backoff stays). The monitor otherwise
+    judges only the policy, and a heuristic that breaks the SLO keeps control for the whole
+    cooldown (docs/results/2026-12-07-policy-release.md)."""
     canary_envs: int = 0
     """Envs (namespaces) where the ONLINE policy acts, the others staying with the heuristic until
     it is proven and SERVING; 0 lets it act everywhere at once."""
@@ -107,6 +113,8 @@ class BootstrapConfig:
             )
         if self.violation_margin > 1:
             raise ConfigError(f"bootstrap.violation_margin: must be a rate in [0, 1], got {self.violation_margin}")
+        if not isinstance(self.handback, bool):
+            raise ConfigError(f"bootstrap.handback: must be true or false, got {self.handback!r}")
 
     @property
     def phase(self) -> Phase:
