@@ -11,7 +11,7 @@
 
 The report opens with which row is which and whether each policy meets the quality goal per
 workload. A few minutes of training does not make a policy that beats a tuned HPA; the shipped
-one took about an hour on 2 cores (``policies/pretrained/MODEL_CARD.md``).
+one trained for 16 iterations, about 16 minutes on 2 cores (``policies/pretrained/MODEL_CARD.md``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ BASELINES = ["hpa-frontier", "vpa", "hpa+vpa", "oracle", "static"]
 ROLES = {
     RECOMMENDED: "**the recommended deployment**: the shipped policy behind the `lean@0.3`, `mem@1.3`, "
     "`floor@0.8` and `stable@120` rules",
-    SHIPPED: "the shipped policy alone (`policies/pretrained/`, about an hour of training)",
+    SHIPPED: "the shipped policy alone (`policies/pretrained/`, 16 iterations of `default.yaml`)",
     "oracle": "baseline: clairvoyant oracle, knows the future load (the floor no controller reaches)",
     "static": "baseline: static provisioning for the episode's peak",
     "vpa": "baseline: the VPA alone (CPU and memory limits from recent use)",

@@ -370,7 +370,7 @@ def test_handback_ends_a_cooldown_when_the_heuristic_does_worse(
     """With ``handback``, the heuristic keeps control only while it violates the SLO in no more of its
     intervals than the policy did in the window that tripped; without it, the cooldown runs out."""
     for handback, sources in ((False, without), (True, with_handback)):
-        cfg = dataclasses.replace(SCRIPT, cooldown=6, max_cooldown=12, handback=handback)
+        cfg = dataclasses.replace(SCRIPT, cooldown=6, max_cooldown=12, handback=handback, handback_grace=0)
         env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
         obs, _ = env.reset(seed=SEED)
         arb = Arbiter(cfg, make_teacher(cfg, EnvContext.of(env)))
@@ -385,6 +385,38 @@ def test_handback_ends_a_cooldown_when_the_heuristic_does_worse(
         assert "".join(got) == sources, handback
         early = [e for e in arb.events if "back in control early" in e]
         assert len(early) == (handback and without != with_handback)
+
+
+def test_handback_spares_the_heuristic_its_grace_intervals() -> None:
+    """The heuristic's first ``handback_grace`` intervals in control (undoing the policy's state) do
+    not count against it: here 2 of them, then three violations to hand back, not one more."""
+    cfg = dataclasses.replace(SCRIPT, cooldown=6, max_cooldown=12, handback=True, handback_grace=2)
+    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
+    obs, _ = env.reset(seed=SEED)
+    arb = Arbiter(cfg, make_teacher(cfg, EnvContext.of(env)))
+    arb.set_reference(0.0)
+    arb.start_episode()
+    policy = minimum_everywhere(env)(obs)
+    got = []
+    for i, outcome in enumerate("xxxxxxx.."):
+        if i:
+            arb.observe(*OUTCOMES["xxxxxxx.."[i - 1]])
+        got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
+        del outcome
+    assert "".join(got) == "PPFFFFFPP"
+
+
+def test_handback_hands_a_bad_policy_control_back(bad_run: Trace) -> None:
+    """Why ``handback`` is off by default: the heuristic undoing the minimum policy's state on heavy
+    load violates past its grace, counts as doing worse, and the bad policy gets control back
+    long before its cooldown ends (here after 11 intervals, where the cooldown doubles to 20, then 40)."""
+    env = AutoscaleEnv(HEAVY)
+    cfg = dataclasses.replace(BAD_RUN, handback=True)
+    ping_pong = drive(env, cfg, minimum_everywhere(env), REFERENCE)
+    stretches = [n for s, _, n in runs(ping_pong.sources) if s is Source.FALLBACK]
+    assert stretches[1] < 2 * cfg.cooldown  # the second fallback ends before its doubled cooldown
+    assert ping_pong.arb.fallbacks > bad_run.arb.fallbacks
+    assert any("back in control early" in e for e in ping_pong.arb.events)
 
 
 def test_handback_must_be_a_bool() -> None:

@@ -88,7 +88,10 @@ class Arbiter:
         self._tripped_at = 0
         """Violating intervals in the policy's window that tripped the last fallback."""
         self._fallback_violated: deque[bool] = deque(maxlen=cfg.window)
-        """The heuristic's last ``window`` intervals in control since that fallback: violated or not."""
+        """The heuristic's last ``window`` intervals in control since that fallback, past the grace:
+        violated or not."""
+        self._fallback_seen = 0
+        """Intervals the heuristic has controlled since that fallback."""
 
     def _log(self, event: str) -> None:
         self.events.append(event)
@@ -180,6 +183,7 @@ class Arbiter:
         if reason is not None:
             self._tripped_at = sum(i.violated for i in list(self.monitor.intervals)[-self.cfg.window :])
             self._fallback_violated.clear()
+            self._fallback_seen = 0
             self.fallbacks += 1
             self.cooldown_left = self.next_cooldown
             self.next_cooldown = min(2 * self.next_cooldown, self.cfg.max_cooldown)
@@ -195,7 +199,11 @@ class Arbiter:
 
     def _judge_fallback(self, violated: bool) -> None:
         """With ``handback``: give control back when the heuristic in control has violated the SLO
-        in more of its last ``window`` intervals than the policy had when it was taken away."""
+        in more of its last ``window`` intervals (past ``handback_grace``) than the policy had when
+        it was taken away."""
+        self._fallback_seen += 1
+        if self._fallback_seen <= self.cfg.handback_grace:
+            return  # still undoing the policy's state: not the heuristic's own doing
         self._fallback_violated.append(violated)
         if not self.cfg.handback or self.cooldown_left <= 0:
             return

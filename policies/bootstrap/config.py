@@ -57,10 +57,17 @@ class BootstrapConfig:
     """Cap of that doubling."""
     handback: bool = False
     """End a cooldown early when the heuristic does worse than the policy did: once its violating
-    intervals over its last ``window`` in control outnumber those of the policy's window that
-    tripped the monitor, the policy takes control back (the backoff stays). The monitor otherwise
-    judges only the policy, and a heuristic that breaks the SLO keeps control for the whole
-    cooldown (docs/results/2026-12-07-policy-release.md)."""
+    intervals over its last ``window`` in control (after ``handback_grace``) outnumber those of the
+    policy's window that tripped the monitor, the policy takes control back (the backoff stays).
+    Without it the monitor judges only the policy, and a heuristic that breaks the SLO keeps
+    control for the whole cooldown. Off: on validation it met the goal on one workload more, but a
+    heuristic still undoing a bad policy's state counts as doing worse, and hands control straight
+    back to it (docs/results/2026-12-07-policy-release.md)."""
+    handback_grace: int = 8
+    """Intervals the heuristic in control is not judged on by ``handback``: the time it needs to
+    undo whatever state the policy left (the guard lets replicas and limits double per interval, so
+    8 intervals cover a 256x change, and a pod starts in at most 40 s). Without it a policy that
+    sets everything to its minimum would get control straight back."""
     canary_envs: int = 0
     """Envs (namespaces) where the ONLINE policy acts, the others staying with the heuristic until
     it is proven and SERVING; 0 lets it act everywhere at once."""
@@ -88,7 +95,7 @@ class BootstrapConfig:
     def __post_init__(self) -> None:
         self.phase  # noqa: B018 - parses start_phase
         self.teacher  # noqa: B018 - parses heuristic
-        for key in ("offline_episodes", "serving_episodes", "canary_envs", "cost_window"):
+        for key in ("offline_episodes", "serving_episodes", "canary_envs", "cost_window", "handback_grace"):
             _int(key, getattr(self, key), 0)
         for key in ("window", "cooldown", "max_cooldown", "drift_episodes"):
             _int(key, getattr(self, key), 1)
