@@ -354,6 +354,23 @@ def test_sources_follow_the_script(outcomes: str, sources: str) -> None:
     assert arb.fallbacks == sources.count("PF")
 
 
+def scripted_sources(cfg: BootstrapConfig, outcomes: str) -> tuple[str, Arbiter]:
+    """Who acts on each interval (P: policy, F: fallback) when `cfg`'s arbiter hears `outcomes`
+    (one per interval, heard before the next decision), and the arbiter afterwards."""
+    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
+    obs, _ = env.reset(seed=SEED)
+    arb = Arbiter(cfg, make_teacher(cfg, EnvContext.of(env)))
+    arb.set_reference(0.0)
+    arb.start_episode()
+    policy = minimum_everywhere(env)(obs)
+    got = []
+    for i in range(len(outcomes)):
+        if i:
+            arb.observe(*OUTCOMES[outcomes[i - 1]])
+        got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
+    return "".join(got), arb
+
+
 @pytest.mark.parametrize(
     ("outcomes", "without", "with_handback"),
     [
@@ -371,18 +388,8 @@ def test_handback_ends_a_cooldown_when_the_heuristic_does_worse(
     intervals than the policy did in the window that tripped; without it, the cooldown runs out."""
     for handback, sources in ((False, without), (True, with_handback)):
         cfg = dataclasses.replace(SCRIPT, cooldown=6, max_cooldown=12, handback=handback, handback_grace=0)
-        env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
-        obs, _ = env.reset(seed=SEED)
-        arb = Arbiter(cfg, make_teacher(cfg, EnvContext.of(env)))
-        arb.set_reference(0.0)
-        arb.start_episode()
-        policy = minimum_everywhere(env)(obs)
-        got = []
-        for i in range(len(sources)):
-            if i:
-                arb.observe(*OUTCOMES[outcomes[i - 1]])
-            got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
-        assert "".join(got) == sources, handback
+        got, arb = scripted_sources(cfg, outcomes)
+        assert got == sources, handback
         early = [e for e in arb.events if "back in control early" in e]
         assert len(early) == (handback and without != with_handback)
 
@@ -391,19 +398,7 @@ def test_handback_spares_the_heuristic_its_grace_intervals() -> None:
     """The heuristic's first ``handback_grace`` intervals in control (undoing the policy's state) do
     not count against it: here 2 of them, then three violations to hand back, not one more."""
     cfg = dataclasses.replace(SCRIPT, cooldown=6, max_cooldown=12, handback=True, handback_grace=2)
-    env = AutoscaleEnv({**HEAVY, "episode_steps": 40})
-    obs, _ = env.reset(seed=SEED)
-    arb = Arbiter(cfg, make_teacher(cfg, EnvContext.of(env)))
-    arb.set_reference(0.0)
-    arb.start_episode()
-    policy = minimum_everywhere(env)(obs)
-    got = []
-    for i, outcome in enumerate("xxxxxxx.."):
-        if i:
-            arb.observe(*OUTCOMES["xxxxxxx.."[i - 1]])
-        got.append("P" if arb.choose(obs, policy)[1] is Source.POLICY else "F")
-        del outcome
-    assert "".join(got) == "PPFFFFFPP"
+    assert scripted_sources(cfg, "xxxxxxx..")[0] == "PPFFFFFPP"
 
 
 def test_handback_hands_a_bad_policy_control_back(bad_run: Trace) -> None:
