@@ -273,10 +273,10 @@ def write_card(run_dir: Path, quality: dict[str, Any], out: Path, selection: str
         "replicas, CPU and memory limits of every service of an app each 15 s interval, through the "
         "guard. Trained on the simulator only."
     )
-    policy = quality.get("policy", "")
-    if policy and _deployed_as(policy) != "ddpg:pretrained":  # benchmarked behind rules: that is how it ships
+    deployed = _deployed_as(quality["policy"]) if quality.get("policy") else "ddpg:pretrained"
+    if deployed != "ddpg:pretrained":  # benchmarked behind rules: that is how it ships
         what += (
-            f" Deployed as `{_deployed_as(policy)}` (`policies/recommended.py`): the scoreboard below is that "
+            f" Deployed as `{deployed}` (`policies/recommended.py`): the scoreboard below is that "
             "deployment's; the rules are in `envs/rules.py`."
         )
     lines = [

@@ -201,11 +201,13 @@ class Arbiter:
         """With ``handback``: give control back when the heuristic in control has violated the SLO
         in more of its last ``window`` intervals (past ``handback_grace``) than the policy had when
         it was taken away."""
+        if not self.cfg.handback:
+            return
         self._fallback_seen += 1
         if self._fallback_seen <= self.cfg.handback_grace:
             return  # still undoing the policy's state: not the heuristic's own doing
         self._fallback_violated.append(violated)
-        if not self.cfg.handback or self.cooldown_left <= 0:
+        if self.cooldown_left <= 0:
             return
         worse = sum(self._fallback_violated)
         if worse > self._tripped_at:
