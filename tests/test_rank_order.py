@@ -6,14 +6,18 @@ from typing import Any
 
 import pytest
 
-from aware_ray.training.rank import goal_count, ranking_key
+from aware_ray.training.rank import goal_count, ranking_key, seed_goal_count
 
 
-def _row(score: float, goal: list[bool], memory: list[bool] | None = None) -> dict[str, Any]:
+def _row(
+    score: float, goal: list[bool], memory: list[bool] | None = None, seeds: list[int] | None = None
+) -> dict[str, Any]:
     traces = [f"w{k}" for k in range(len(goal))]
     row: dict[str, Any] = {"score": score, "goal_met": dict(zip(traces, goal, strict=True))}
     if memory is not None:
         row["memory_met"] = dict(zip(traces, memory, strict=True))
+    if seeds is not None:
+        row["seeds_goal_met"] = dict(zip(traces, seeds, strict=True))
     return row
 
 
@@ -37,3 +41,13 @@ def test_more_workloads_met_outranks_a_higher_score() -> None:
     third = _row(0.303, [True, False, True, True, True, True])
     ranked = sorted([first, third, second], key=ranking_key, reverse=True)
     assert ranked == [second, third, first]
+
+
+def test_more_seeds_met_outranks_a_higher_score_at_the_same_workload_count() -> None:
+    """Both meet the goal on 2 of 3 workloads; one carries a workload on 1 seed of 3, the other on
+    all 3. The sturdier one ranks first though its score is lower; the workload count still rules."""
+    lucky = _row(0.60, [True, True, False], seeds=[3, 1, 0])
+    sturdy = _row(0.55, [True, True, False], seeds=[3, 3, 1])
+    more = _row(0.20, [True, True, True], seeds=[1, 1, 1])
+    assert seed_goal_count(sturdy) == 7 and seed_goal_count(_row(0.1, [True])) == 0
+    assert sorted([lucky, sturdy, more], key=ranking_key, reverse=True) == [more, sturdy, lucky]

@@ -131,6 +131,23 @@ def test_validation_reports_the_goal_beside_the_score() -> None:
     assert val["score"] == pytest.approx(1 / 24)
 
 
+def test_validation_counts_the_seeds_that_meet_the_goal() -> None:
+    """Seed 0: two thirds of the gap closed, met. Seed 1: on the frontier's cheapest point, not
+    met. Each seed is judged against its own frontier, and the count says 1 of 2 whatever the mean."""
+    from aware_ray.evaluation.scoreboard import seed_goals
+    from aware_ray.training.validation import validation_score
+
+    hpa = [row("hpa@0.4", 0.0, 10.0), row("hpa@0.6", 0.01, 8.0), row("hpa@0.8", 0.05, 6.0), row("oracle", 0.0, 4.0)]
+    baselines = hpa + [{**r, "seed": 1} for r in hpa]
+    mine = [row("p", 0.0, 6.0), row("p", 0.05, 6.0, seed=1)]
+    val = validation_score(mine, baselines, "p")
+    assert val["seeds_goal_met"] == {"t": 1}
+    assert val["seeds"] == 2
+    assert seed_goals(baselines + mine, "p") == {"t": (1, 2)}
+    both = validation_score([row("p", 0.0, 6.0), row("p", 0.0, 6.0, seed=1)], baselines, "p")
+    assert both["seeds_goal_met"] == {"t": 2}
+
+
 FRONT = [(0.0, 10.0), (0.01, 8.0), (0.05, 6.0)]
 
 

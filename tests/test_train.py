@@ -163,6 +163,10 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     rows = json.loads(ranked.read_text())["ranking"]
     assert [ranking_key(r) for r in rows] == sorted((ranking_key(r) for r in rows), reverse=True)
     assert sorted(r["policy"] for r in rows) == sorted(names)
+    for r in rows:  # each workload's seeds meeting the goal, counted against that seed's frontier
+        assert set(r["seeds_goal_met"]) == set(r["goal_met"]) and r["seeds"] >= 1
+        assert all(0 <= n <= r["seeds"] for n in r["seeds_goal_met"].values())
+        assert r["seed_goal_count"] == sum(r["seeds_goal_met"].values())
     best_row = next(r for r in rows if r["policy"] == f"ddpg:{out}")
     assert best_row["score"] == pytest.approx(again["best"]["score"])
     assert next(r for r in rows if r["policy"] == names[0])["score"] <= best_row["score"] + 1e-9
