@@ -267,7 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     rk = sub.add_parser(
         "rank", help="score policies on a run's validation workloads, best first (which to ship, from several runs)"
     )
-    rk.add_argument("run", help="the training run whose validation (workloads, seeds, baselines) scores them")
+    rk.add_argument(
+        "run",
+        help="the training run or validation set whose validation (workloads, seeds, baselines) scores them; "
+        "RUN,RUN... ranks over several sets' workloads together",
+    )
     rk.add_argument(
         "policies",
         nargs="+",

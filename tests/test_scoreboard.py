@@ -142,7 +142,7 @@ def test_validation_counts_the_seeds_that_meet_the_goal() -> None:
     mine = [row("p", 0.0, 6.0), row("p", 0.05, 6.0, seed=1)]
     val = validation_score(mine, baselines, "p")
     assert val["seeds_goal_met"] == {"t": 1}
-    assert val["seeds"] == 2
+    assert val["seeds_run"] == {"t": 2}
     assert seed_goals(baselines + mine, "p") == {"t": (1, 2)}
     both = validation_score([row("p", 0.0, 6.0), row("p", 0.0, 6.0, seed=1)], baselines, "p")
     assert both["seeds_goal_met"] == {"t": 2}

@@ -164,8 +164,8 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     assert [ranking_key(r) for r in rows] == sorted((ranking_key(r) for r in rows), reverse=True)
     assert sorted(r["policy"] for r in rows) == sorted(names)
     for r in rows:  # each workload's seeds meeting the goal, counted against that seed's frontier
-        assert set(r["seeds_goal_met"]) == set(r["goal_met"]) and r["seeds"] >= 1
-        assert all(0 <= n <= r["seeds"] for n in r["seeds_goal_met"].values())
+        assert set(r["seeds_goal_met"]) == set(r["goal_met"]) == set(r["seeds_run"])
+        assert all(0 <= n <= r["seeds_run"][t] for t, n in r["seeds_goal_met"].items())
         assert r["seed_goal_count"] == sum(r["seeds_goal_met"].values())
     best_row = next(r for r in rows if r["policy"] == f"ddpg:{out}")
     assert best_row["score"] == pytest.approx(again["best"]["score"])
@@ -180,6 +180,20 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     assert main(["rank", str(vset), f"ddpg:{out}", "--out", str(tmp_path / "vrank.json")]) == 0
     vrow = json.loads((tmp_path / "vrank.json").read_text())["ranking"][0]
     assert vrow["score"] == pytest.approx(best_row["score"])
+    # Ranked over two sets at once, a candidate is scored on each and judged on all their workloads;
+    # two sets naming the same workload are refused before any scoring.
+    vstep = tmp_path / "vstep"
+    step_only = ["--set", "run.eval_families=[step]"]
+    assert main(["validation-set", "--config", str(path), *step_only, "--out", str(vstep)]) == 0
+    assert main(["rank", f"{out},{vstep}", f"ddpg:{out}", "--out", str(tmp_path / "both.json")]) == 0
+    both = json.loads((tmp_path / "both.json").read_text())
+    assert both["validation_of"] == [str(out), str(vstep)]
+    (brow,) = both["ranking"]
+    assert set(brow["goal_met"]) == {"ramp", "step"} and set(brow["sets"]) == {str(out), str(vstep)}
+    assert brow["sets"][str(out)]["score"] == pytest.approx(best_row["score"])
+    assert brow["score"] == pytest.approx((brow["risk_gap"]["ramp"] + brow["risk_gap"]["step"]) / 2)
+    assert sum(brow["seeds_run"].values()) == 2
+    assert main(["rank", f"{out},{vset}", f"ddpg:{out}"]) == 2
     # A window of no length holds nothing: the wrapped policy acts as the policy itself.
     unheld = next(r for r in rows if r["policy"] == names[2])
     assert unheld["score"] == pytest.approx(best_row["score"], abs=1e-6)

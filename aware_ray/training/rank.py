@@ -7,9 +7,12 @@ an older run may have been validated with fewer seeds or other workloads. Here e
 scored with RUN's validation (its workloads, seeds, windows and stored baselines), the very
 scoring training uses to keep a run's best checkpoint, so the figures are comparable with RUN's
 ``validation.json`` and with each other. The held-out benchmark plays no part in the choice.
-A candidate may also be a policy behind a controller's rule (``stable@S:POLICY``, a scale-down
-stabilization window; ``lean@U:POLICY``, growth no further than the HPA at target U would allow),
-so whether a policy ships behind one is decided the same way.
+RUN may name several validation folders, ``RUN,RUN...`` (each of distinct workloads): every
+candidate is then scored on each and ranked over all their workloads together, as the shipped
+policy was chosen over four sets. A candidate may also be a policy behind a controller's rule
+(``stable@S:POLICY``, a scale-down stabilization window; ``lean@U:POLICY``, growth no further
+than the HPA at target U would allow), so whether a policy ships behind one is decided the same
+way.
 
 Candidates are ordered by the quality goal first, then by the score: the number of validation
 workloads on which a candidate meets the goal (half the money gap closed, or half the violations at
@@ -82,31 +85,80 @@ def ranking_key(row: dict[str, Any]) -> tuple[int, int, float]:
 
 
 def _seeds_text(row: dict[str, Any]) -> str:
-    """ ", on S of N episodes" where the row counted seeds."""
-    if "seeds_goal_met" not in row:
+    """The ranking's line ends in ", on S of N episodes" where the row counted seeds."""
+    if "seeds_run" not in row:
         return ""
-    return f", on {seed_goal_count(row)} of {len(row['seeds_goal_met']) * int(row.get('seeds', 0))} episodes"
+    return f", on {seed_goal_count(row)} of {sum(row['seeds_run'].values())} episodes"
 
 
-def rank(
-    run_dir: str | Path,
-    names: list[str],
-    time_compression: float = EVAL_TIME_COMPRESSION,
-    memory_price: float | None = None,
-) -> dict[str, Any]:
-    """Score each named policy on RUN's validation (at `time_compression`, money at `memory_price`
-    cores per GiB, default the run's); return them best first."""
+def validation_dirs(spec: str | Path) -> list[Path]:
+    """The validation folders of ``RUN[,RUN...]``, each named once."""
+    parts = [part.strip() for part in str(spec).split(",")]
+    if not all(parts):
+        raise ConfigError(f"rank: '{spec}' names an empty validation folder (RUN[,RUN...])")
+    dirs = [Path(part) for part in parts]
+    for k, d in enumerate(dirs):
+        if d in dirs[:k]:
+            raise ConfigError(f"rank: '{d}' is named twice (RUN[,RUN...])")
+    return dirs
+
+
+PER_WORKLOAD = ("risk_gap", "gap_closed", "goal_met", "memory_met", "violations", "seeds_goal_met", "seeds_run")
+"""The fields of a validation row that hold one value per workload."""
+
+MEANS = ("violation_rate", "cpu_core_hours", "mem_gib_hours", "money")
+"""The fields of a validation row that are means over its workloads."""
+
+
+def combine_sets(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One candidate's validation rows on several sets (``(folder, row)`` each) as one row over all
+    their workloads: the per-workload fields joined, the score and the other means taken over every
+    workload (a set of ten weighs five times one of two), and each set's score and counts kept
+    under ``sets``. Ranking over all the sets at once is how the policy to
+    ship was chosen: a candidate that wins one set and loses another is judged on the whole."""
+    out: dict[str, Any] = {k: {} for k in PER_WORKLOAD}
+    where: dict[str, str] = {}
+    sets = {}
+    for folder, row in parts:
+        for trace in row["goal_met"]:
+            if trace in where:
+                raise ConfigError(
+                    f"rank: workload '{trace}' is in both {where[trace]} and {folder}; "
+                    "rank on sets of distinct workloads"
+                )
+            where[trace] = folder
+        for key in PER_WORKLOAD:
+            out[key].update(row.get(key, {}))
+        sets[folder] = {
+            "score": row["score"],
+            "goal_count": goal_count(row),
+            "seed_goal_count": seed_goal_count(row),
+            "workloads": len(row["goal_met"]),
+            **({"probe_accuracy": row["probe_accuracy"]} if "probe_accuracy" in row else {}),
+        }
+    if not all("seeds_goal_met" in row for _, row in parts):
+        del out["seeds_goal_met"], out["seeds_run"]
+    weights = [len(row["goal_met"]) for _, row in parts]
+    total = sum(weights)
+    out["score"] = sum(out["risk_gap"].values()) / max(len(out["risk_gap"]), 1)
+    for key in MEANS:
+        out[key] = sum(w * row[key] for w, (_, row) in zip(weights, parts, strict=True)) / max(total, 1)
+    first = parts[0][1]
+    for key in ("memory_price", "time_compression"):
+        if key in first:
+            out[key] = first[key]
+    out["sets"] = sets
+    return out
+
+
+def _score_on(
+    run_dir: Path, names: list[str], time_compression: float, memory_price: float | None
+) -> list[dict[str, Any]]:
+    """Each named policy's validation row on RUN's validation, in the order named."""
     import dataclasses
 
     from policies.ddpg.policy import DDPGPolicy
 
-    if not names:
-        raise ConfigError("rank: name at least one policy to score")
-    if not time_compression > 0:
-        raise ConfigError(f"--time-compression: must be > 0, got {time_compression}")
-    if memory_price is not None and not memory_price >= 0:
-        raise ConfigError(f"--memory-price: must be >= 0 (cores per GiB), got {memory_price}")
-    run_dir = Path(run_dir)
     _, cfg, baselines = run_validation(run_dir, "rank", need_summary=False)
     if memory_price is not None:
         cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, memory_price=memory_price))
@@ -130,20 +182,66 @@ def rank(
     for name, (policy, wrap) in zip(names, policies, strict=True):
         val = validate(policy, cfg, baselines, wrap, time_compression)
         rows.append({"policy": name, **val})
-        met = goal_count(val)
-        print(
-            f"{name}: validation score {val['score']:+.3f}, violations {100 * val['violation_rate']:.1f} %, "
-            f"money {val['money']:.2f} ({val['cpu_core_hours']:.2f} core-h, {val['mem_gib_hours']:.1f} GiB-h), "
-            f"goal met on {met} of {len(val['goal_met'])}{_seeds_text(val)}"
-        )
+        print(f"{run_dir}: {_summary_text(name, val)}", flush=True)
+    return rows
+
+
+def _summary_text(name: str, row: dict[str, Any]) -> str:
+    return (
+        f"{name}: validation score {row['score']:+.3f}, violations {100 * row['violation_rate']:.1f} %, "
+        f"money {row['money']:.2f} ({row['cpu_core_hours']:.2f} core-h, {row['mem_gib_hours']:.1f} GiB-h), "
+        f"goal met on {goal_count(row)} of {len(row['goal_met'])}{_seeds_text(row)}"
+    )
+
+
+def rank(
+    run_dir: str | Path,
+    names: list[str],
+    time_compression: float = EVAL_TIME_COMPRESSION,
+    memory_price: float | None = None,
+) -> dict[str, Any]:
+    """Score each named policy on RUN's validation (``RUN[,RUN...]``: on all those sets' workloads
+    together, ``combine_sets``) at `time_compression`, money at `memory_price` cores per GiB
+    (default the runs'); return them best first."""
+    if not names:
+        raise ConfigError("rank: name at least one policy to score")
+    if not time_compression > 0:
+        raise ConfigError(f"--time-compression: must be > 0, got {time_compression}")
+    if memory_price is not None and not memory_price >= 0:
+        raise ConfigError(f"--memory-price: must be >= 0 (cores per GiB), got {memory_price}")
+    dirs = validation_dirs(run_dir)
+    where: dict[str, Path] = {}
+    for d in dirs:  # every folder checked, and no workload named by two, before any scoring starts
+        _, _, baselines = run_validation(d, "rank", need_summary=False)
+        for trace in sorted({str(r.get("trace")) for r in baselines if isinstance(r, dict)}):
+            if trace in where:
+                raise ConfigError(
+                    f"rank: workload '{trace}' is in both {where[trace]} and {d}; rank on sets of distinct workloads"
+                )
+            where[trace] = d
+    per_set = [_score_on(d, names, time_compression, memory_price) for d in dirs]
+    if len(dirs) == 1:
+        rows = per_set[0]
+    else:
+        prices = {r["memory_price"] for rows in per_set for r in rows}
+        if len(prices) > 1:
+            raise ConfigError(
+                f"rank: the validation sets price memory differently ({sorted(prices)}); give --memory-price"
+            )
+        rows = [
+            {"policy": name, **combine_sets([(str(d), rows[k]) for d, rows in zip(dirs, per_set, strict=True)])}
+            for k, name in enumerate(names)
+        ]
+        for row in rows:
+            print(f"all {len(dirs)} sets: {_summary_text(row['policy'], row)}")
     for row in rows:
         row["goal_count"] = goal_count(row)
         row["seed_goal_count"] = seed_goal_count(row)
     rows.sort(key=ranking_key, reverse=True)
     return {
-        "validation_of": str(run_dir),
+        "validation_of": str(run_dir) if len(dirs) == 1 else [str(d) for d in dirs],
         "time_compression": time_compression,
-        "memory_price": cfg.env.memory_price,
+        "memory_price": rows[0]["memory_price"],
         "ranking": rows,
     }
 

@@ -143,13 +143,14 @@ def validation_score(
 
 
 def _seed_goals(rows: list[dict[str, Any]], policy: str, price: float) -> dict[str, Any]:
-    """``seeds_goal_met`` per workload and ``seeds`` (how many each was run on) for `policy`."""
+    """For `policy`, per workload: on how many seeds the goal is met (``seeds_goal_met``) and
+    how many seeds were run (``seeds_run``)."""
     from aware_ray.evaluation.scoreboard import seed_goals
 
     per = seed_goals(rows, policy, price)
     return {
         "seeds_goal_met": {t: met for t, (met, _) in per.items()},
-        "seeds": max((n for _, n in per.values()), default=0),
+        "seeds_run": {t: n for t, (_, n) in per.items()},
     }
 
 
