@@ -103,6 +103,20 @@ def validation_dirs(spec: str | Path) -> list[Path]:
     return dirs
 
 
+def distinct_workloads(sets: list[tuple[Any, Any]]) -> None:
+    """Refuse validation sets (``(folder, workload names)`` each) of which two name one workload:
+    joined, one would overwrite the other's figures."""
+    where: dict[str, Any] = {}
+    for folder, traces in sets:
+        for trace in sorted(traces):
+            if trace in where:
+                raise ConfigError(
+                    f"rank: workload '{trace}' is in both {where[trace]} and {folder}; "
+                    "rank on sets of distinct workloads"
+                )
+            where[trace] = folder
+
+
 PER_WORKLOAD = ("risk_gap", "gap_closed", "goal_met", "memory_met", "violations", "seeds_goal_met", "seeds_run")
 """The fields of a validation row that hold one value per workload."""
 
@@ -114,19 +128,12 @@ def combine_sets(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     """One candidate's validation rows on several sets (``(folder, row)`` each) as one row over all
     their workloads: the per-workload fields joined, the score and the other means taken over every
     workload (a set of ten weighs five times one of two), and each set's score and counts kept
-    under ``sets``. Ranking over all the sets at once is how the policy to
-    ship was chosen: a candidate that wins one set and loses another is judged on the whole."""
+    under ``sets``. Ranking over all the sets at once is how the policy to ship was chosen: a
+    candidate that wins one set and loses another is judged on the whole."""
+    distinct_workloads([(folder, row["goal_met"]) for folder, row in parts])
     out: dict[str, Any] = {k: {} for k in PER_WORKLOAD}
-    where: dict[str, str] = {}
     sets = {}
     for folder, row in parts:
-        for trace in row["goal_met"]:
-            if trace in where:
-                raise ConfigError(
-                    f"rank: workload '{trace}' is in both {where[trace]} and {folder}; "
-                    "rank on sets of distinct workloads"
-                )
-            where[trace] = folder
         for key in PER_WORKLOAD:
             out[key].update(row.get(key, {}))
         sets[folder] = {
@@ -210,15 +217,11 @@ def rank(
     if memory_price is not None and not memory_price >= 0:
         raise ConfigError(f"--memory-price: must be >= 0 (cores per GiB), got {memory_price}")
     dirs = validation_dirs(run_dir)
-    where: dict[str, Path] = {}
+    workloads = []
     for d in dirs:  # every folder checked, and no workload named by two, before any scoring starts
         _, _, baselines = run_validation(d, "rank", need_summary=False)
-        for trace in sorted({str(r.get("trace")) for r in baselines if isinstance(r, dict)}):
-            if trace in where:
-                raise ConfigError(
-                    f"rank: workload '{trace}' is in both {where[trace]} and {d}; rank on sets of distinct workloads"
-                )
-            where[trace] = d
+        workloads.append((d, {str(r.get("trace")) for r in baselines if isinstance(r, dict)}))
+    distinct_workloads(workloads)
     per_set = [_score_on(d, names, time_compression, memory_price) for d in dirs]
     if len(dirs) == 1:
         rows = per_set[0]
