@@ -295,6 +295,14 @@ def test_rank_needs_a_finished_run_and_matching_observations(
     assert main(["rank", str(tmp_path), "stable@x:ddpg:pretrained"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("policy 'stable@x:ddpg:pretrained': 'stable@x' needs a number after '@', got 'x'")
+    # Several sets: each is checked before anything is scored, and named once.
+    assert main(["rank", f"{tmp_path},{tmp_path / 'gone'}", "ddpg:pretrained"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        f"{tmp_path / 'gone' / 'config.yaml'}: missing (rank needs a finished training run or a validation set)"
+    )
+    assert main(["rank", f"{tmp_path},{tmp_path}", "ddpg:pretrained"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"rank: '{tmp_path}' is named twice (RUN[,RUN...])")
 
 
 def test_validation_set_writes_the_baselines_whole_or_not_at_all(
