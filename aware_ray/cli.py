@@ -275,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument(
         "policies",
         nargs="+",
-        help="ddpg:PATH, ddpg:pretrained, a policy or run folder; stable@S: or lean@U: before any of them",
+        help="ddpg:PATH, ddpg:pretrained, a policy or run folder, a run's checkpoint (RUN/checkpoints/iter_N); "
+        "stable@S: or lean@U: before any of them",
     )
     rk.add_argument("--out", help="write the ranking as JSON here")
     _scoreboard_args(rk)

@@ -158,7 +158,8 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     # Ranking on the run's own validation gives its best policy the score it was kept by, and
     # the final policy no more than that.
     ranked = tmp_path / "rank" / "rank.json"
-    names = [str(out / "policy_final"), f"ddpg:{out}", f"stable@0:{out}", f"stable@300:ddpg:{out}"]
+    kept = out / "checkpoints" / f"iter_{again['best']['iteration']}"
+    names = [str(out / "policy_final"), f"ddpg:{out}", f"stable@0:{out}", f"stable@300:ddpg:{out}", str(kept)]
     assert main(["rank", str(out), *names, "--out", str(ranked)]) == 0
     rows = json.loads(ranked.read_text())["ranking"]
     assert [ranking_key(r) for r in rows] == sorted((ranking_key(r) for r in rows), reverse=True)
@@ -170,6 +171,8 @@ def test_tiny_training_run_then_evaluate(tmp_path: Path) -> None:
     best_row = next(r for r in rows if r["policy"] == f"ddpg:{out}")
     assert best_row["score"] == pytest.approx(again["best"]["score"])
     assert next(r for r in rows if r["policy"] == names[0])["score"] <= best_row["score"] + 1e-9
+    # The kept checkpoint, ranked as it is (unexported), scores what its export does.
+    assert next(r for r in rows if r["policy"] == str(kept))["score"] == pytest.approx(best_row["score"], abs=1e-6)
     # A validation set built from the same config stores the same baselines, so a policy ranks
     # there with the score it has on the run's own validation.
     vset = tmp_path / "vset"
@@ -337,3 +340,21 @@ def test_validation_set_writes_the_baselines_whole_or_not_at_all(
         err = capsys.readouterr().err.strip()
         assert message in err and "\n" not in err
         assert not other.exists()
+
+
+def test_a_checkpoint_outside_its_run_is_refused(tmp_path: Path) -> None:
+    """A checkpoint acts in its run's env (the observation layout): without the run's config.yaml
+    it is refused in one line; a folder of the right shape holding no module is refused as such."""
+    from aware_ray.training.reselect import checkpoint_policy, is_checkpoint
+    from envs.errors import ConfigError
+    from policies.ddpg.rllib_compat import MODULE_IN_CHECKPOINT
+
+    ckpt = tmp_path / "run" / "checkpoints" / "iter_4"
+    assert not is_checkpoint(ckpt)
+    (ckpt / MODULE_IN_CHECKPOINT).mkdir(parents=True)
+    assert is_checkpoint(ckpt)
+    with pytest.raises(ConfigError, match=r"config\.yaml: missing \(a checkpoint is scored in its run's env\)$"):
+        checkpoint_policy(ckpt)
+    (tmp_path / "run" / "config.yaml").write_text(yaml.safe_dump(_tiny()))
+    with pytest.raises(ConfigError, match="not a loadable RLModule checkpoint"):
+        checkpoint_policy(ckpt)

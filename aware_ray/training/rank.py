@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from aware_ray.evaluation.rollout import one_inference_thread
-from aware_ray.training.reselect import run_validation
+from aware_ray.training.reselect import checkpoint_policy, is_checkpoint, run_validation
 from aware_ray.training.validation import (
     EVAL_TIME_COMPRESSION,
     VALIDATION_BASELINES,
@@ -51,7 +51,8 @@ from policies.registry import ddpg_path, wrap_chain
 
 
 def _policy_path(name: str) -> Path:
-    """A candidate given as ``ddpg:PATH``, ``ddpg:pretrained`` or a bare policy or run folder."""
+    """A candidate given as ``ddpg:PATH``, ``ddpg:pretrained`` or a bare policy or run folder, or
+    one of a run's checkpoints (``runs/NAME/checkpoints/iter_N``, scored as it is, unexported)."""
     return ddpg_path(name if name.startswith("ddpg:") else f"ddpg:{name}")
 
 
@@ -173,7 +174,7 @@ def _score_on(
     policies = []
     for name in names:
         path, wrap = _candidate(name)
-        policy = DDPGPolicy.load(path, name="ddpg")
+        policy = checkpoint_policy(path) if is_checkpoint(path) else DDPGPolicy.load(path, name="ddpg")
         for key, need in policy.env_overrides().items():
             if env.get(key) != need:
                 raise ConfigError(

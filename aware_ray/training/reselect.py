@@ -54,12 +54,39 @@ def run_validation(
     return summary, load_train_config(run_dir / "config.yaml"), baselines
 
 
-def reselect(run_dir: str | Path) -> dict[str, Any]:
-    """Score every per-iteration checkpoint of a finished run again; export the best; return the summary."""
+def is_checkpoint(folder: Path) -> bool:
+    """Whether `folder` is one of a run's algorithm checkpoints (``runs/NAME/checkpoints/iter_N``)."""
+    from policies.ddpg.rllib_compat import MODULE_IN_CHECKPOINT
+
+    return (folder / MODULE_IN_CHECKPOINT).is_dir()
+
+
+def checkpoint_policy(folder: Path, env_cfg: dict[str, Any] | None = None) -> Any:
+    """The policy of an algorithm checkpoint, acting with the training module itself. `env_cfg`:
+    the env its run trained in (default: from the run's ``config.yaml``, two folders up), which
+    sets the observation layout the policy reads. Any checkpoint can so be scored (``reselect``,
+    ``rank``) without exporting it first."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from policies.ddpg.policy import DDPGPolicy, export_policy
+    from policies.ddpg.policy import DDPGPolicy
     from policies.ddpg.rllib_compat import MODULE_IN_CHECKPOINT
+
+    if env_cfg is None:
+        run_config = folder.parent.parent / "config.yaml"
+        if not run_config.is_file():
+            raise ConfigError(f"{run_config}: missing (a checkpoint is scored in its run's env)")
+        env_cfg = load_train_config(run_config).env.to_dict()
+    path = folder / MODULE_IN_CHECKPOINT
+    try:
+        module = RLModule.from_checkpoint(str(path.resolve()))
+    except Exception as e:  # any failure to load is a bad checkpoint
+        raise ConfigError(f"{path}: not a loadable RLModule checkpoint ({type(e).__name__}: {e})") from e
+    return DDPGPolicy(module, env_cfg, name="ddpg")
+
+
+def reselect(run_dir: str | Path) -> dict[str, Any]:
+    """Score every per-iteration checkpoint of a finished run again; export the best; return the summary."""
+    from policies.ddpg.policy import export_policy
 
     run_dir = Path(run_dir)
     summary, cfg, baselines = run_validation(run_dir, "reselect")
@@ -71,12 +98,8 @@ def reselect(run_dir: str | Path) -> dict[str, Any]:
     best: dict[str, Any] = {"score": float("-inf"), "iteration": None}
     best_module = None
     for it in iterations:
-        path = run_dir / "checkpoints" / f"iter_{it}" / MODULE_IN_CHECKPOINT
-        try:
-            module = RLModule.from_checkpoint(str(path.resolve()))
-        except Exception as e:  # any failure to load is a bad checkpoint
-            raise ConfigError(f"{path}: not a loadable RLModule checkpoint ({type(e).__name__}: {e})") from e
-        policy = DDPGPolicy(module, env_cfg, name="ddpg")
+        policy = checkpoint_policy(run_dir / "checkpoints" / f"iter_{it}", env_cfg)
+        module = policy.module
         val = validate(policy, cfg, baselines)
         val["iteration"] = it
         history.append(val)
