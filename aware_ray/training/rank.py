@@ -159,29 +159,36 @@ def combine_sets(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
-def _score_on(
-    run_dir: Path, names: list[str], time_compression: float, memory_price: float | None
-) -> list[dict[str, Any]]:
-    """Each named policy's validation row on RUN's validation, in the order named."""
-    import dataclasses
-
+def _load(name: str) -> tuple[Any, Any]:
+    """A candidate's policy and its rule wrapper (``_candidate``), loaded once for every set."""
     from policies.ddpg.policy import DDPGPolicy
 
-    _, cfg, baselines = run_validation(run_dir, "rank", need_summary=False)
-    if memory_price is not None:
-        cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, memory_price=memory_price))
+    path, wrap = _candidate(name)
+    policy = checkpoint_policy(path) if is_checkpoint(path) else DDPGPolicy.load(path, name="ddpg")
+    return policy, wrap
+
+
+def _check_layout(names: list[str], policies: list[tuple[Any, Any]], cfg: Any, run_dir: Path) -> None:
+    """Refuse a candidate whose observations RUN's validation env does not produce."""
     env = cfg.env.to_dict()
-    policies = []
-    for name in names:
-        path, wrap = _candidate(name)
-        policy = checkpoint_policy(path) if is_checkpoint(path) else DDPGPolicy.load(path, name="ddpg")
+    for name, (policy, _) in zip(names, policies, strict=True):
         for key, need in policy.env_overrides().items():
             if env.get(key) != need:
                 raise ConfigError(
                     f"policy '{name}': its observations need {key}={need}, "
                     f"the validation of {run_dir} runs with {key}={env.get(key)}"
                 )
-        policies.append((policy, wrap))
+
+
+def _score_on(
+    run_dir: Path,
+    cfg: Any,
+    baselines: list[dict[str, Any]],
+    names: list[str],
+    policies: list[tuple[Any, Any]],
+    time_compression: float,
+) -> list[dict[str, Any]]:
+    """Each named policy's validation row on RUN's validation, in the order named."""
     reason = stale_baselines(baselines, cfg, time_compression)
     if reason:
         print(f"aware-ray rank: the stored validation baselines were {reason}; scoring them again", flush=True)
@@ -211,6 +218,8 @@ def rank(
     """Score each named policy on RUN's validation (``RUN[,RUN...]``: on all those sets' workloads
     together, ``combine_sets``) at `time_compression`, money at `memory_price` cores per GiB
     (default the runs'); return them best first."""
+    import dataclasses
+
     if not names:
         raise ConfigError("rank: name at least one policy to score")
     if not time_compression > 0:
@@ -218,20 +227,25 @@ def rank(
     if memory_price is not None and not memory_price >= 0:
         raise ConfigError(f"--memory-price: must be >= 0 (cores per GiB), got {memory_price}")
     dirs = validation_dirs(run_dir)
-    workloads = []
-    for d in dirs:  # every folder checked, and no workload named by two, before any scoring starts
-        _, _, baselines = run_validation(d, "rank", need_summary=False)
-        workloads.append((d, {str(r.get("trace")) for r in baselines if isinstance(r, dict)}))
-    distinct_workloads(workloads)
-    per_set = [_score_on(d, names, time_compression, memory_price) for d in dirs]
+    # Every folder read, and every candidate loaded, once and before any scoring starts: no workload
+    # named by two sets, one memory price, and observations every set's env produces.
+    sets = []
+    for d in dirs:
+        _, cfg, baselines = run_validation(d, "rank", need_summary=False)
+        if memory_price is not None:
+            cfg = dataclasses.replace(cfg, env=dataclasses.replace(cfg.env, memory_price=memory_price))
+        sets.append((d, cfg, baselines))
+    distinct_workloads([(d, {str(r.get("trace")) for r in b if isinstance(r, dict)}) for d, _, b in sets])
+    prices = {cfg.env.memory_price for _, cfg, _ in sets}
+    if len(prices) > 1:
+        raise ConfigError(f"rank: the validation sets price memory differently ({sorted(prices)}); give --memory-price")
+    policies = [_load(name) for name in names]
+    for d, cfg, _ in sets:
+        _check_layout(names, policies, cfg, d)
+    per_set = [_score_on(d, cfg, baselines, names, policies, time_compression) for d, cfg, baselines in sets]
     if len(dirs) == 1:
         rows = per_set[0]
     else:
-        prices = {r["memory_price"] for rows in per_set for r in rows}
-        if len(prices) > 1:
-            raise ConfigError(
-                f"rank: the validation sets price memory differently ({sorted(prices)}); give --memory-price"
-            )
         rows = [
             {"policy": name, **combine_sets([(str(d), rows[k]) for d, rows in zip(dirs, per_set, strict=True)])}
             for k, name in enumerate(names)
