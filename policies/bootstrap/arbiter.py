@@ -181,9 +181,10 @@ class Arbiter:
         self.monitor.cost_reference = self.cost_reference
         reason = self.monitor.observe(Interval(bool(violated), reserved, self._last_ask, self._last_shadow))
         if reason is not None:
-            self._tripped_at = sum(i.violated for i in list(self.monitor.intervals)[-self.cfg.window :])
-            self._fallback_violated.clear()
-            self._fallback_seen = 0
+            if self.cfg.handback:  # what the heuristic in control is judged against
+                self._tripped_at = sum(i.violated for i in list(self.monitor.intervals)[-self.cfg.window :])
+                self._fallback_violated.clear()
+                self._fallback_seen = 0
             self.fallbacks += 1
             self.cooldown_left = self.next_cooldown
             self.next_cooldown = min(2 * self.next_cooldown, self.cfg.max_cooldown)
