@@ -14,7 +14,9 @@ at target U would, ``mem@H:POLICY`` sizes memory limits at H times peak use, and
 ``floor@T:POLICY`` keeps replicas at or above what the HPA at target T would set, and
 ``plan@U:POLICY`` plans no service above utilisation U at the CPU in use (the rules of
 ``envs.rules``, parsed there, wrapped by ``policies.base.PolicyRule``); ``vpa-mem:POLICY`` keeps
-POLICY's replicas and CPU limits and lets the VPA set memory limits (``policies.vpa_memory``).
+POLICY's replicas and CPU limits and lets the VPA set memory limits (``policies.vpa_memory``), and
+``smooth@S:POLICY`` feeds POLICY its load averaged over the last S seconds
+(``policies.smoothed_input``).
 Such rules nest (``vpa-mem:lean@0.1:stable@120:ddpg:pretrained``). A ``ddpg:PATH`` policy trained under
 rules (``env.rules``) always acts behind them; rules named here go in front of those.
 """
@@ -36,6 +38,9 @@ from policies.hpa_vpa import HPAVPAPolicy
 from policies.hpa_vpa_inplace import HPAVPAInPlacePolicy
 from policies.oracle import OraclePolicy
 from policies.predictive import PredictivePolicy
+from policies.smoothed_input import PREFIX as SMOOTH_PREFIX
+from policies.smoothed_input import USAGE as SMOOTH_USAGE
+from policies.smoothed_input import SmoothedInputPolicy, window_seconds
 from policies.static import StaticPolicy
 from policies.vpa import VPAPolicy
 
@@ -125,7 +130,7 @@ def _builder(name: str) -> Callable[[EnvContext, AutoscaleEnv, np.ndarray], Poli
         f"unknown policy '{name}' (known: heuristic-frontier, hpa-frontier, hpa@X, hpa+vpa[@X], "
         "hpa+vpa-inplace@X, predictive@X, vpa, oracle, static, ddpg:PATH, "
         "safe:POLICY, safe@T:POLICY, stable@S:POLICY, steady@S:POLICY, lean@U:POLICY, mem@H:POLICY, floor@T:POLICY, "
-        "plan@U:POLICY, vpa-mem:POLICY)"
+        "plan@U:POLICY, smooth@S:POLICY, vpa-mem:POLICY)"
     )
 
 
@@ -158,7 +163,7 @@ def has_fallback(name: str) -> bool:
 
 def split_wrapper(name: str) -> tuple[Wrap, str] | None:
     """The rule a name puts in front of another policy (``safe:``, ``safe@T:``, ``stable@S:``, ``lean@U:``,
-    ``vpa-mem:``) and the name it wraps; None for a policy that wraps none."""
+    ``vpa-mem:``, ``smooth@S:``) and the name it wraps; None for a policy that wraps none."""
     if name.startswith(FALLBACK_PREFIXES):
         from policies.bootstrap.guarded import GuardedPolicy
 
@@ -169,6 +174,15 @@ def split_wrapper(name: str) -> tuple[Wrap, str] | None:
         from policies.vpa_memory import VPAMemoryPolicy
 
         return (lambda policy, ctx: VPAMemoryPolicy(policy, ctx)), name[len("vpa-mem:") :]
+    if name.startswith(SMOOTH_PREFIX):
+        head, sep, inner = name.partition(":")
+        if not sep or not inner:
+            raise ConfigError(f"policy '{name}': write {SMOOTH_USAGE}")
+        window_s = window_seconds(head, name)
+        if split_wrapper(inner) is not None:
+            where = f"policy '{name}': {head}"
+            raise ConfigError(f"{where} goes directly in front of the policy it feeds (RULES:{head}:POLICY)")
+        return (lambda policy, ctx: SmoothedInputPolicy(policy, ctx, window_s)), inner
     if (lead := leading_rule(name, f"policy '{name}'")) is not None:
         rule, inner = lead
         return (lambda policy, ctx: PolicyRule(policy, ctx, rule)), inner

@@ -69,6 +69,31 @@ def test_closed_loop_equals_evaluate(endpoint, tmp_path):
     assert [r["scoreboard"]["e2e_p99_ms"] for r in rows] == list(ev.e2e_p99_ms)
 
 
+def test_closed_loop_with_an_input_window_equals_evaluate(endpoint, tmp_path):
+    """``smooth@60`` in the controller's spec: the endpoint is stateless, so the controller keeps the
+    window and asks it with the averaged observation; the run equals evaluate's of the same spec,
+    and differs from the spec without the window (so the window is not lost on the way)."""
+    spec = "lean@0.1:smooth@60:ddpg:pretrained"  # the endpoint serves SPEC: the same innermost policy
+    summary = Controller(_config(endpoint, tmp_path, policy=spec)).run()
+    got = summary["apps"]["social-network"]
+    assert got["sources"] == {"policy": 120} and summary["endpoint_failures"] == {}
+    plan = EvalPlan(policies=[spec, SPEC], traces=[TRACE], seeds=1, max_hours=0.5)
+    validate(plan)
+    runs = {
+        name: run_job(
+            plan,
+            f"trace:{TRACE}",
+            1,
+            lambda env, rates, n=name: registry.make_policy(n, env, rates),
+            registry.history_needs(name),
+        )
+        for name in (spec, SPEC)
+    }
+    for key in ("steps", "slo_violation_rate", "cpu_core_hours", "mem_gib_hours", "scaling_actions", "reward"):
+        assert got[key] == runs[spec].summary[key], key
+    assert got["cpu_core_hours"] != runs[SPEC].summary["cpu_core_hours"]
+
+
 def test_closed_loop_behind_the_fallback_equals_evaluate_safe(endpoint, tmp_path):
     """With a ``bootstrap:`` section the controller runs what ``safe:SPEC`` scores in evaluate,
     interval by interval: the policy from the first interval, the monitor (strict margins here, so

@@ -49,7 +49,10 @@ def _policy(tmp_path: Path, rules: str) -> DDPGPolicy:
     return DDPGPolicy.load(folder)
 
 
-@pytest.mark.parametrize(("rules", "wrapped"), [("", ""), ("floor@0.8:mem@1.3", "stable@120:lean@0.1:")])
+@pytest.mark.parametrize(
+    ("rules", "wrapped"),
+    [("", ""), ("floor@0.8:mem@1.3", "stable@120:lean@0.1:"), ("", "stable@120:lean@0.3:smooth@60:")],
+)
 def test_validation_rows_side_by_side_equal_one_by_one(rules: str, wrapped: str, tmp_path: Path) -> None:
     policy = _policy(tmp_path, rules)
     cfg = load_train_config(
@@ -65,6 +68,29 @@ def test_validation_rows_side_by_side_equal_one_by_one(rules: str, wrapped: str,
     assert len(together) == 4
     assert [r["policy"] for r in together] == [r["policy"] for r in alone]
     assert together == alone
+
+
+def test_a_window_on_the_input_reaches_the_batched_forward(tmp_path: Path) -> None:
+    """Behind ``smooth@60`` the batched forward is asked with the averaged observation: the rows
+    differ from the same chain without the window (they equal the one-by-one rows, above)."""
+    policy = _policy(tmp_path, "")
+    cfg = load_train_config(
+        "experiments/configs/default.yaml",
+        ["run.eval_hours=0.25", "run.eval_families=[step+jitter]", "run.eval_seeds=1"],
+    )
+    rows = {}
+    for wrapped in ("stable@120:", "stable@120:smooth@60:"):
+        chain = registry.wrap_chain(wrapped + "ddpg:pretrained")[1]
+        rows[wrapped] = validation_rows(policy, cfg, wrap=lambda p, env, c=chain: c(p, EnvContext.of(env)))[0]
+    assert rows["stable@120:"]["cpu_core_hours"] != rows["stable@120:smooth@60:"]["cpu_core_hours"]
+
+
+def test_a_given_action_refuses_an_observation_it_was_not_computed_for() -> None:
+    given = GivenAction("p")
+    given.action, given.observation = np.zeros(3, np.float32), np.ones(4, np.float32)
+    assert given.act(np.ones(4), None)[0] is given.action
+    with pytest.raises(RuntimeError, match="computed for another observation"):
+        given.act(np.full(4, 2.0), None)
 
 
 def test_episodes_of_different_lengths_step_together_as_alone() -> None:

@@ -3,9 +3,10 @@
 Each interval (a reconcile pass, level-triggered: it reads what runs and moves it toward what is
 wanted, so a missed pass does no harm):
 1. The observation is the one ``ObservationBuilder`` built from the last metrics (the env holds it).
-2. The endpoint's raw action for it (fetched for all apps at once by the loop) goes through the
-   spec's rules here, with this app's rule state; the heuristic also decides, in the shadow, so its
-   histories are current whenever it must take over.
+2. The endpoint's raw action for it (fetched for all apps at once by the loop; with ``smooth@S`` in
+   the spec, for the observation averaged over this app's window, which only the controller keeps)
+   goes through the spec's rules here, with this app's rule state; the heuristic also decides, in
+   the shadow, so its histories are current whenever it must take over.
 3. Who acts: the heuristic when the mode is shadow (or canary and this app is not in it), when the
    endpoint failed (down, slow, garbage), when the last metrics were stale, or when the bootstrap
    monitor has taken control back; otherwise the policy. Each change of hands is logged with its
@@ -45,6 +46,7 @@ from policies.bootstrap.guarded import outcome_of
 from policies.bootstrap.phase import Phase
 from policies.bootstrap.teacher import make_teacher
 from policies.given_action import GivenAction
+from policies.smoothed_input import InputWindow, input_window
 
 log = logging.getLogger("aware_ray.control")
 
@@ -94,6 +96,8 @@ class AppController:
         self.acts = acts
         """Whether the policy may act here (active mode, or canary and this app is in it)."""
         inner, wrap = registry.wrap_chain(spec)
+        self.window: InputWindow | None = None
+        """``smooth@S``'s window, kept here: the endpoint sees one observation at a time."""
         self.given = GivenAction(inner, trained_rules)
         self.policy: Policy = wrap(registry.trained_behind_rules(self.given, self.ctx), self.ctx)
         self.bootstrap = bootstrap
@@ -120,6 +124,7 @@ class AppController:
         """First observation (on the simulator: the episode ``evaluate`` would run for this seed and series)."""
         options = {"rates": rates, "workload": workload} if rates is not None else {}
         self.rule_state = self.policy.initial_state()
+        self.window = input_window(self.policy)
         self.steps = 0
         try:
             self.obs, _ = self.env.reset(seed=seed, options=options or None)
@@ -140,8 +145,11 @@ class AppController:
         assert obs is not None
         reasons: list[str] = []
         policy_action = None
+        asked = self.query_observation()  # what the loop asked the endpoint with
+        if self.window is not None:
+            self.window.push(obs)
         if answer is not None:
-            self.given.action = answer.raw_action
+            self.given.action, self.given.observation = answer.raw_action, np.asarray(asked, np.float32)
             policy_action, self.rule_state = self.policy.act(obs, self.rule_state)
         elif failure:
             reasons.append(failure)
@@ -172,6 +180,12 @@ class AppController:
             float(reward),
             obs,
         )
+
+    def query_observation(self) -> np.ndarray:
+        """The observation the endpoint acts on this interval: the measured one, or with ``smooth@S`` in
+        the spec the averaged one (``policies.smoothed_input``), as the policy sees it in evaluate."""
+        assert self.obs is not None
+        return self.obs if self.window is None else self.window.peek(self.obs)
 
     # ------------------------------------------------------------------------------ helpers
 

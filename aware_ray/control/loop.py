@@ -124,7 +124,7 @@ class Controller:
         t0 = time.perf_counter()
         if asking:
             try:
-                got = self.client.act([c.env.app.name for c in asking], [c.obs for c in asking])
+                got = self.client.act([c.env.app.name for c in asking], [c.query_observation() for c in asking])
                 answers = {c.name: a for c, a in zip(asking, got, strict=True)}
             except EndpointError as exc:
                 failure = exc.reason

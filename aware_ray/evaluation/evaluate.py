@@ -147,6 +147,7 @@ def run_jobs_together(
     ``make(given, env)`` is what acts around each episode's row of it (a ``GivenAction`` standing in
     for `policy`)."""
     from policies.given_action import GivenAction
+    from policies.smoothed_input import input_window
 
     runs = []
     needs = policy.history_needs()
@@ -154,6 +155,7 @@ def run_jobs_together(
         given = GivenAction.standing_in_for(policy)
         runs.append(_episode_run(plan, spec, seed, lambda env, rates, g=given: make(g, env), needs))
         runs[-1].given = given
+        runs[-1].window = input_window(runs[-1].policy)
     return run_episodes(runs, policy.act_batch)
 
 

@@ -106,6 +106,9 @@ class EpisodeRun:
     record_timeseries: bool = False
     given: Any = None
     """The ``GivenAction`` inside ``policy`` that a batched forward sets (``run_episodes``)."""
+    window: Any = None
+    """``smooth@S``'s ``InputWindow`` beside ``policy`` (``policies.smoothed_input.input_window``):
+    the batched forward is asked with the averaged observation the chain hands ``given``."""
 
 
 def run_episodes(runs: list[EpisodeRun], forward: Any = None) -> list[EpisodeResult]:
@@ -128,12 +131,15 @@ def run_episodes(runs: list[EpisodeRun], forward: Any = None) -> list[EpisodeRes
     i = 0
     while running:
         if forward is not None:
-            for k, action in zip(running, forward(np.stack([obs[k] for k in running])), strict=True):
-                runs[k].given.action = action
+            asked = [obs[k] if runs[k].window is None else runs[k].window.peek(obs[k]) for k in running]
+            for k, seen, action in zip(running, asked, forward(np.stack(asked)), strict=True):
+                runs[k].given.action, runs[k].given.observation = action, np.asarray(seen, np.float32)
         still = []
         for k in running:
             run = runs[k]
             action, states[k] = run.policy.act(obs[k], states[k])
+            if run.window is not None:
+                run.window.push(obs[k])
             obs[k], r, _, truncated, info = run.env.step(action)
             tallies[k].add(i, r, info)
             if not truncated and i + 1 < len(run.rates):
