@@ -145,11 +145,13 @@ class AppController:
         assert obs is not None
         reasons: list[str] = []
         policy_action = None
-        asked = self.query_observation()  # what the loop asked the endpoint with
         if self.window is not None:
+            # The loop asked the endpoint with ``query_observation()``. The chain's own ``smooth@S``
+            # window misses the intervals the endpoint failed, but it only feeds ``self.given``,
+            # which ignores it, so no observation is checked here; this window is what counts.
             self.window.push(obs)
         if answer is not None:
-            self.given.action, self.given.observation = answer.raw_action, np.asarray(asked, np.float32)
+            self.given.action = answer.raw_action
             policy_action, self.rule_state = self.policy.act(obs, self.rule_state)
         elif failure:
             reasons.append(failure)
