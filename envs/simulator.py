@@ -252,7 +252,12 @@ class ClusterSim:
                 lam = ext_entry + np.minimum(lam + drain, cap) @ self.calls
             demand = lam + drain
             thr = np.minimum(demand, cap)
-            backlog = self.backlog + (lam - thr) * h
+            # What stays queued is the demand not served: (demand - thr) h, which equals
+            # backlog + (lam - thr) h but is exactly 0 where the queue drained. The other form left
+            # about 1e-15 requests queued by rounding, which the ``backlog_avg > 0`` test below read
+            # as a queue, and whose sign followed the last bit of ``lam``: a batch of clusters and a
+            # single one (a BLAS product of another shape) then saw different queues.
+            backlog = (demand - thr) * h
             drop = np.maximum(backlog - cap * timeout, 0.0)
             self.backlog = backlog - drop
             lam_sum += lam
