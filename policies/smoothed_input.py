@@ -74,7 +74,7 @@ def input_window(policy: Any) -> InputWindow | None:
     """
     while policy is not None:
         if isinstance(policy, SmoothedInputPolicy):
-            return InputWindow(policy.ctx, policy.window_s)
+            return policy.new_window()
         policy = getattr(policy, "policy", None)
     return None
 
@@ -86,12 +86,15 @@ class SmoothedInputPolicy:
         self.policy = policy
         self.ctx = ctx
         self.window_s = window_s
-        self.window = window_intervals(window_s, ctx.interval_s)
         self.name = f"{PREFIX}{window_s:g}:{getattr(policy, 'name', 'policy')}"
         self.vertical_mode = getattr(policy, "vertical_mode", "in-place")
 
+    def new_window(self) -> InputWindow:
+        """An empty window of this policy's length (an episode's start, or a caller's own copy)."""
+        return InputWindow(self.ctx, self.window_s)
+
     def initial_state(self) -> Any:
-        return {"policy": self.policy.initial_state(), "window": InputWindow(self.ctx, self.window_s)}
+        return {"policy": self.policy.initial_state(), "window": self.new_window()}
 
     def act(self, observation: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         seen = state["window"].see(observation)

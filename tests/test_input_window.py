@@ -127,7 +127,7 @@ def test_in_the_env_the_policy_sees_the_mean_and_a_new_episode_starts_afresh() -
     env = AutoscaleEnv({"app": "single", "noise": 0.0, "arrival_noise": False, "max_services": 1})
     recorder = Recorder()
     policy = SmoothedInputPolicy(recorder, EnvContext.of(env), 60.0)
-    assert policy.window == 4
+    assert policy.new_window().window == 4
     rates = np.tile([100.0, 300.0], 10)
     measured = []
     obs, _ = env.reset(seed=0, options={"rates": rates})
@@ -150,7 +150,7 @@ def test_registry_builds_smooth_inside_rules_and_rejects_bad_windows() -> None:
     policy = make_policy("stable@120:smooth@30:hpa@0.6", env, np.full(10, 100.0))
     assert policy.name == "stable@120:smooth@30:hpa@0.6"
     inner = policy.policy
-    assert isinstance(inner, SmoothedInputPolicy) and inner.window == 2
+    assert isinstance(inner, SmoothedInputPolicy) and inner.new_window().window == 2
     assert inner_name("smooth@30:ddpg:pretrained") == "ddpg:pretrained"
     assert input_window(policy).window == 2 and len(input_window(policy).rows) == 0
     assert input_window(make_policy("stable@120:hpa@0.6", env, np.full(10, 100.0))) is None
